@@ -1,0 +1,1 @@
+"""offload-conformance: does save_pretrained on an offloaded model write the in-memory checkpoint?"""

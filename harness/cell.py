@@ -1,0 +1,71 @@
+"""One cell, run in a subprocess of its own: load a fixture in a mode, save it with an IUT.
+
+Usage: python -m harness.cell REQUEST.json  (writes the outcome to the request's "report" path)
+The parent compares the saved files; this process only loads and saves, so a crash here
+cannot lose anything but this cell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+
+def _error(stage: str, e: BaseException) -> dict[str, str]:
+    tb = traceback.extract_tb(e.__traceback__)
+    where = f"{Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
+    return {"stage": stage, "type": type(e).__name__, "message": str(e).strip().splitlines()[0][:500] if str(e).strip()
+            else "", "where": where}
+
+
+def run(request: dict[str, Any]) -> dict[str, Any]:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from fixtures.manifest import read_manifest
+    from harness.impls import resolve
+    from harness.modes import by_name
+
+    fixture = Path(request["fixture_dir"])
+    mode = by_name(request["mode"])
+    offload = Path(request["offload_dir"])
+    out = Path(request["save_dir"])
+    dtype = getattr(torch, read_manifest(fixture)["spec"]["dtype"])  # type: ignore[index]
+    report: dict[str, Any] = {"hf_device_map": None}
+    stage = "load"
+    try:
+        save = resolve(request["impl"])
+        config = AutoConfig.from_pretrained(fixture)
+        with torch.device("meta"):
+            skeleton = AutoModelForCausalLM.from_config(config, dtype=dtype)
+        kwargs = mode.load_kwargs(skeleton, offload)
+        del skeleton
+        t0 = time.perf_counter()
+        model = AutoModelForCausalLM.from_pretrained(fixture, dtype=dtype, **kwargs)
+        report["load_seconds"] = time.perf_counter() - t0
+        report["hf_device_map"] = getattr(model, "hf_device_map", None)
+        stage = "save"
+        t0 = time.perf_counter()
+        save(model, str(out), **request["save_options"])
+        report["save_seconds"] = time.perf_counter() - t0
+    except Exception as e:
+        report["error"] = _error(stage, e)
+        traceback.print_exc()
+    return report
+
+
+def main() -> int:
+    request = json.loads(Path(sys.argv[1]).read_text())
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    report = run(request)
+    Path(request["report"]).write_text(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""python -m harness: run the conformance matrix and report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from fixtures import DEFAULT_FIXTURES, FixtureError, SpecError
+from fixtures import by_name as fixture_by_name
+from harness import report
+from harness.compare import GRADES
+from harness.impls import BUILTIN, ImplError, resolve
+from harness.modes import MODES, UnknownMode
+from harness.modes import by_name as mode_by_name
+from harness.runner import plan, run_cells
+
+
+class UsageError(Exception):
+    """Bad command-line input: one line to stderr, exit code 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run conformance cells and compare with the in-memory save")
+    run.add_argument("--fixture", action="append", help="fixture name (repeatable; default: all default fixtures)")
+    run.add_argument("--mode", action="append", help="offload mode (repeatable; default: all)")
+    run.add_argument("--impl", action="append",
+                     help="upstream | reference | package.module:function (repeatable; default: upstream, reference)")
+    run.add_argument("--out", type=Path, default=Path("conformance-out"), help="output directory")
+    run.add_argument("--require", choices=GRADES, default="bytes", help="grade a cell needs to pass")
+    run.add_argument("--timeout", type=float, default=600.0, help="seconds before a cell is killed")
+    run.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="cells run in parallel")
+    sub.add_parser("modes", help="list offload modes")
+    sub.add_parser("fixtures", help="list default fixtures")
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        fixtures = [fixture_by_name(n) for n in args.fixture] if args.fixture else list(DEFAULT_FIXTURES)
+        modes = [mode_by_name(n) for n in args.mode] if args.mode else list(MODES)
+    except (SpecError, UnknownMode) as e:
+        raise UsageError(str(e)) from None
+    impls = args.impl or list(BUILTIN)
+    for impl in impls:
+        try:
+            resolve(impl)  # fail fast in the parent with a one-line message
+        except ImplError as e:
+            raise UsageError(str(e)) from None
+    if args.jobs < 1 or args.timeout <= 0:
+        raise UsageError("--jobs must be >= 1 and --timeout > 0")
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a file, not a directory")
+    cells = plan(fixtures, modes, impls)
+
+    def progress(i: int, n: int, cell: object) -> None:
+        print(report.progress_line(i, n, cell), file=sys.stderr, flush=True)  # type: ignore[arg-type]
+
+    print(f"running {len(cells)} cells with {args.jobs} job(s), output in {args.out}", file=sys.stderr, flush=True)
+    result = run_cells(cells, args.out, require=args.require, timeout=args.timeout, jobs=args.jobs,
+                       progress=progress)
+    result.write(args.out / "results.json")
+    print(report.render(result))
+    print(f"\nresults: {args.out / 'results.json'}")
+    return 0 if result.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "modes":
+            for m in MODES:
+                print(f"{m.name:32} {m.description}")
+            return 0
+        if args.command == "fixtures":
+            for f in DEFAULT_FIXTURES:
+                print(f"{f.name:20} {f.architecture:12} layers={f.num_hidden_layers} experts={f.num_experts}"
+                      f" dtype={f.dtype}")
+            return 0
+    except (UsageError, FixtureError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 2

@@ -1,0 +1,57 @@
+"""Human-readable views of a RunResult."""
+
+from __future__ import annotations
+
+from harness.results import CellResult, RunResult
+
+STANDARD = {
+    "bytes": "a cell passes only if every saved file is byte-identical to the in-memory save",
+    "tensors": "a cell passes if its named tensors are identical to the in-memory save (layout, header and"
+               " index drift allowed)",
+}
+
+
+def progress_line(i: int, n: int, cell: CellResult) -> str:
+    grade = f" [{cell.grade}]" if cell.grade else ""
+    classes = f" {','.join(cell.classes)}" if cell.classes else ""
+    return f"[{i}/{n}] {cell.cell_id}: {cell.outcome}{grade}{classes} ({cell.seconds:.1f}s)"
+
+
+def table(result: RunResult) -> str:
+    rows = [("cell", "outcome", "grade", "classes", "seconds")]
+    for c in result.cells:
+        rows.append((c.cell_id, c.outcome, c.grade or "-", ",".join(c.classes) or "-", f"{c.seconds:.1f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def details(result: RunResult) -> str:
+    out = []
+    for c in result.cells:
+        if c.outcome in ("pass",):
+            continue
+        out.append(f"{c.cell_id}: {c.outcome}: {c.detail}")
+        if c.outcome == "error" and c.log_tail:
+            out.extend(f"    | {line}" for line in c.log_tail.splitlines()[-5:])
+    return "\n".join(out)
+
+
+def render(result: RunResult) -> str:
+    env = result.environment
+    counts = {o: sum(c.outcome == o for c in result.cells) for o in ("pass", "fail", "error", "unsupported")}
+    head = [
+        f"transformers {env.get('transformers')}, accelerate {env.get('accelerate')}, torch {env.get('torch')},"
+        f" safetensors {env.get('safetensors')}, huggingface_hub {env.get('huggingface_hub')}",
+        f"standard: --require {result.require}: {STANDARD[result.require]}",
+    ]
+    for name, info in sorted(result.baselines.items()):
+        state = f"error: {info['error']}" if "error" in info else f"round-trip vs fixture: {info['roundtrip_grade']}"
+        head.append(f"baseline {name}: {state}")
+    summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+    body = [*head, "", table(result), "", summary]
+    more = details(result)
+    if more:
+        body += ["", more]
+    return "\n".join(body)

@@ -1,0 +1,192 @@
+"""The differential runner: every cell in its own subprocess, compared with the in-memory baseline."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fixtures import FixtureSpec, generate
+from harness.compare import Comparison, compare
+from harness.modes import Mode, by_name
+from harness.results import CellResult, RunResult, environment
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BASELINE_MODE = "in-memory"
+BASELINE_IMPL = "upstream"
+LOG_TAIL_LINES = 15
+
+
+@dataclass(frozen=True)
+class Cell:
+    fixture: FixtureSpec
+    mode: Mode
+    impl: str
+    save_options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def options_id(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in self.save_options)
+
+    @property
+    def cell_id(self) -> str:
+        parts = [self.fixture.name, self.mode.name, self.impl] + ([self.options_id] if self.save_options else [])
+        return "-".join(parts)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What a cell subprocess did: its own report, or why there is none."""
+
+    save_dir: Path
+    report: dict[str, Any] | None
+    failure: str | None
+    log_tail: str
+    seconds: float
+
+    @property
+    def error(self) -> str | None:
+        """Why the cell produced no checkpoint, or None when it saved."""
+        if self.report is not None and "error" in self.report:
+            err = self.report["error"]
+            where = f" ({err['where']})" if err.get("where") else ""
+            return f"{err['stage']} raised {err['type']}: {err['message']}{where}"
+        return self.failure
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.+=," else "_" for c in name)
+
+
+def _tail(log: Path) -> str:
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 64 * 1024))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-LOG_TAIL_LINES:])
+
+
+def _cell_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["HF_HUB_OFFLINE"] = "1"
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def execute(cell: Cell, fixture_dir: Path, workdir: Path, timeout: float) -> Execution:
+    """Load and save one cell in a fresh interpreter; never raises for anything the cell does."""
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    request = {
+        "fixture_dir": str(fixture_dir),
+        "mode": cell.mode.name,
+        "impl": cell.impl,
+        "save_options": dict(cell.save_options),
+        "save_dir": str(workdir / "saved"),
+        "offload_dir": str(workdir / "offload"),
+        "report": str(workdir / "report.json"),
+    }
+    (workdir / "request.json").write_text(json.dumps(request, indent=2))
+    log = workdir / "log.txt"
+    t0 = time.perf_counter()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.cell", str(workdir / "request.json")],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_cell_env(), start_new_session=True,
+        )
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return Execution(workdir / "saved", None, f"timed out after {timeout:g}s", _tail(log),
+                             time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    report_path = workdir / "report.json"
+    if code != 0 or not report_path.exists():
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        return Execution(workdir / "saved", None, f"cell process died ({how}) before reporting", _tail(log), seconds)
+    return Execution(workdir / "saved", json.loads(report_path.read_text()), None, _tail(log), seconds)
+
+
+def judge(cell: Cell, run: Execution, baseline: Execution, require: str) -> CellResult:
+    common = {
+        "cell_id": cell.cell_id, "fixture": cell.fixture.name, "mode": cell.mode.name, "impl": cell.impl,
+        "save_options": dict(cell.save_options), "seconds": round(run.seconds, 2),
+        "hf_device_map": (run.report or {}).get("hf_device_map"),
+    }
+    if run.error is not None:
+        return CellResult(outcome="error", grade=None, classes=(), detail=run.error, log_tail=run.log_tail, **common)
+    if baseline.error is not None:
+        return CellResult(outcome="error", grade=None, classes=(), detail=f"baseline failed: {baseline.error}",
+                          log_tail=baseline.log_tail, **common)
+    result: Comparison = compare(baseline.save_dir, run.save_dir)
+    outcome = "pass" if result.meets(require) else "fail"
+    detail = "; ".join(d.detail for d in result.differences[:3])
+    if len(result.differences) > 3:
+        detail += f"; and {len(result.differences) - 3} more"
+    return CellResult(
+        outcome=outcome, grade=result.grade, classes=result.classes, detail=detail,
+        differences=tuple({"cls": d.cls, "detail": d.detail, "tensor": d.tensor, "file": d.file}
+                          for d in result.differences),
+        **common,
+    )
+
+
+def plan(fixtures: Iterable[FixtureSpec], modes: Iterable[Mode], impls: Iterable[str],
+         save_options: Iterable[tuple[tuple[str, Any], ...]] = ((),)) -> list[Cell]:
+    return [Cell(f, m, i, o) for f in fixtures for o in save_options for m in modes for i in impls]
+
+
+def baseline_of(cell: Cell) -> Cell:
+    """The control a cell is compared with: the installed transformers saving the in-memory model."""
+    return Cell(cell.fixture, by_name(BASELINE_MODE), BASELINE_IMPL, cell.save_options)
+
+
+def _baseline_info(cell: Cell, fixture_dir: Path, run: Execution) -> dict[str, Any]:
+    info: dict[str, Any] = {"fixture_dir": str(fixture_dir), "seconds": round(run.seconds, 2)}
+    if run.error is not None:
+        info["error"] = run.error
+    else:
+        # Is a plain load -> save round trip already lossless? (weights only: config.json is rewritten)
+        rt = compare(fixture_dir, run.save_dir, weights_only=True)
+        info["roundtrip_grade"] = rt.grade
+        info["roundtrip_classes"] = list(rt.classes)
+    return info
+
+
+def run_cells(cells: list[Cell], out: Path, *, require: str = "bytes", timeout: float = 600, jobs: int = 1,
+              progress: Callable[[int, int, CellResult], None] | None = None) -> RunResult:
+    out.mkdir(parents=True, exist_ok=True)
+    fixture_dirs = {c.fixture: generate(c.fixture) for c in cells}
+    controls = sorted({baseline_of(c) for c in cells}, key=lambda c: c.cell_id)
+    done: list[CellResult] = []
+
+    def one(cell: Cell, baseline: Execution) -> CellResult:
+        run = execute(cell, fixture_dirs[cell.fixture], out / "cells" / _safe(cell.cell_id), timeout)
+        result = judge(cell, run, baseline, require)
+        done.append(result)
+        if progress:
+            progress(len(done), len(cells), result)
+        return result
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        runs = pool.map(lambda c: execute(c, fixture_dirs[c.fixture], out / "baselines" / _safe(c.cell_id), timeout),
+                        controls)
+        baselines = dict(zip(controls, runs, strict=True))
+        results = list(pool.map(lambda c: one(c, baselines[baseline_of(c)]), cells))
+    info = {c.cell_id: _baseline_info(c, fixture_dirs[c.fixture], r) for c, r in baselines.items()}
+    return RunResult(require=require, environment=environment(), cells=tuple(results), baselines=info)

@@ -1,0 +1,6 @@
+"""Offload-aware save_pretrained, byte-identical to the in-memory save."""
+
+from reference_impl.offload import OffloadError
+from reference_impl.save import SaveError, save_pretrained
+
+__all__ = ["OffloadError", "SaveError", "save_pretrained"]

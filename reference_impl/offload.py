@@ -1,0 +1,65 @@
+"""Reading offloaded tensors back through accelerate's hooks.
+
+An offloaded parameter or buffer is a `meta` tensor in the module; its data lives in the
+`weights_map` of the nearest accelerate hook at or above that module (transformers'
+device_map path and accelerate's cpu_offload/disk_offload both put it there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+
+class OffloadError(RuntimeError):
+    """An offloaded tensor that cannot be read back."""
+
+
+def _weights_maps(module: nn.Module) -> list[Mapping[str, torch.Tensor]]:
+    hook = getattr(module, "_hf_hook", None)
+    if hook is None:
+        return []
+    hooks = getattr(hook, "hooks", None) or [hook]  # SequentialHook wraps several
+    return [h.weights_map for h in hooks if getattr(h, "weights_map", None) is not None]
+
+
+def read_offloaded(model: nn.Module, name: str) -> torch.Tensor:
+    """The tensor `name` (a state_dict key of `model`) read from offload storage."""
+    parts = name.split(".")
+    for depth in range(len(parts) - 1, -1, -1):
+        owner = ".".join(parts[:depth])
+        module = model.get_submodule(owner)
+        key = ".".join(parts[depth:])
+        for weights_map in _weights_maps(module):
+            if key in weights_map:
+                return weights_map[key]
+    raise OffloadError(f"{name} is on the meta device but no accelerate hook holds its data")
+
+
+def owner_of(model: nn.Module, name: str) -> torch.Tensor:
+    """The parameter or buffer object registered under `name` (shared by tied names)."""
+    module_name, _, attr = name.rpartition(".")
+    module = model.get_submodule(module_name)
+    if attr in module._parameters:
+        return module._parameters[attr]  # type: ignore[return-value]
+    return module._buffers[attr]  # type: ignore[return-value]
+
+
+def materialized_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """model.state_dict() with every meta tensor read back from offload storage.
+
+    Names that share one parameter object (tied weights) get one shared tensor, so the
+    storage-based tie detection of the in-memory save path sees them as tied.
+    """
+    state = model.state_dict()
+    loaded: dict[int, torch.Tensor] = {}
+    for name, tensor in state.items():
+        if tensor.device.type != "meta":
+            continue
+        key = id(owner_of(model, name))
+        if key not in loaded:
+            loaded[key] = read_offloaded(model, name)
+        state[name] = loaded[key]
+    return state

@@ -1,0 +1,78 @@
+"""Offload-aware save_pretrained: the checkpoint an in-memory save would write.
+
+This first version reads every offloaded tensor back (once per tensor object), then runs
+the in-memory save path with transformers' own tie removal, weight-conversion revert,
+huggingface_hub's shard planning and safetensors' writer, so the bytes match by
+construction rather than by imitation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from huggingface_hub import split_torch_state_dict_into_shards
+from safetensors.torch import save_file
+from transformers import PreTrainedModel
+from transformers.core_model_loading import revert_weight_conversion
+from transformers.modeling_utils import remove_tied_weights_from_state_dict
+
+from reference_impl.offload import materialized_state_dict
+
+WEIGHTS_NAME = "model.safetensors"
+INDEX_NAME = "model.safetensors.index.json"
+_SHARD_RE = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")
+
+
+class SaveError(RuntimeError):
+    """A save that cannot be done as asked."""
+
+
+def _save_config(model: PreTrainedModel, save_directory: Path) -> None:
+    # Same mutations the upstream save applies before writing config.json.
+    model.config.dtype = str(model.dtype).split(".")[1]
+    model.config.architectures = [type(model).__name__]
+    model.config.save_pretrained(save_directory)
+    if model.can_generate():
+        model.generation_config.save_pretrained(save_directory)
+
+
+def save_pretrained(
+    model: PreTrainedModel, save_directory: str | os.PathLike[str], max_shard_size: int | str = "50GB"
+) -> None:
+    target = Path(save_directory)
+    if target.exists() and not target.is_dir():
+        raise SaveError(f"save target {target} is a file, not a directory")
+    target.mkdir(parents=True, exist_ok=True)
+    _save_config(model, target)
+
+    metadata: dict[str, str] = {}
+    state = materialized_state_dict(model)
+    hf_quantizer = getattr(model, "hf_quantizer", None)
+    if hf_quantizer is not None:
+        raise SaveError("quantized models are not supported by the reference save yet")
+    metadata["format"] = "pt"
+    keys_to_ignore = getattr(model, "_keys_to_ignore_on_save", None) or []
+    for key in keys_to_ignore:
+        state.pop(key, None)
+    state = remove_tied_weights_from_state_dict(state, model)
+    state = revert_weight_conversion(model, state)
+
+    split = split_torch_state_dict_into_shards(
+        state, filename_pattern="model{suffix}.safetensors", max_shard_size=max_shard_size
+    )
+    # Stale shards from an earlier, larger save must not survive beside the new index.
+    for p in target.iterdir():
+        if p.is_file() and _SHARD_RE.fullmatch(p.name) and p.name not in split.filename_to_tensors:
+            p.unlink()
+    for filename, names in split.filename_to_tensors.items():
+        save_file({n: state[n].contiguous() for n in names}, target / filename, metadata=metadata)
+    index_path = target / INDEX_NAME
+    if split.is_sharded:
+        index = {
+            "metadata": {"total_parameters": model.num_parameters(), **split.metadata},
+            "weight_map": split.tensor_to_filename,
+        }
+        index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
