@@ -19,8 +19,12 @@ from typing import Any
 def _error(stage: str, e: BaseException) -> dict[str, str]:
     tb = traceback.extract_tb(e.__traceback__)
     where = f"{Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
-    return {"stage": stage, "type": type(e).__name__, "message": str(e).strip().splitlines()[0][:500] if str(e).strip()
-            else "", "where": where}
+    return {
+        "stage": stage,
+        "type": type(e).__name__,
+        "message": str(e).strip().splitlines()[0][:500] if str(e).strip() else "",
+        "where": where,
+    }
 
 
 def run(request: dict[str, Any]) -> dict[str, Any]:

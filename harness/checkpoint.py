@@ -9,6 +9,7 @@ The format is: 8-byte little-endian header length, a JSON header, then the data 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import struct
 from dataclasses import dataclass
@@ -93,11 +94,13 @@ def read_safetensors(path: Path) -> SafetensorsFile:
             except (KeyError, TypeError, ValueError):
                 raise UnreadableFile(f"{path.name}: malformed header entry for {name!r}") from None
             if not 0 <= begin <= end <= data_len:
-                raise UnreadableFile(f"{path.name}: {name} offsets [{begin}, {end}) outside the data ({data_len} bytes)")
+                raise UnreadableFile(
+                    f"{path.name}: {name} offsets [{begin}, {end}) outside the data ({data_len} bytes)"
+                )
             f.seek(8 + n + begin)
             entries.append((begin, end, name, dtype, shape, hashlib.sha256(f.read(end - begin)).hexdigest()))
     entries.sort()
-    for (b0, e0, n0, *_), (b1, _e1, n1, *_) in zip(entries, entries[1:], strict=False):
+    for (_b0, e0, n0, *_), (b1, _e1, n1, *_) in itertools.pairwise(entries):
         if b1 < e0:
             raise UnreadableFile(f"{path.name}: tensors {n0} and {n1} overlap")
     return SafetensorsFile(

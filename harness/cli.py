@@ -27,8 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run conformance cells and compare with the in-memory save")
     run.add_argument("--fixture", action="append", help="fixture name (repeatable; default: all default fixtures)")
     run.add_argument("--mode", action="append", help="offload mode (repeatable; default: all)")
-    run.add_argument("--impl", action="append",
-                     help="upstream | reference | package.module:function (repeatable; default: upstream, reference)")
+    run.add_argument(
+        "--impl",
+        action="append",
+        help="upstream | reference | package.module:function (repeatable; default: upstream, reference)",
+    )
     run.add_argument("--out", type=Path, default=Path("conformance-out"), help="output directory")
     run.add_argument("--require", choices=GRADES, default="bytes", help="grade a cell needs to pass")
     run.add_argument("--timeout", type=float, default=600.0, help="seconds before a cell is killed")
@@ -60,8 +63,7 @@ def _run(args: argparse.Namespace) -> int:
         print(report.progress_line(i, n, cell), file=sys.stderr, flush=True)  # type: ignore[arg-type]
 
     print(f"running {len(cells)} cells with {args.jobs} job(s), output in {args.out}", file=sys.stderr, flush=True)
-    result = run_cells(cells, args.out, require=args.require, timeout=args.timeout, jobs=args.jobs,
-                       progress=progress)
+    result = run_cells(cells, args.out, require=args.require, timeout=args.timeout, jobs=args.jobs, progress=progress)
     result.write(args.out / "results.json")
     print(report.render(result))
     print(f"\nresults: {args.out / 'results.json'}")
@@ -81,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "fixtures":
             for f in DEFAULT_FIXTURES:
-                print(f"{f.name:20} {f.architecture:12} layers={f.num_hidden_layers} experts={f.num_experts}"
-                      f" dtype={f.dtype}")
+                print(
+                    f"{f.name:20} {f.architecture:12} layers={f.num_hidden_layers} experts={f.num_experts}"
+                    f" dtype={f.dtype}"
+                )
             return 0
     except (UsageError, FixtureError) as e:
         print(f"error: {e}", file=sys.stderr)

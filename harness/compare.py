@@ -11,16 +11,32 @@ import torch
 from harness.checkpoint import INDEX_NAME, Checkpoint, TensorEntry, read_checkpoint
 
 # Failure classes. Content classes mean the named tensors themselves differ.
-CONTENT_CLASSES = ("missing-tensor", "extra-tensor", "dtype", "shape", "values", "permuted", "meta-or-empty",
-                   "unreadable-file")
+CONTENT_CLASSES = (
+    "missing-tensor",
+    "extra-tensor",
+    "dtype",
+    "shape",
+    "values",
+    "permuted",
+    "meta-or-empty",
+    "unreadable-file",
+)
 LAYOUT_CLASSES = ("header-metadata", "index", "shard-layout", "order", "file-set", "other-file")
 CLASSES = CONTENT_CLASSES + LAYOUT_CLASSES
 GRADES = ("bytes", "tensors")
 
 _TORCH_DTYPES = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-    "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
-    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "F8_E4M3": torch.float8_e4m3fn,
+    "F8_E5M2": torch.float8_e5m2,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
     "BOOL": torch.bool,
 }
 
@@ -54,8 +70,8 @@ def _max_abs_diff(a: bytes, b: bytes, dtype: str) -> str:
         return f"{differing} of {len(a)} bytes differ"
     ta = torch.frombuffer(bytearray(a), dtype=tdt).to(torch.float64)
     tb = torch.frombuffer(bytearray(b), dtype=tdt).to(torch.float64)
-    diff = (ta - tb).abs()
-    return f"max abs diff {diff.nan_to_num(nan=float('inf')).max().item():.6g}, {int((ta != tb).sum())} of {ta.numel()} elements differ"
+    worst = (ta - tb).abs().nan_to_num(nan=float("inf")).max().item()
+    return f"max abs diff {worst:.6g}, {int((ta != tb).sum())} of {ta.numel()} elements differ"
 
 
 def _compare_tensors(exp: Checkpoint, act: Checkpoint) -> list[Difference]:
@@ -68,8 +84,9 @@ def _compare_tensors(exp: Checkpoint, act: Checkpoint) -> list[Difference]:
         out.append(Difference("missing-tensor", f"{name} is not in the saved checkpoint", tensor=name))
     for name in sorted(at.keys() - et.keys()):
         t = at[name]
-        out.append(Difference("extra-tensor", f"{name} ({t.dtype}{list(t.shape)}) is not expected", tensor=name,
-                              file=t.file))
+        out.append(
+            Difference("extra-tensor", f"{name} ({t.dtype}{list(t.shape)}) is not expected", tensor=name, file=t.file)
+        )
         twins = [n for n in by_digest.get(t.sha256, []) if n not in at and t.end > t.begin]
         if twins:
             out.append(Difference("permuted", f"{name} holds the values of missing {twins[0]}", tensor=name))
@@ -78,21 +95,24 @@ def _compare_tensors(exp: Checkpoint, act: Checkpoint) -> list[Difference]:
         if e.dtype != a.dtype:
             out.append(Difference("dtype", f"{name}: {a.dtype}, expected {e.dtype}", tensor=name, file=a.file))
         if e.shape != a.shape:
-            out.append(Difference("shape", f"{name}: {list(a.shape)}, expected {list(e.shape)}", tensor=name,
-                                  file=a.file))
+            out.append(
+                Difference("shape", f"{name}: {list(a.shape)}, expected {list(e.shape)}", tensor=name, file=a.file)
+            )
         if e.dtype != a.dtype or e.shape != a.shape or e.sha256 == a.sha256:
             continue
         out.append(_classify_values(exp, act, e, a, by_digest))
     return out
 
 
-def _classify_values(exp: Checkpoint, act: Checkpoint, e: TensorEntry, a: TensorEntry,
-                     by_digest: dict[str, list[str]]) -> Difference:
+def _classify_values(
+    exp: Checkpoint, act: Checkpoint, e: TensorEntry, a: TensorEntry, by_digest: dict[str, list[str]]
+) -> Difference:
     # Same name, dtype and shape; different bytes. Raw bytes, so fp8 and friends compare exactly.
     abytes = act.read(a)
     if not any(abytes):
-        return Difference("meta-or-empty", f"{e.name}: all zeros (never loaded from offload storage?)",
-                          tensor=e.name, file=a.file)
+        return Difference(
+            "meta-or-empty", f"{e.name}: all zeros (never loaded from offload storage?)", tensor=e.name, file=a.file
+        )
     twins = [n for n in by_digest.get(a.sha256, []) if n != e.name]
     if twins:
         return Difference("permuted", f"{e.name} holds the values of {twins[0]}", tensor=e.name, file=a.file)
@@ -105,18 +125,23 @@ def _compare_layout(exp: Checkpoint, act: Checkpoint) -> list[Difference]:
     et, at = exp.tensors, act.tensors
     common = et.keys() & at.keys()
     moved = sorted(n for n in common if et[n].file != at[n].file)
-    if moved or set(exp.weights) != set(act.weights):
+    if moved or set(exp.weights) | set(exp.unreadable) != set(act.weights) | set(act.unreadable):
         n = moved[0] if moved else None
-        what = f"{len(moved)} tensors in other files, e.g. {n} in {at[n].file} (expected {et[n].file})" if n else (
-            f"weight files {sorted(act.weights)}, expected {sorted(exp.weights)}")
+        what = (
+            f"{len(moved)} tensors in other files, e.g. {n} in {at[n].file} (expected {et[n].file})"
+            if n
+            else (f"weight files {sorted(act.weights)}, expected {sorted(exp.weights)}")
+        )
         out.append(Difference("shard-layout", what, tensor=n))
     for fname in sorted(exp.weights.keys() & act.weights.keys()):
         ef, af = exp.weights[fname], act.weights[fname]
         if ef.metadata != af.metadata:
-            out.append(Difference("header-metadata", f"{fname}: metadata {af.metadata}, expected {ef.metadata}",
-                                  file=fname))
+            out.append(
+                Difference("header-metadata", f"{fname}: metadata {af.metadata}, expected {ef.metadata}", file=fname)
+            )
         same_content = {t.name: (t.dtype, t.shape, t.sha256) for t in ef.tensors} == {
-            t.name: (t.dtype, t.shape, t.sha256) for t in af.tensors}
+            t.name: (t.dtype, t.shape, t.sha256) for t in af.tensors
+        }
         if same_content and ef.metadata == af.metadata and exp.files[fname] != act.files[fname]:
             order = [t.name for t in af.tensors] != [t.name for t in ef.tensors]
             what = "tensors in another order" if order else "same tensors and order, different padding or header text"
@@ -145,12 +170,24 @@ def _compare_index(exp: Checkpoint, act: Checkpoint) -> list[Difference]:
         wrong = sorted(n for n in weight_map.keys() | located.keys() if weight_map.get(n) != located.get(n))
         if wrong:
             n = wrong[0]
-            out.append(Difference("index", f"{len(wrong)} index entries disagree with the files, e.g. {n}: index says"
-                                  f" {weight_map.get(n)}, found in {located.get(n)}", tensor=n, file=INDEX_NAME))
+            out.append(
+                Difference(
+                    "index",
+                    f"{len(wrong)} index entries disagree with the files, e.g. {n}: index says"
+                    f" {weight_map.get(n)}, found in {located.get(n)}",
+                    tensor=n,
+                    file=INDEX_NAME,
+                )
+            )
     if exp.index is not None and act.index is not None:
         if exp.index.get("metadata") != act.index.get("metadata"):
-            out.append(Difference("index", f"index metadata {act.index.get('metadata')}, expected"
-                                  f" {exp.index.get('metadata')}", file=INDEX_NAME))
+            out.append(
+                Difference(
+                    "index",
+                    f"index metadata {act.index.get('metadata')}, expected {exp.index.get('metadata')}",
+                    file=INDEX_NAME,
+                )
+            )
         elif exp.index == act.index and exp.files[INDEX_NAME] != act.files[INDEX_NAME]:
             out.append(Difference("index", "same JSON content, different formatting", file=INDEX_NAME))
     elif (exp.index is None) != (act.index is None) and set(exp.weights) == set(act.weights):

@@ -7,7 +7,7 @@ from harness.results import CellResult, RunResult
 STANDARD = {
     "bytes": "a cell passes only if every saved file is byte-identical to the in-memory save",
     "tensors": "a cell passes if its named tensors are identical to the in-memory save (layout, header and"
-               " index drift allowed)",
+    " index drift allowed)",
 }
 
 

@@ -105,15 +105,20 @@ def execute(cell: Cell, fixture_dir: Path, workdir: Path, timeout: float) -> Exe
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "harness.cell", str(workdir / "request.json")],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_cell_env(), start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=_cell_env(),
+            start_new_session=True,
         )
         try:
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-            return Execution(workdir / "saved", None, f"timed out after {timeout:g}s", _tail(log),
-                             time.perf_counter() - t0)
+            return Execution(
+                workdir / "saved", None, f"timed out after {timeout:g}s", _tail(log), time.perf_counter() - t0
+            )
     seconds = time.perf_counter() - t0
     report_path = workdir / "report.json"
     if code != 0 or not report_path.exists():
@@ -124,30 +129,48 @@ def execute(cell: Cell, fixture_dir: Path, workdir: Path, timeout: float) -> Exe
 
 def judge(cell: Cell, run: Execution, baseline: Execution, require: str) -> CellResult:
     common = {
-        "cell_id": cell.cell_id, "fixture": cell.fixture.name, "mode": cell.mode.name, "impl": cell.impl,
-        "save_options": dict(cell.save_options), "seconds": round(run.seconds, 2),
+        "cell_id": cell.cell_id,
+        "fixture": cell.fixture.name,
+        "mode": cell.mode.name,
+        "impl": cell.impl,
+        "save_options": dict(cell.save_options),
+        "seconds": round(run.seconds, 2),
         "hf_device_map": (run.report or {}).get("hf_device_map"),
     }
     if run.error is not None:
         return CellResult(outcome="error", grade=None, classes=(), detail=run.error, log_tail=run.log_tail, **common)
     if baseline.error is not None:
-        return CellResult(outcome="error", grade=None, classes=(), detail=f"baseline failed: {baseline.error}",
-                          log_tail=baseline.log_tail, **common)
+        return CellResult(
+            outcome="error",
+            grade=None,
+            classes=(),
+            detail=f"baseline failed: {baseline.error}",
+            log_tail=baseline.log_tail,
+            **common,
+        )
     result: Comparison = compare(baseline.save_dir, run.save_dir)
     outcome = "pass" if result.meets(require) else "fail"
     detail = "; ".join(d.detail for d in result.differences[:3])
     if len(result.differences) > 3:
         detail += f"; and {len(result.differences) - 3} more"
     return CellResult(
-        outcome=outcome, grade=result.grade, classes=result.classes, detail=detail,
-        differences=tuple({"cls": d.cls, "detail": d.detail, "tensor": d.tensor, "file": d.file}
-                          for d in result.differences),
+        outcome=outcome,
+        grade=result.grade,
+        classes=result.classes,
+        detail=detail,
+        differences=tuple(
+            {"cls": d.cls, "detail": d.detail, "tensor": d.tensor, "file": d.file} for d in result.differences
+        ),
         **common,
     )
 
 
-def plan(fixtures: Iterable[FixtureSpec], modes: Iterable[Mode], impls: Iterable[str],
-         save_options: Iterable[tuple[tuple[str, Any], ...]] = ((),)) -> list[Cell]:
+def plan(
+    fixtures: Iterable[FixtureSpec],
+    modes: Iterable[Mode],
+    impls: Iterable[str],
+    save_options: Iterable[tuple[tuple[str, Any], ...]] = ((),),
+) -> list[Cell]:
     return [Cell(f, m, i, o) for f in fixtures for o in save_options for m in modes for i in impls]
 
 
@@ -168,8 +191,15 @@ def _baseline_info(cell: Cell, fixture_dir: Path, run: Execution) -> dict[str, A
     return info
 
 
-def run_cells(cells: list[Cell], out: Path, *, require: str = "bytes", timeout: float = 600, jobs: int = 1,
-              progress: Callable[[int, int, CellResult], None] | None = None) -> RunResult:
+def run_cells(
+    cells: list[Cell],
+    out: Path,
+    *,
+    require: str = "bytes",
+    timeout: float = 600,
+    jobs: int = 1,
+    progress: Callable[[int, int, CellResult], None] | None = None,
+) -> RunResult:
     out.mkdir(parents=True, exist_ok=True)
     fixture_dirs = {c.fixture: generate(c.fixture) for c in cells}
     controls = sorted({baseline_of(c) for c in cells}, key=lambda c: c.cell_id)
@@ -184,8 +214,9 @@ def run_cells(cells: list[Cell], out: Path, *, require: str = "bytes", timeout: 
         return result
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        runs = pool.map(lambda c: execute(c, fixture_dirs[c.fixture], out / "baselines" / _safe(c.cell_id), timeout),
-                        controls)
+        runs = pool.map(
+            lambda c: execute(c, fixture_dirs[c.fixture], out / "baselines" / _safe(c.cell_id), timeout), controls
+        )
         baselines = dict(zip(controls, runs, strict=True))
         results = list(pool.map(lambda c: one(c, baselines[baseline_of(c)]), cells))
     info = {c.cell_id: _baseline_info(c, fixture_dirs[c.fixture], r) for c, r in baselines.items()}

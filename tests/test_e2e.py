@@ -1,0 +1,92 @@
+"""Real cells: fixture loaded by transformers in a subprocess, saved, compared with the in-memory save."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fixtures import DEFAULT_FIXTURES
+from harness.cli import main
+from harness.modes import by_name
+from harness.results import RunResult
+from harness.runner import plan, run_cells
+
+pytestmark = pytest.mark.e2e
+QWEN = DEFAULT_FIXTURES[0]
+BROKEN = "tests.broken_impls"
+
+
+@pytest.fixture(scope="module")
+def disk_full(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    impls = ["upstream", "reference", f"{BROKEN}:drop_one", f"{BROKEN}:zeros_for_offloaded"]
+    result = run_cells(plan([QWEN], [by_name("disk-full")], impls), tmp_path_factory.mktemp("run"), jobs=2)
+    return {c.impl: c for c in result.cells}
+
+
+def test_reference_passes_with_bytes(disk_full: dict) -> None:
+    cell = disk_full["reference"]
+    assert (cell.outcome, cell.grade, cell.classes) == ("pass", "bytes", ())
+    assert cell.hf_device_map == {"": "disk"}  # the whole model really was on disk
+
+
+def test_upstream_cell_runs_and_is_judged(disk_full: dict) -> None:
+    cell = disk_full["upstream"]
+    assert cell.outcome in ("pass", "fail"), cell.detail
+    assert cell.hf_device_map == {"": "disk"}
+
+
+def test_dropped_tensor_is_missing_tensor(disk_full: dict) -> None:
+    cell = disk_full[f"{BROKEN}:drop_one"]
+    assert (cell.outcome, cell.classes) == ("fail", ("missing-tensor",))
+    assert "experts.0.up_proj" in cell.detail
+
+
+def test_offloaded_zeros_are_meta_or_empty(disk_full: dict) -> None:
+    # Proves both that disk-full really offloads and that a never-loaded tensor is caught.
+    cell = disk_full[f"{BROKEN}:zeros_for_offloaded"]
+    assert cell.outcome == "fail"
+    assert cell.classes == ("meta-or-empty",)
+
+
+def test_partial_mode_offloads_layers_only(tmp_path: Path) -> None:
+    result = run_cells(plan([QWEN], [by_name("disk-partial+offload_buffers")], ["reference"]), tmp_path)
+    (cell,) = result.cells
+    assert cell.outcome == "pass"
+    assert cell.hf_device_map["model.layers.0"] == "disk"
+    assert cell.hf_device_map["model.embed_tokens"] == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("impl", "timeout", "reason"),
+    [
+        ("crash", 120, "killed by SIGABRT"),
+        ("hang", 15, "timed out after 15s"),
+        ("raises", 120, "save raised RuntimeError: could not revert conversion"),
+    ],
+)
+def test_broken_cell_is_error_and_run_goes_on(tmp_path: Path, impl: str, timeout: float, reason: str) -> None:
+    cells = plan([QWEN], [by_name("disk-full")], [f"{BROKEN}:{impl}", "reference"])
+    result = run_cells(cells, tmp_path, timeout=timeout, jobs=2)
+    broken, ok = result.cells
+    assert broken.outcome == "error"
+    assert reason in broken.detail
+    assert ok.outcome == "pass"
+    assert not result.ok
+
+
+def test_cli_run_writes_results_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    args = ["run", "--fixture", "qwen3_moe", "--mode", "disk-full", "--out", str(out)]
+    assert main([*args, "--impl", "reference"]) == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["schema_version"] == 1 and doc["require"] == "bytes"
+    assert doc["environment"]["transformers"] != "not installed"
+    (cell,) = doc["cells"]
+    assert (cell["cell_id"], cell["outcome"], cell["grade"]) == ("qwen3_moe-disk-full-reference", "pass", "bytes")
+    printed = capsys.readouterr().out
+    assert "qwen3_moe-disk-full-reference" in printed and "--require bytes" in printed
+    assert RunResult.read(out / "results.json").cells[0].outcome == "pass"
+    assert main([*args, "--impl", f"{BROKEN}:drop_one", "--require", "tensors"]) == 1
+    assert "--require tensors" in capsys.readouterr().out
