@@ -51,6 +51,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         del skeleton
         t0 = time.perf_counter()
         model = AutoModelForCausalLM.from_pretrained(fixture, dtype=dtype, **kwargs)
+        mode.after_load(model, offload)
         report["load_seconds"] = time.perf_counter() - t0
         report["hf_device_map"] = getattr(model, "hf_device_map", None)
         stage = "save"

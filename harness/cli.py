@@ -7,8 +7,11 @@ import os
 import sys
 from pathlib import Path
 
+from huggingface_hub.serialization._base import parse_size_to_int
+
 from fixtures import DEFAULT_FIXTURES, FixtureError, SpecError
 from fixtures import by_name as fixture_by_name
+from fixtures.registry import SMALL_SHARDS
 from harness import report
 from harness.compare import GRADES
 from harness.impls import BUILTIN, ImplError, resolve
@@ -32,6 +35,13 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         help="upstream | reference | package.module:function (repeatable; default: upstream, reference)",
     )
+    run.add_argument(
+        "--max-shard-size",
+        action="append",
+        metavar="SIZE",
+        help="save option axis: 'default' (upstream's) or a size like 24KB (repeatable;"
+        f" default: default and {SMALL_SHARDS})",
+    )
     run.add_argument("--out", type=Path, default=Path("conformance-out"), help="output directory")
     run.add_argument("--require", choices=GRADES, default="bytes", help="grade a cell needs to pass")
     run.add_argument("--timeout", type=float, default=600.0, help="seconds before a cell is killed")
@@ -39,6 +49,16 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("modes", help="list offload modes")
     sub.add_parser("fixtures", help="list default fixtures")
     return p
+
+
+def _save_options(size: str) -> tuple[tuple[str, object], ...]:
+    if size == "default":
+        return ()
+    try:
+        parse_size_to_int(size)
+    except ValueError:
+        raise UsageError(f"--max-shard-size {size!r}: expected 'default' or a size like 24KB or 5MB") from None
+    return (("max_shard_size", size),)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -57,7 +77,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--jobs must be >= 1 and --timeout > 0")
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file, not a directory")
-    cells = plan(fixtures, modes, impls)
+    cells = plan(fixtures, modes, impls, [_save_options(v) for v in args.max_shard_size or ["default", SMALL_SHARDS]])
 
     def progress(i: int, n: int, cell: object) -> None:
         print(report.progress_line(i, n, cell), file=sys.stderr, flush=True)  # type: ignore[arg-type]

@@ -51,14 +51,18 @@ def materialized_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """model.state_dict() with every meta tensor read back from offload storage.
 
     Names that share one parameter object (tied weights) get one shared tensor, so the
-    storage-based tie detection of the in-memory save path sees them as tied.
+    storage-based tie detection of the in-memory save path sees them as tied. accelerate's
+    disk_offload gives each tied name a meta parameter of its own, so declared ties
+    (transformers' {target: source} map) are followed too.
     """
     state = model.state_dict()
+    tied: dict[str, str] = dict(getattr(model, "all_tied_weights_keys", None) or {})
     loaded: dict[int, torch.Tensor] = {}
     for name, tensor in state.items():
         if tensor.device.type != "meta":
             continue
-        key = id(owner_of(model, name))
+        source = tied.get(name, name)
+        key = id(owner_of(model, source if source in state else name))
         if key not in loaded:
             loaded[key] = read_offloaded(model, name)
         state[name] = loaded[key]
