@@ -1,6 +1,8 @@
 """One cell, run in a subprocess of its own: load a fixture in a mode, save it with an IUT.
 
-Usage: python -m harness.cell REQUEST.json  (writes the outcome to the request's "report" path)
+The runner forks each cell from a server process that has torch and transformers imported
+already (multiprocessing's forkserver), so a cell costs its load and save, not the imports.
+`python -m harness.cell REQUEST.json` runs one cell in a plain interpreter, for debugging.
 The parent compares the saved files; this process only loads and saves, so a crash here
 cannot lose anything but this cell.
 """
@@ -64,11 +66,43 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
+# Imported once by the fork server; every cell then starts from this warm state.
+PRELOAD = [
+    "torch",
+    "transformers",
+    "transformers.modeling_utils",
+    "accelerate",
+    "safetensors.torch",
+    "harness.cell",
+    "reference_impl",
+]
+
+
+def serve(request_path: str) -> None:
+    """Entry point of a forked cell: its own session (so a timeout kills its children too) and
+    its output to the cell's log file."""
+    os.setsid()
+    request = json.loads(Path(request_path).read_text())
+    fd = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    report = run(request)
+    write_report(Path(request["report"]), report)
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+def write_report(path: Path, report: dict[str, Any]) -> None:
+    """Atomically: a report on disk means the cell finished, whatever its exit status says."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, indent=2, default=str))
+    os.replace(tmp, path)
+
+
 def main() -> int:
     request = json.loads(Path(sys.argv[1]).read_text())
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    report = run(request)
-    Path(request["report"]).write_text(json.dumps(report, indent=2, default=str))
+    write_report(Path(request["report"]), run(request))
     return 0
 
 

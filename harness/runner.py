@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import multiprocessing
+import multiprocessing.context
 import os
 import shutil
 import signal
-import subprocess
-import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from fixtures import FixtureSpec, generate
+from harness.cell import PRELOAD, serve
 from harness.compare import Comparison, compare
 from harness.modes import Mode, by_name
 from harness.results import CellResult, RunResult, environment
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 BASELINE_MODE = "in-memory"
 BASELINE_IMPL = "upstream"
 LOG_TAIL_LINES = 15
@@ -77,19 +79,29 @@ def _tail(log: Path) -> str:
     return "\n".join(lines[-LOG_TAIL_LINES:])
 
 
-def _cell_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["HF_HUB_OFFLINE"] = "1"
-    env.setdefault("OMP_NUM_THREADS", "1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    return env
+_CONTEXT: multiprocessing.context.ForkServerContext | None = None
+_CONTEXT_LOCK = threading.Lock()
+
+
+def _context() -> multiprocessing.context.ForkServerContext:
+    """A fork server with torch and transformers imported; started once, on first use."""
+    global _CONTEXT
+    with _CONTEXT_LOCK:
+        if _CONTEXT is None:
+            os.environ["HF_HUB_OFFLINE"] = "1"
+            os.environ.setdefault("OMP_NUM_THREADS", "1")
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(PRELOAD)
+            _CONTEXT = ctx
+        return _CONTEXT
 
 
 def execute(cell: Cell, fixture_dir: Path, workdir: Path, timeout: float) -> Execution:
-    """Load and save one cell in a fresh interpreter; never raises for anything the cell does."""
+    """Load and save one cell in a process of its own; never raises for anything the cell does."""
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
+    log = workdir / "log.txt"
     request = {
         "fixture_dir": str(fixture_dir),
         "mode": cell.mode.name,
@@ -98,30 +110,24 @@ def execute(cell: Cell, fixture_dir: Path, workdir: Path, timeout: float) -> Exe
         "save_dir": str(workdir / "saved"),
         "offload_dir": str(workdir / "offload"),
         "report": str(workdir / "report.json"),
+        "log": str(log),
     }
     (workdir / "request.json").write_text(json.dumps(request, indent=2))
-    log = workdir / "log.txt"
     t0 = time.perf_counter()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.cell", str(workdir / "request.json")],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=_cell_env(),
-            start_new_session=True,
-        )
-        try:
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return Execution(
-                workdir / "saved", None, f"timed out after {timeout:g}s", _tail(log), time.perf_counter() - t0
-            )
+    proc = _context().Process(target=serve, args=(str(workdir / "request.json"),), daemon=True)
+    proc.start()
+    proc.join(timeout)
+    if proc.exitcode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the cell and anything it started
+        proc.join()
+        return Execution(workdir / "saved", None, f"timed out after {timeout:g}s", _tail(log), time.perf_counter() - t0)
     seconds = time.perf_counter() - t0
+    code = proc.exitcode
     report_path = workdir / "report.json"
-    if code != 0 or not report_path.exists():
+    # The report is the truth: multiprocessing's forkserver occasionally loses a child's exit
+    # status (reported as 255) even after the child finished and wrote its report.
+    if not report_path.exists():
         how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
         return Execution(workdir / "saved", None, f"cell process died ({how}) before reporting", _tail(log), seconds)
     return Execution(workdir / "saved", json.loads(report_path.read_text()), None, _tail(log), seconds)

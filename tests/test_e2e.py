@@ -78,7 +78,7 @@ def test_broken_cell_is_error_and_run_goes_on(tmp_path: Path, impl: str, timeout
 
 def test_cli_run_writes_results_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
-    args = ["run", "--fixture", "qwen3_moe", "--mode", "disk-full", "--out", str(out)]
+    args = ["run", "--fixture", "qwen3_moe", "--mode", "disk-full", "--max-shard-size", "default", "--out", str(out)]
     assert main([*args, "--impl", "reference"]) == 0
     doc = json.loads((out / "results.json").read_text())
     assert doc["schema_version"] == 1 and doc["require"] == "bytes"
