@@ -39,6 +39,19 @@ def _save_config(model: PreTrainedModel, save_directory: Path) -> None:
         model.generation_config.save_pretrained(save_directory)
 
 
+def _num_parameters(model: PreTrainedModel) -> int:
+    """model.num_parameters() as the in-memory model counts it: accelerate's offload helpers give a
+    tied weight a parameter object of its own, which num_parameters() would count twice."""
+    tied: dict[str, str] = dict(getattr(model, "all_tied_weights_keys", None) or {})
+    params = dict(model.named_parameters(remove_duplicate=False))
+    untied_twins = sum(
+        params[target].numel()
+        for target, source in tied.items()
+        if target in params and source in params and params[target] is not params[source]
+    )
+    return model.num_parameters() - untied_twins
+
+
 def save_pretrained(
     model: PreTrainedModel, save_directory: str | os.PathLike[str], max_shard_size: int | str = "50GB"
 ) -> None:
@@ -72,7 +85,7 @@ def save_pretrained(
     index_path = target / INDEX_NAME
     if split.is_sharded:
         index = {
-            "metadata": {"total_parameters": model.num_parameters(), **split.metadata},
+            "metadata": {"total_parameters": _num_parameters(model), **split.metadata},
             "weight_map": split.tensor_to_filename,
         }
         index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
