@@ -9,7 +9,7 @@ from pathlib import Path
 
 from huggingface_hub.serialization._base import parse_size_to_int
 
-from fixtures import DEFAULT_FIXTURES, FixtureError, SpecError
+from fixtures import DEFAULT_FIXTURES, FixtureError, SpecError, coverage
 from fixtures import by_name as fixture_by_name
 from fixtures.registry import SMALL_SHARDS
 from harness import report
@@ -47,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=600.0, help="seconds before a cell is killed")
     run.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="cells run in parallel")
     sub.add_parser("modes", help="list offload modes")
-    sub.add_parser("fixtures", help="list default fixtures")
+    fx = sub.add_parser("fixtures", help="fixtures: 'list' prints the coverage table (generating what is missing)")
+    fx.add_argument("action", nargs="?", choices=["list"], default="list")
     return p
 
 
@@ -102,11 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{m.name:32} {m.description}")
             return 0
         if args.command == "fixtures":
-            for f in DEFAULT_FIXTURES:
-                print(
-                    f"{f.name:20} {f.architecture:12} layers={f.num_hidden_layers} experts={f.num_experts}"
-                    f" dtype={f.dtype}"
-                )
+            print(coverage.table([coverage.describe(f) for f in DEFAULT_FIXTURES]))
             return 0
     except (UsageError, FixtureError) as e:
         print(f"error: {e}", file=sys.stderr)
