@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures import DEFAULT_FIXTURES
+from fixtures import DEFAULT_FIXTURES, generate
 from harness.cli import main
 from harness.modes import by_name
 from harness.results import RunResult
@@ -90,3 +90,39 @@ def test_cli_run_writes_results_and_exit_codes(tmp_path: Path, capsys: pytest.Ca
     assert RunResult.read(out / "results.json").cells[0].outcome == "pass"
     assert main([*args, "--impl", f"{BROKEN}:drop_one", "--require", "tensors"]) == 1
     assert "--require tensors" in capsys.readouterr().out
+
+
+def test_buffer_offload_is_exercised_and_a_skipped_buffer_is_caught(tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from fixtures import by_name as fixture
+
+    spec = fixture("deepseek_v3")
+    mode = by_name("disk-full+offload_buffers")
+    model = AutoModelForCausalLM.from_pretrained(
+        generate(spec),
+        dtype=torch.bfloat16,
+        **mode.load_kwargs(None, tmp_path / "offload"),  # type: ignore[arg-type]
+    )
+    assert model.model.layers[1].mlp.gate.e_score_correction_bias.device.type == "meta"  # really offloaded
+
+    modes = [mode, by_name("experts-on-disk+offload_buffers")]
+    result = run_cells(plan([spec], modes, ["reference", f"{BROKEN}:skip_buffers"]), tmp_path / "run", jobs=2)
+    by_impl = {(c.mode, c.impl): c for c in result.cells}
+    for m in modes:
+        assert by_impl[(m.name, "reference")].outcome == "pass"
+        broken = by_impl[(m.name, f"{BROKEN}:skip_buffers")]
+        assert broken.classes == ("missing-tensor",)
+        assert "e_score_correction_bias" in broken.detail
+    assert by_impl[(modes[1].name, "reference")].hf_device_map["model.layers.1.mlp.gate"] == "disk"
+
+
+@pytest.mark.parametrize("mode", ["accelerate-cpu+offload_buffers", "accelerate-disk"])
+def test_accelerate_helpers_reference_passes(tmp_path: Path, mode: str) -> None:
+    from fixtures import by_name as fixture
+
+    cells = plan([fixture("qwen3_moe_tied"), fixture("deepseek_v3")], [by_name(mode)], ["reference"])
+    result = run_cells(cells, tmp_path, jobs=2)
+    assert [c.outcome for c in result.cells] == ["pass", "pass"], [c.detail for c in result.cells]
+    assert all(c.hf_device_map is None for c in result.cells)  # accelerate's helpers leave none
