@@ -55,3 +55,10 @@ def lint(session: nox.Session) -> None:
     session.install("-c", CONSTRAINTS, "ruff")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", "--diff", "harness", "fixtures", "reference_impl")
+
+
+@nox.session(python="3.11")
+def fuzz(session: nox.Session) -> None:
+    """Hypothesis-generated cells, e.g. `nox -s fuzz -- --examples 50 --impl upstream`."""
+    _install(session, "test")
+    session.run("python", "-m", "harness", "fuzz", *session.posargs, env=_cache_env(session))

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
 from huggingface_hub.serialization._base import parse_size_to_int
 
-from fixtures import DEFAULT_FIXTURES, FixtureError, SpecError, coverage
+from fixtures import DEFAULT_FIXTURES, FixtureError, FixtureSpec, SpecError, coverage
 from fixtures import by_name as fixture_by_name
+from fixtures.architectures import layout_for
 from fixtures.registry import SMALL_SHARDS
 from harness import report
 from harness.compare import GRADES
+from harness.fuzz import fuzz
 from harness.impls import BUILTIN, ImplError, resolve
-from harness.modes import MODES, UnknownMode
+from harness.modes import MODES, Mode, UnknownMode
 from harness.modes import by_name as mode_by_name
 from harness.runner import plan, run_cells
 
@@ -29,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run conformance cells and compare with the in-memory save")
     run.add_argument("--fixture", action="append", help="fixture name (repeatable; default: all default fixtures)")
+    run.add_argument(
+        "--spec",
+        action="append",
+        metavar="JSON",
+        help="a fixture given as FixtureSpec JSON (repeatable; what fuzz prints to reproduce a cell)",
+    )
     run.add_argument("--mode", action="append", help="offload mode (repeatable; default: all)")
     run.add_argument(
         "--impl",
@@ -46,10 +55,59 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--require", choices=GRADES, default="bytes", help="grade a cell needs to pass")
     run.add_argument("--timeout", type=float, default=600.0, help="seconds before a cell is killed")
     run.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="cells run in parallel")
+    fz = sub.add_parser("fuzz", help="run hypothesis-generated specs through the runner; shrink and print a failure")
+    fz.add_argument("--impl", default="reference", help="the IUT (default: reference)")
+    fz.add_argument("--mode", action="append", help="modes to draw from (repeatable; default: all)")
+    fz.add_argument("--examples", type=int, default=20, help="number of generated cells")
+    fz.add_argument("--seed", type=int, help="random seed (default: derandomized, same cells every run)")
+    fz.add_argument("--out", type=Path, default=Path("fuzz-out"), help="output directory")
+    fz.add_argument("--require", choices=GRADES, default="bytes", help="grade a cell needs to pass")
+    fz.add_argument("--timeout", type=float, default=600.0, help="seconds before a cell is killed")
     sub.add_parser("modes", help="list offload modes")
     fx = sub.add_parser("fixtures", help="fixtures: 'list' prints the coverage table (generating what is missing)")
     fx.add_argument("action", nargs="?", choices=["list"], default="list")
     return p
+
+
+def _spec(text: str) -> FixtureSpec:
+    try:
+        fields = json.loads(text)
+        spec = FixtureSpec.from_json(fields)
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"--spec: not a FixtureSpec JSON object ({e})") from None
+    layout_for(spec)  # unknown architecture or quantization: a usage error now, not in a cell
+    return spec
+
+
+def _modes(names: list[str] | None) -> list[Mode]:
+    try:
+        return [mode_by_name(n) for n in names] if names else list(MODES)
+    except UnknownMode as e:
+        raise UsageError(str(e)) from None
+
+
+def _impl(spec: str) -> str:
+    try:
+        resolve(spec)  # fail fast in the parent with a one-line message
+    except ImplError as e:
+        raise UsageError(str(e)) from None
+    return spec
+
+
+def _fuzz(args: argparse.Namespace) -> int:
+    modes = _modes(args.mode)
+    impl = _impl(args.impl)
+    if args.examples < 1:
+        raise UsageError("--examples must be >= 1")
+    print(f"fuzzing {impl} with {args.examples} generated cells", file=sys.stderr, flush=True)
+    finding = fuzz(impl, modes, args.examples, args.out, args.require, args.timeout, args.seed)
+    if finding is None:
+        print(f"{args.examples} generated cells passed (--require {args.require})")
+        return 0
+    r = finding.result
+    print(f"FAILED (shrunk): {r.cell_id}: {r.outcome} {','.join(r.classes)}: {r.detail}")
+    print(f"reproduce with:\n  {finding.command()}")
+    return 1
 
 
 def _save_options(size: str) -> tuple[tuple[str, object], ...]:
@@ -64,16 +122,12 @@ def _save_options(size: str) -> tuple[tuple[str, object], ...]:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        fixtures = [fixture_by_name(n) for n in args.fixture] if args.fixture else list(DEFAULT_FIXTURES)
-        modes = [mode_by_name(n) for n in args.mode] if args.mode else list(MODES)
-    except (SpecError, UnknownMode) as e:
+        fixtures = [fixture_by_name(n) for n in args.fixture or []] + [_spec(j) for j in args.spec or []]
+    except SpecError as e:
         raise UsageError(str(e)) from None
-    impls = args.impl or list(BUILTIN)
-    for impl in impls:
-        try:
-            resolve(impl)  # fail fast in the parent with a one-line message
-        except ImplError as e:
-            raise UsageError(str(e)) from None
+    fixtures = fixtures or list(DEFAULT_FIXTURES)
+    modes = _modes(args.mode)
+    impls = [_impl(i) for i in args.impl or BUILTIN]
     if args.jobs < 1 or args.timeout <= 0:
         raise UsageError("--jobs must be >= 1 and --timeout > 0")
     if args.out.exists() and not args.out.is_dir():
@@ -98,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "fuzz":
+            return _fuzz(args)
         if args.command == "modes":
             for m in MODES:
                 print(f"{m.name:32} {m.description}")
@@ -105,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "fixtures":
             print(coverage.table([coverage.describe(f) for f in DEFAULT_FIXTURES]))
             return 0
-    except (UsageError, FixtureError) as e:
+    except (UsageError, FixtureError, SpecError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 2

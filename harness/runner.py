@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,21 +209,24 @@ def run_cells(
     out.mkdir(parents=True, exist_ok=True)
     fixture_dirs = {c.fixture: generate(c.fixture) for c in cells}
     controls = sorted({baseline_of(c) for c in cells}, key=lambda c: c.cell_id)
-    done: list[CellResult] = []
-
-    def one(cell: Cell, baseline: Execution) -> CellResult:
-        run = execute(cell, fixture_dirs[cell.fixture], out / "cells" / _safe(cell.cell_id), timeout)
-        result = judge(cell, run, baseline, require)
-        done.append(result)
-        if progress:
-            progress(len(done), len(cells), result)
-        return result
-
+    # Baselines and cells are independent executions: all go to the pool at once, and a cell is
+    # judged (in this thread) once both its own run and its baseline are done.
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        runs = pool.map(
-            lambda c: execute(c, fixture_dirs[c.fixture], out / "baselines" / _safe(c.cell_id), timeout), controls
-        )
-        baselines = dict(zip(controls, runs, strict=True))
-        results = list(pool.map(lambda c: one(c, baselines[baseline_of(c)]), cells))
+        base_futures = {
+            c: pool.submit(execute, c, fixture_dirs[c.fixture], out / "baselines" / _safe(c.cell_id), timeout)
+            for c in controls
+        }
+        cell_futures = {
+            pool.submit(execute, c, fixture_dirs[c.fixture], out / "cells" / _safe(c.cell_id), timeout): c
+            for c in cells
+        }
+        judged: dict[Cell, CellResult] = {}
+        for future in as_completed(cell_futures):
+            cell = cell_futures[future]
+            judged[cell] = judge(cell, future.result(), base_futures[baseline_of(cell)].result(), require)
+            if progress:
+                progress(len(judged), len(cells), judged[cell])
+        baselines = {c: f.result() for c, f in base_futures.items()}
+    results = [judged[c] for c in cells]
     info = {c.cell_id: _baseline_info(c, fixture_dirs[c.fixture], r) for c, r in baselines.items()}
     return RunResult(require=require, environment=environment(), cells=tuple(results), baselines=info)
