@@ -30,7 +30,7 @@ def table(result: RunResult) -> str:
 def details(result: RunResult) -> str:
     out = []
     for c in result.cells:
-        if c.outcome in ("pass",):
+        if c.outcome == "pass":
             continue
         out.append(f"{c.cell_id}: {c.outcome}: {c.detail}")
         if c.outcome == "error" and c.log_tail:
@@ -47,7 +47,12 @@ def render(result: RunResult) -> str:
         f"standard: --require {result.require}: {STANDARD[result.require]}",
     ]
     for name, info in sorted(result.baselines.items()):
-        state = f"error: {info['error']}" if "error" in info else f"round-trip vs fixture: {info['roundtrip_grade']}"
+        if "error" in info or "unsupported" in info:
+            state = f"error: {info['error']}" if "error" in info else f"unsupported: {info['unsupported']}"
+        else:
+            state = f"round-trip vs fixture: {info['roundtrip_grade'] or 'differs'}"
+            if info.get("roundtrip_classes"):
+                state += f" ({', '.join(info['roundtrip_classes'])})"
         head.append(f"baseline {name}: {state}")
     summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
     body = [*head, "", table(result), "", summary]

@@ -55,14 +55,22 @@ class Execution:
     log_tail: str
     seconds: float
 
+    def _described(self, key: str) -> str | None:
+        err = (self.report or {}).get(key)
+        if err is None:
+            return None
+        where = f" ({err['where']})" if err.get("where") else ""
+        return f"{err['stage']} raised {err['type']}: {err['message']}{where}"
+
     @property
     def error(self) -> str | None:
-        """Why the cell produced no checkpoint, or None when it saved."""
-        if self.report is not None and "error" in self.report:
-            err = self.report["error"]
-            where = f" ({err['where']})" if err.get("where") else ""
-            return f"{err['stage']} raised {err['type']}: {err['message']}{where}"
-        return self.failure
+        """Why the cell produced no checkpoint, or None when it saved (or could not run here)."""
+        return self._described("error") or self.failure
+
+    @property
+    def unsupported(self) -> str | None:
+        """Why this environment cannot run the cell at all (e.g. a quantizer's package is missing)."""
+        return self._described("unsupported")
 
 
 def _safe(name: str) -> str:
@@ -143,6 +151,11 @@ def judge(cell: Cell, run: Execution, baseline: Execution, require: str) -> Cell
         "seconds": round(run.seconds, 2),
         "hf_device_map": (run.report or {}).get("hf_device_map"),
     }
+    for execution, prefix in ((baseline, "baseline "), (run, "")):
+        if execution.unsupported is not None:
+            return CellResult(
+                outcome="unsupported", grade=None, classes=(), detail=f"{prefix}{execution.unsupported}", **common
+            )
     if run.error is not None:
         return CellResult(outcome="error", grade=None, classes=(), detail=run.error, log_tail=run.log_tail, **common)
     if baseline.error is not None:
@@ -187,7 +200,9 @@ def baseline_of(cell: Cell) -> Cell:
 
 def _baseline_info(cell: Cell, fixture_dir: Path, run: Execution) -> dict[str, Any]:
     info: dict[str, Any] = {"fixture_dir": str(fixture_dir), "seconds": round(run.seconds, 2)}
-    if run.error is not None:
+    if run.unsupported is not None:
+        info["unsupported"] = run.unsupported
+    elif run.error is not None:
         info["error"] = run.error
     else:
         # Is a plain load -> save round trip already lossless? (weights only: config.json is rewritten)
