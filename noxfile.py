@@ -37,14 +37,14 @@ def _cache_env(session: nox.Session) -> dict[str, str]:
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
     """Our own test suite. Extra arguments go to pytest."""
-    _install(session, "test")
+    _install(session, "test", "quant")
     session.run("pytest", *session.posargs, env=_cache_env(session))
 
 
 @nox.session(python="3.11")
 def conformance(session: nox.Session) -> None:
     """The conformance matrix on the default fixtures. Extra arguments go to `python -m harness run`."""
-    _install(session)
+    _install(session, "quant")
     args = session.posargs or ["--out", "conformance-out"]
     session.run("python", "-m", "harness", "run", *args, env=_cache_env(session))
 

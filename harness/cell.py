@@ -31,7 +31,8 @@ def _error(stage: str, e: BaseException) -> dict[str, str]:
 
 def run(request: dict[str, Any]) -> dict[str, Any]:
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM, __version__
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
     from fixtures.manifest import read_manifest
     from harness.impls import resolve
@@ -46,6 +47,15 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     stage = "load"
     try:
         save = resolve(request["impl"])
+        model_type = json.loads((fixture / "config.json").read_text())["model_type"]
+        if model_type not in CONFIG_MAPPING_NAMES:
+            report["unsupported"] = {
+                "stage": "load",
+                "type": "UnknownArchitecture",
+                "where": "",
+                "message": f"transformers {__version__} has no {model_type!r} architecture",
+            }
+            return report
         config = AutoConfig.from_pretrained(fixture)
         with torch.device("meta"):
             skeleton = AutoModelForCausalLM.from_config(config, dtype=dtype)

@@ -52,7 +52,21 @@ class Checkpoint:
 
     @property
     def tensors(self) -> dict[str, TensorEntry]:
-        return {t.name: t for f in self.weights.values() for t in f.tensors}
+        """Each name's entry; a name in several files resolves to the first file by name."""
+        out: dict[str, TensorEntry] = {}
+        for f in self.weights.values():  # sorted by file name
+            for t in f.tensors:
+                out.setdefault(t.name, t)
+        return out
+
+    @property
+    def duplicates(self) -> dict[str, list[str]]:
+        """Tensor names stored in more than one file (e.g. beside a stale shard)."""
+        where: dict[str, list[str]] = {}
+        for f in self.weights.values():
+            for t in f.tensors:
+                where.setdefault(t.name, []).append(f.name)
+        return {n: files for n, files in where.items() if len(files) > 1}
 
     def read(self, entry: TensorEntry) -> bytes:
         with open(self.path / entry.file, "rb") as f:

@@ -18,6 +18,8 @@ from harness import report
 from harness.compare import GRADES
 from harness.fuzz import fuzz
 from harness.impls import BUILTIN, ImplError, resolve
+from harness.killtable import kill_table
+from harness.killtable import render as render_kills
 from harness.modes import MODES, Mode, UnknownMode
 from harness.modes import by_name as mode_by_name
 from harness.runner import plan, run_cells
@@ -63,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     fz.add_argument("--out", type=Path, default=Path("fuzz-out"), help="output directory")
     fz.add_argument("--require", choices=GRADES, default="bytes", help="grade a cell needs to pass")
     fz.add_argument("--timeout", type=float, default=600.0, help="seconds before a cell is killed")
+    kt = sub.add_parser("faults", help="run every injectable fault where it applies and print the kill table")
+    kt.add_argument("--fixture", action="append", help="fixture name (repeatable; default: all default fixtures)")
+    kt.add_argument("--out", type=Path, default=Path("faults-out"), help="output directory")
     sub.add_parser("modes", help="list offload modes")
     fx = sub.add_parser("fixtures", help="fixtures: 'list' prints the coverage table (generating what is missing)")
     fx.add_argument("action", nargs="?", choices=["list"], default="list")
@@ -154,6 +159,14 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "fuzz":
             return _fuzz(args)
+        if args.command == "faults":
+            try:
+                specs = [fixture_by_name(n) for n in args.fixture] if args.fixture else None
+            except SpecError as e:
+                raise UsageError(str(e)) from None
+            kills = kill_table(args.out, specs)
+            print(render_kills(kills))
+            return 0 if all(k.verdict == "caught" for k in kills) else 1
         if args.command == "modes":
             for m in MODES:
                 print(f"{m.name:32} {m.description}")

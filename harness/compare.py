@@ -133,6 +133,11 @@ def _compare_layout(exp: Checkpoint, act: Checkpoint) -> list[Difference]:
             else (f"weight files {sorted(act.weights)}, expected {sorted(exp.weights)}")
         )
         out.append(Difference("shard-layout", what, tensor=n))
+    for name, files in sorted(act.duplicates.items())[:1]:
+        n = len(act.duplicates)
+        out.append(
+            Difference("shard-layout", f"{n} tensors stored in several files, e.g. {name} in {files}", tensor=name)
+        )
     for fname in sorted(exp.weights.keys() & act.weights.keys()):
         ef, af = exp.weights[fname], act.weights[fname]
         if ef.metadata != af.metadata:

@@ -1,4 +1,4 @@
-"""Implementations under test: `upstream`, `reference`, or any `package.module:function`.
+"""Implementations under test: `upstream`, `reference`, `faults:NAME`, or any `package.module:function`.
 
 An IUT is a callable `save(model, save_directory, **save_options) -> None`.
 """
@@ -28,6 +28,13 @@ def resolve(spec: str) -> Saver:
         from reference_impl import save_pretrained
 
         return save_pretrained
+    if spec.startswith("faults:"):
+        from harness.faults import FAULTS
+
+        fault = FAULTS.get(spec.removeprefix("faults:"))
+        if fault is None or fault.save is None:
+            raise ImplError(f"--impl {spec!r}: unknown fault (known: {', '.join(sorted(FAULTS))})")
+        return fault.save
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ImplError(f"--impl {spec!r}: expected 'upstream', 'reference' or 'package.module:function'")

@@ -156,17 +156,19 @@ def judge(cell: Cell, run: Execution, baseline: Execution, require: str) -> Cell
             return CellResult(
                 outcome="unsupported", grade=None, classes=(), detail=f"{prefix}{execution.unsupported}", **common
             )
-    if run.error is not None:
-        return CellResult(outcome="error", grade=None, classes=(), detail=run.error, log_tail=run.log_tail, **common)
     if baseline.error is not None:
+        # No correct checkpoint to compare with: the root cause comes first, the cell's own error after.
+        own = f"; this cell: {run.error}" if run.error else ""
         return CellResult(
             outcome="error",
             grade=None,
             classes=(),
-            detail=f"baseline failed: {baseline.error}",
+            detail=f"baseline failed: {baseline.error}{own}",
             log_tail=baseline.log_tail,
             **common,
         )
+    if run.error is not None:
+        return CellResult(outcome="error", grade=None, classes=(), detail=run.error, log_tail=run.log_tail, **common)
     result: Comparison = compare(baseline.save_dir, run.save_dir)
     outcome = "pass" if result.meets(require) else "fail"
     detail = "; ".join(d.detail for d in result.differences[:3])

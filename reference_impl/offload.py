@@ -7,7 +7,7 @@ device_map path and accelerate's cpu_offload/disk_offload both put it there).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
@@ -47,7 +47,10 @@ def owner_of(model: nn.Module, name: str) -> torch.Tensor:
     return module._buffers[attr]  # type: ignore[return-value]
 
 
-def materialized_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+Reader = Callable[[nn.Module, str], torch.Tensor]
+
+
+def materialized_state_dict(model: nn.Module, read: Reader = read_offloaded) -> dict[str, torch.Tensor]:
     """model.state_dict() with every meta tensor read back from offload storage.
 
     Names that share one parameter object (tied weights) get one shared tensor, so the
@@ -64,6 +67,6 @@ def materialized_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
         source = tied.get(name, name)
         key = id(owner_of(model, source if source in state else name))
         if key not in loaded:
-            loaded[key] = read_offloaded(model, name)
+            loaded[key] = read(model, name)
         state[name] = loaded[key]
     return state

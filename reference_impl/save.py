@@ -11,15 +11,19 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from huggingface_hub import split_torch_state_dict_into_shards
 from safetensors.torch import save_file
 from transformers import PreTrainedModel
 from transformers.core_model_loading import revert_weight_conversion
 from transformers.modeling_utils import remove_tied_weights_from_state_dict
 
-from reference_impl.offload import materialized_state_dict
+from reference_impl.offload import Reader, materialized_state_dict, read_offloaded
+
+StateDict = dict[str, torch.Tensor]
 
 WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"
@@ -52,27 +56,43 @@ def _num_parameters(model: PreTrainedModel) -> int:
     return model.num_parameters() - untied_twins
 
 
-def save_pretrained(
-    model: PreTrainedModel, save_directory: str | os.PathLike[str], max_shard_size: int | str = "50GB"
-) -> None:
+def checkpoint_state(
+    model: PreTrainedModel,
+    *,
+    read: Reader = read_offloaded,
+    before_revert: Callable[[PreTrainedModel, StateDict], StateDict] | None = None,
+    revert: bool = True,
+) -> StateDict:
+    """The tensors an in-memory save writes, under checkpoint names. The keyword arguments exist
+    so that harness.faults can inject one realistic bug at a time; a correct save uses none."""
+    if getattr(model, "hf_quantizer", None) is not None:
+        raise SaveError("quantized models are not supported by the reference save yet")
+    state = materialized_state_dict(model, read)
+    for key in getattr(model, "_keys_to_ignore_on_save", None) or []:
+        state.pop(key, None)
+    state = remove_tied_weights_from_state_dict(state, model)
+    if before_revert is not None:
+        state = before_revert(model, state)
+    return revert_weight_conversion(model, state) if revert else state
+
+
+def prepare_target(model: PreTrainedModel, save_directory: str | os.PathLike[str]) -> Path:
     target = Path(save_directory)
     if target.exists() and not target.is_dir():
         raise SaveError(f"save target {target} is a file, not a directory")
     target.mkdir(parents=True, exist_ok=True)
     _save_config(model, target)
+    return target
 
-    metadata: dict[str, str] = {}
-    state = materialized_state_dict(model)
-    hf_quantizer = getattr(model, "hf_quantizer", None)
-    if hf_quantizer is not None:
-        raise SaveError("quantized models are not supported by the reference save yet")
-    metadata["format"] = "pt"
-    keys_to_ignore = getattr(model, "_keys_to_ignore_on_save", None) or []
-    for key in keys_to_ignore:
-        state.pop(key, None)
-    state = remove_tied_weights_from_state_dict(state, model)
-    state = revert_weight_conversion(model, state)
 
+def write_checkpoint(
+    model: PreTrainedModel,
+    state: StateDict,
+    target: Path,
+    max_shard_size: int | str = "50GB",
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """Shard `state` with huggingface_hub's planner and write it with safetensors, as the in-memory save does."""
     split = split_torch_state_dict_into_shards(
         state, filename_pattern="model{suffix}.safetensors", max_shard_size=max_shard_size
     )
@@ -81,11 +101,19 @@ def save_pretrained(
         if p.is_file() and _SHARD_RE.fullmatch(p.name) and p.name not in split.filename_to_tensors:
             p.unlink()
     for filename, names in split.filename_to_tensors.items():
-        save_file({n: state[n].contiguous() for n in names}, target / filename, metadata=metadata)
-    index_path = target / INDEX_NAME
+        save_file({n: state[n].contiguous() for n in names}, target / filename, metadata=metadata or {"format": "pt"})
     if split.is_sharded:
         index = {
             "metadata": {"total_parameters": _num_parameters(model), **split.metadata},
             "weight_map": split.tensor_to_filename,
         }
-        index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        (target / INDEX_NAME).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def save_pretrained(
+    model: PreTrainedModel, save_directory: str | os.PathLike[str], max_shard_size: int | str = "50GB"
+) -> None:
+    """Write what `model.save_pretrained(save_directory, max_shard_size=...)` writes for the same
+    model held in memory, whatever of it is offloaded."""
+    target = prepare_target(model, save_directory)
+    write_checkpoint(model, checkpoint_state(model), target, max_shard_size)

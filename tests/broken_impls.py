@@ -6,9 +6,7 @@ import os
 import time
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
-import torch
 from safetensors.torch import load_file, save_file
 
 from reference_impl import save_pretrained
@@ -26,17 +24,6 @@ def drop_one(model: Any, save_directory: str, **options: Any) -> None:
             save_file(tensors, shard, metadata={"format": "pt"})
 
 
-def zeros_for_offloaded(model: Any, save_directory: str, **options: Any) -> None:
-    """Offloaded tensors written as zeros instead of being read back from disk."""
-
-    def zeros(m: Any, name: str) -> torch.Tensor:
-        t = m.state_dict()[name]
-        return torch.zeros(t.shape, dtype=t.dtype)
-
-    with mock.patch("reference_impl.offload.read_offloaded", zeros):
-        save_pretrained(model, save_directory, **options)
-
-
 def crash(model: Any, save_directory: str, **options: Any) -> None:
     os.abort()
 
@@ -50,17 +37,3 @@ def raises(model: Any, save_directory: str, **options: Any) -> None:
 
 
 NOT_CALLABLE = 42
-
-
-def skip_buffers(model: Any, save_directory: str, **options: Any) -> None:
-    """Persistent buffers (e.g. e_score_correction_bias) left out: the bug transformers #47018 fixed."""
-    import reference_impl.save as save_module
-
-    real = save_module.materialized_state_dict
-
-    def without_buffers(m: Any) -> dict[str, torch.Tensor]:
-        buffers = {n for n, _ in m.named_buffers()}
-        return {k: v for k, v in real(m).items() if k not in buffers}
-
-    with mock.patch.object(save_module, "materialized_state_dict", without_buffers):
-        save_pretrained(model, save_directory, **options)

@@ -20,7 +20,7 @@ BROKEN = "tests.broken_impls"
 
 @pytest.fixture(scope="module")
 def disk_full(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    impls = ["upstream", "reference", f"{BROKEN}:drop_one", f"{BROKEN}:zeros_for_offloaded"]
+    impls = ["upstream", "reference", f"{BROKEN}:drop_one", "faults:offloaded-as-zeros"]
     result = run_cells(plan([QWEN], [by_name("disk-full")], impls), tmp_path_factory.mktemp("run"), jobs=2)
     return {c.impl: c for c in result.cells}
 
@@ -45,7 +45,7 @@ def test_dropped_tensor_is_missing_tensor(disk_full: dict) -> None:
 
 def test_offloaded_zeros_are_meta_or_empty(disk_full: dict) -> None:
     # Proves both that disk-full really offloads and that a never-loaded tensor is caught.
-    cell = disk_full[f"{BROKEN}:zeros_for_offloaded"]
+    cell = disk_full["faults:offloaded-as-zeros"]
     assert cell.outcome == "fail"
     assert cell.classes == ("meta-or-empty",)
 
@@ -108,11 +108,11 @@ def test_buffer_offload_is_exercised_and_a_skipped_buffer_is_caught(tmp_path: Pa
     assert model.model.layers[1].mlp.gate.e_score_correction_bias.device.type == "meta"  # really offloaded
 
     modes = [mode, by_name("experts-on-disk+offload_buffers")]
-    result = run_cells(plan([spec], modes, ["reference", f"{BROKEN}:skip_buffers"]), tmp_path / "run", jobs=2)
+    result = run_cells(plan([spec], modes, ["reference", "faults:skip-persistent-buffers"]), tmp_path / "run", jobs=2)
     by_impl = {(c.mode, c.impl): c for c in result.cells}
     for m in modes:
         assert by_impl[(m.name, "reference")].outcome == "pass"
-        broken = by_impl[(m.name, f"{BROKEN}:skip_buffers")]
+        broken = by_impl[(m.name, "faults:skip-persistent-buffers")]
         assert broken.classes == ("missing-tensor",)
         assert "e_score_correction_bias" in broken.detail
     assert by_impl[(modes[1].name, "reference")].hf_device_map["model.layers.1.mlp.gate"] == "disk"

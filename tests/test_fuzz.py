@@ -33,7 +33,7 @@ def test_generated_specs_are_loadable_checkpoints(spec) -> None:
 
 @pytest.mark.e2e
 def test_fuzz_finds_shrinks_and_prints_a_working_repro(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    finding = fuzz("tests.broken_impls:zeros_for_offloaded", [by_name("disk-full")], 5, tmp_path, "bytes", 120)
+    finding = fuzz("faults:offloaded-as-zeros", [by_name("disk-full")], 5, tmp_path, "bytes", 120)
     assert finding is not None
     assert finding.result.classes == ("meta-or-empty",)
     assert finding.cell.fixture.num_hidden_layers == 1  # shrunk

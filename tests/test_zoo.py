@@ -30,7 +30,15 @@ def test_manifest_matches_files(spec) -> None:
         assert manifest["tensors"][name]["dtype"] == str(t.dtype).removeprefix("torch.")
 
 
-@pytest.mark.parametrize("spec", UNQUANTIZED, ids=lambda s: s.name)
+def _roundtrip_param(spec):
+    if spec.architecture == "deepseek_v4":
+        # Upstream finding: transformers 5.24's in-memory save keeps the `model.` prefix and the
+        # embed/hc_head/kv_norm renames of DeepSeek-V4 instead of reverting to the Hub names.
+        return pytest.param(spec, marks=pytest.mark.xfail(strict=True, reason="upstream: V4 names not reverted"))
+    return spec
+
+
+@pytest.mark.parametrize("spec", [_roundtrip_param(s) for s in UNQUANTIZED], ids=lambda s: s.name)
 def test_load_then_in_memory_save_gives_back_the_fixture(spec, tmp_path: Path) -> None:
     d = generate(spec)
     model, info = AutoModelForCausalLM.from_pretrained(d, dtype=getattr(torch, spec.dtype), output_loading_info=True)
@@ -87,3 +95,16 @@ def test_coverage_is_computed_from_files() -> None:
     assert "buffer-persistent" in infos["deepseek_v3"].kinds
     assert "tied" in infos["qwen3_moe_tied"].kinds and "tied" not in infos["qwen3_moe"].kinds
     assert all(i.kinds <= set(KINDS) for i in infos.values())
+
+
+def test_int4_fixture_loads_through_compressed_tensors(tmp_path: Path) -> None:
+    pytest.importorskip("compressed_tensors")  # the tests session installs it (extra "quant")
+    spec = by_name("qwen3_moe_int4")
+    d = generate(spec)
+    stored = load_file(d / "model.safetensors")
+    w = "model.layers.0.mlp.experts.1.down_proj"
+    assert stored[f"{w}.weight_packed"].dtype == torch.int32
+    assert stored[f"{w}.weight_shape"].tolist() == [64, 32]
+    model, info = AutoModelForCausalLM.from_pretrained(d, dtype=torch.bfloat16, output_loading_info=True)
+    assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")), info
+    assert type(model.hf_quantizer).__name__ == "CompressedTensorsHfQuantizer"
