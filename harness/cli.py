@@ -14,14 +14,16 @@ from fixtures import DEFAULT_FIXTURES, FixtureError, FixtureSpec, SpecError, cov
 from fixtures import by_name as fixture_by_name
 from fixtures.architectures import layout_for
 from fixtures.registry import SMALL_SHARDS
-from harness import report
+from harness import gate, report, summary, xfails
 from harness.compare import GRADES
 from harness.fuzz import fuzz
 from harness.impls import BUILTIN, ImplError, resolve
 from harness.killtable import kill_table
 from harness.killtable import render as render_kills
+from harness.merge import MergeError, merge
 from harness.modes import MODES, Mode, UnknownMode
 from harness.modes import by_name as mode_by_name
+from harness.results import RunResult
 from harness.runner import plan, run_cells
 
 
@@ -56,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("conformance-out"), help="output directory")
     run.add_argument("--require", choices=GRADES, default="bytes", help="grade a cell needs to pass")
     run.add_argument("--timeout", type=float, default=600.0, help="seconds before a cell is killed")
+    run.add_argument("--xfails", type=Path, help="known failures: lines of 'CELL-ID-PATTERN  # reason'")
     run.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="cells run in parallel")
     fz = sub.add_parser("fuzz", help="run hypothesis-generated specs through the runner; shrink and print a failure")
     fz.add_argument("--impl", default="reference", help="the IUT (default: reference)")
@@ -68,6 +71,16 @@ def _parser() -> argparse.ArgumentParser:
     kt = sub.add_parser("faults", help="run every injectable fault where it applies and print the kill table")
     kt.add_argument("--fixture", action="append", help="fixture name (repeatable; default: all default fixtures)")
     kt.add_argument("--out", type=Path, default=Path("faults-out"), help="output directory")
+    gt = sub.add_parser("gate", help="compare base and candidate results.json; exit 1 on regressions")
+    gt.add_argument("base", type=Path)
+    gt.add_argument("candidate", type=Path)
+    gt.add_argument("--out", type=Path, default=Path("."), help="where gate.md and gate.json go")
+    mg = sub.add_parser("merge", help="combine results.json documents (e.g. from parallel CI jobs) into one")
+    mg.add_argument("documents", type=Path, nargs="+")
+    mg.add_argument("--out", type=Path, default=Path("merged"), help="directory for results.json and reports")
+    rp = sub.add_parser("report", help="write summary.md, report.html and junit.xml from a results.json")
+    rp.add_argument("document", type=Path)
+    rp.add_argument("--out", type=Path, help="directory (default: beside the document)")
     sub.add_parser("modes", help="list offload modes")
     fx = sub.add_parser("fixtures", help="fixtures: 'list' prints the coverage table (generating what is missing)")
     fx.add_argument("action", nargs="?", choices=["list"], default="list")
@@ -115,6 +128,44 @@ def _fuzz(args: argparse.Namespace) -> int:
     return 1
 
 
+def _read_xfails(path: Path) -> list[tuple[str, str]]:
+    try:
+        return xfails.read(path)
+    except xfails.XfailsError as e:
+        raise UsageError(str(e)) from None
+
+
+def _document(path: Path) -> RunResult:
+    try:
+        return RunResult.read(path)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"{path}: not a results.json document ({type(e).__name__}: {e})") from None
+
+
+def _gate(args: argparse.Namespace) -> int:
+    try:
+        verdict = gate.gate(_document(args.base), _document(args.candidate))
+    except MergeError as e:
+        raise UsageError(str(e)) from None
+    gate.write(verdict, args.out)
+    print(gate.markdown(verdict))
+    return 0 if verdict.passed else 1
+
+
+def _merge(args: argparse.Namespace) -> int:
+    try:
+        merged = merge([(str(p), _document(p)) for p in args.documents])
+    except MergeError as e:
+        raise UsageError(str(e)) from None
+    args.out.mkdir(parents=True, exist_ok=True)
+    merged.write(args.out / "results.json")
+    summary.write_all(merged, args.out)
+    print(f"merged {len(args.documents)} documents, {len(merged.cells)} cells: {args.out / 'results.json'}")
+    return 0 if merged.ok else 1
+
+
 def _save_options(size: str) -> tuple[tuple[str, object], ...]:
     if size == "default":
         return ()
@@ -137,6 +188,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--jobs must be >= 1 and --timeout > 0")
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file, not a directory")
+    entries = _read_xfails(args.xfails) if args.xfails else []
     cells = plan(fixtures, modes, impls, [_save_options(v) for v in args.max_shard_size or ["default", SMALL_SHARDS]])
 
     def progress(i: int, n: int, cell: object) -> None:
@@ -144,7 +196,10 @@ def _run(args: argparse.Namespace) -> int:
 
     print(f"running {len(cells)} cells with {args.jobs} job(s), output in {args.out}", file=sys.stderr, flush=True)
     result = run_cells(cells, args.out, require=args.require, timeout=args.timeout, jobs=args.jobs, progress=progress)
+    if args.xfails:
+        result = xfails.apply(result, entries)
     result.write(args.out / "results.json")
+    summary.write_all(result, args.out)
     print(report.render(result))
     print(f"\nresults: {args.out / 'results.json'}")
     return 0 if result.ok else 1
@@ -159,6 +214,17 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "fuzz":
             return _fuzz(args)
+        if args.command == "gate":
+            return _gate(args)
+        if args.command == "merge":
+            return _merge(args)
+        if args.command == "report":
+            doc = _document(args.document)
+            out = args.out or args.document.parent
+            out.mkdir(parents=True, exist_ok=True)
+            summary.write_all(doc, out)
+            print(f"wrote {out / 'summary.md'}, {out / 'report.html'}, {out / 'junit.xml'}")
+            return 0
         if args.command == "faults":
             try:
                 specs = [fixture_by_name(n) for n in args.fixture] if args.fixture else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.results import CellResult, RunResult
+from harness.results import CellResult, RunResult, describe_transformers
 
 STANDARD = {
     "bytes": "a cell passes only if every saved file is byte-identical to the in-memory save",
@@ -30,10 +30,13 @@ def table(result: RunResult) -> str:
 def details(result: RunResult) -> str:
     out = []
     for c in result.cells:
+        if c.stale_xfail:
+            out.append(f"{c.cell_id}: passes now but is listed as a known failure ({c.xfail}): remove the entry")
         if c.outcome == "pass":
             continue
-        out.append(f"{c.cell_id}: {c.outcome}: {c.detail}")
-        if c.outcome == "error" and c.log_tail:
+        known = f" [known failure: {c.xfail}]" if c.xfail else ""
+        out.append(f"{c.cell_id}: {c.outcome}{known}: {c.detail}")
+        if c.outcome == "error" and c.log_tail and not c.xfail:
             out.extend(f"    | {line}" for line in c.log_tail.splitlines()[-5:])
     return "\n".join(out)
 
@@ -42,7 +45,7 @@ def render(result: RunResult) -> str:
     env = result.environment
     counts = {o: sum(c.outcome == o for c in result.cells) for o in ("pass", "fail", "error", "unsupported")}
     head = [
-        f"transformers {env.get('transformers')}, accelerate {env.get('accelerate')}, torch {env.get('torch')},"
+        f"{describe_transformers(env)}, accelerate {env.get('accelerate')}, torch {env.get('torch')},"
         f" safetensors {env.get('safetensors')}, huggingface_hub {env.get('huggingface_hub')}",
         f"standard: --require {result.require}: {STANDARD[result.require]}",
     ]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fixtures import FixtureSpec, generate
+from fixtures.generate import fixture_digest
 from harness.cell import PRELOAD, serve
 from harness.compare import Comparison, compare
 from harness.modes import Mode, by_name
@@ -246,4 +247,5 @@ def run_cells(
         baselines = {c: f.result() for c, f in base_futures.items()}
     results = [judged[c] for c in cells]
     info = {c.cell_id: _baseline_info(c, fixture_dirs[c.fixture], r) for c, r in baselines.items()}
-    return RunResult(require=require, environment=environment(), cells=tuple(results), baselines=info)
+    digests = {spec.name: fixture_digest(spec) for spec in fixture_dirs}
+    return RunResult(require=require, environment=environment(), cells=tuple(results), baselines=info, fixtures=digests)
