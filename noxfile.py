@@ -1,11 +1,23 @@
-"""Sessions: `nox -s tests`, `nox -s conformance`, `nox -s lint`.
+"""Sessions, named for what you want to do:
 
-Every session installs torch==2.13.0 (CPU) first, from constraints/ci.txt, with pip:
-uv and poetry do not see that wheel and would fetch a multi-GB CUDA build instead.
+    nox -s tests                      our own test suite
+    nox -s conformance                the matrix on the default fixtures (-- --transformers SPEC ...)
+    nox -s matrix                     conformance over the transformers releases in TRANSFORMERS_VERSIONS
+    nox -s gate -- --base SPEC --candidate SPEC     did the candidate break a cell that passed on base?
+    nox -s bisect -- --good SPEC --bad SPEC --cell CELL-ID
+    nox -s fuzz -- --examples N       hypothesis-generated cells
+    nox -s lint                       ruff
+
+SPEC is a transformers version (5.14.1), a local checkout (installed editable) or a wheel file.
+Every session installs torch==2.13.0 (CPU) first, with pip: uv and poetry do not see that wheel
+and would fetch a multi-GB CUDA build instead.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
 from pathlib import Path
 
 import nox
@@ -15,14 +27,41 @@ nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).parent
-CONSTRAINTS = str(ROOT / "constraints" / "ci.txt")
+CONSTRAINTS = ROOT / "constraints"
+CI = str(CONSTRAINTS / "ci.txt")
 ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+# Oldest supported, the releases around the offload-save fixes, newest.
+TRANSFORMERS_VERSIONS = ["5.0.0", "5.13.1", "5.14.1", "5.15.1", "5.24.0"]
 
 
 def _install(session: nox.Session, *extras: str) -> None:
-    session.install("-c", CONSTRAINTS, "torch")
+    session.install("-c", CI, "torch")
     target = f".[{','.join(extras)}]" if extras else "."
-    session.install("-c", CONSTRAINTS, "-e", target)
+    session.install("-c", CI, "-e", target)
+
+
+def _install_transformers(session: nox.Session, spec: str) -> None:
+    """A version (with its measured companion pins), a local checkout (editable) or a wheel."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        session.install("-c", str(CONSTRAINTS / "torch.txt"), "-e", str(path.resolve()))
+    elif path.suffix == ".whl" and path.is_file():
+        session.install("-c", str(CONSTRAINTS / "torch.txt"), str(path.resolve()))
+    elif re.fullmatch(r"\d+\.\d+\.\d+(\.?(rc|dev)\d+)?", spec):
+        pins = CONSTRAINTS / f"transformers-{spec}.txt"
+        session.install("-c", str(pins if pins.exists() else CONSTRAINTS / "torch.txt"), f"transformers=={spec}")
+    else:
+        session.error(f"--transformers {spec!r}: not a version, a transformers checkout directory or a .whl file")
+
+
+def _take(args: list[str], flag: str) -> tuple[str | None, list[str]]:
+    """Remove `flag VALUE` from args."""
+    if flag not in args:
+        return None, args
+    i = args.index(flag)
+    if i + 1 >= len(args):
+        raise SystemExit(f"{flag} needs a value")
+    return args[i + 1], args[:i] + args[i + 2 :]
 
 
 def _cache_env(session: nox.Session) -> dict[str, str]:
@@ -34,6 +73,23 @@ def _cache_env(session: nox.Session) -> dict[str, str]:
     }
 
 
+def _conformance(session: nox.Session, args: list[str], out: str) -> bool:
+    """Run the matrix; True when every cell passed (exit 1 is a verdict, not a crash)."""
+    code = session.run(
+        "python",
+        "-m",
+        "harness",
+        "run",
+        "--out",
+        out,
+        *args,
+        env=_cache_env(session),
+        success_codes=[0, 1],
+        silent=False,
+    )
+    return code in (True, 0, None)
+
+
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
     """Our own test suite. Extra arguments go to pytest."""
@@ -43,18 +99,101 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def conformance(session: nox.Session) -> None:
-    """The conformance matrix on the default fixtures. Extra arguments go to `python -m harness run`."""
+    """The conformance matrix. `-- --transformers SPEC` tests another transformers; other arguments
+    go to `python -m harness run` (default --out conformance-out)."""
+    spec, args = _take(list(session.posargs), "--transformers")
     _install(session, "quant")
-    args = session.posargs or ["--out", "conformance-out"]
-    session.run("python", "-m", "harness", "run", *args, env=_cache_env(session))
+    if spec:
+        _install_transformers(session, spec)
+    out, args = _take(args, "--out")
+    if not _conformance(session, args, out or "conformance-out"):
+        session.error("some cells failed or errored (see the table above)")
 
 
 @nox.session(python="3.11")
-def lint(session: nox.Session) -> None:
-    """ruff over the whole tree."""
-    session.install("-c", CONSTRAINTS, "ruff")
-    session.run("ruff", "check", ".")
-    session.run("ruff", "format", "--check", "--diff", "harness", "fixtures", "reference_impl")
+@nox.parametrize("transformers", TRANSFORMERS_VERSIONS)
+def matrix(session: nox.Session, transformers: str) -> None:
+    """Conformance for one transformers release; results in matrix-out/<version>/. Failing cells
+    are the finding, so the session fails only if the harness itself does."""
+    _install(session)
+    _install_transformers(session, transformers)
+    _conformance(session, list(session.posargs), f"matrix-out/{transformers}")
+
+
+@nox.session(python="3.11")
+def gate(session: nox.Session) -> None:
+    """`-- --base SPEC --candidate SPEC [run args]`: the same cells on both, then gate.md and gate.json
+    in gate-out/; fails on any regression (pass on base, not on candidate)."""
+    base, args = _take(list(session.posargs), "--base")
+    candidate, args = _take(args, "--candidate")
+    if not base or not candidate:
+        session.error("usage: nox -s gate -- --base SPEC --candidate SPEC [python -m harness run arguments]")
+    _install(session, "quant")
+    for label, spec in (("base", base), ("candidate", candidate)):
+        _install_transformers(session, spec)
+        _conformance(session, args, f"gate-out/{label}")
+    session.run(
+        "python",
+        "-m",
+        "harness",
+        "gate",
+        "gate-out/base/results.json",
+        "gate-out/candidate/results.json",
+        "--out",
+        "gate-out",
+        env=ENV,
+    )
+
+
+def _releases(good: str, bad: str) -> list[str]:
+    """PyPI releases of transformers from good to bad, inclusive, in version order."""
+    text = subprocess.run(
+        ["python", "-m", "pip", "index", "versions", "transformers"], capture_output=True, text=True, check=True
+    ).stdout
+    listed = re.search(r"Available versions: (.*)", text)
+    versions = [v.strip() for v in listed.group(1).split(",")] if listed else []
+    key = lambda v: tuple(int(x) for x in re.findall(r"\d+", v))  # noqa: E731
+    lo, hi = sorted([key(good), key(bad)])
+    return sorted((v for v in versions if lo <= key(v) <= hi and not re.search(r"[a-z]", v)), key=key)
+
+
+@nox.session(python="3.11")
+def bisect(session: nox.Session) -> None:
+    """`-- --good SPEC --bad SPEC --cell CELL-ID`: the first release between good and bad where the
+    cell's outcome differs from its outcome on good."""
+    good, args = _take(list(session.posargs), "--good")
+    bad, args = _take(args, "--bad")
+    cell, args = _take(args, "--cell")
+    if not good or not bad or not cell:
+        session.error("usage: nox -s bisect -- --good VERSION --bad VERSION --cell CELL-ID")
+    _install(session, "quant")
+    releases = _releases(good, bad)
+    if len(releases) < 2:
+        session.error(f"no releases between {good} and {bad} on the index")
+    seen: dict[str, str] = {}
+
+    def outcome(version: str) -> str:
+        if version not in seen:
+            _install_transformers(session, version)
+            out = f"bisect-out/{version}"
+            _conformance(session, ["--cell", cell, *args], out)
+            (doc,) = json.loads((Path(out) / "results.json").read_text())["cells"]
+            seen[version] = " ".join([doc["outcome"], ",".join(doc["classes"])]).strip()
+            session.log(f"{cell} on transformers {version}: {seen[version]}")
+        return seen[version]
+
+    want = outcome(releases[0])
+    lo, hi = 0, len(releases) - 1
+    if outcome(releases[hi]) == want:
+        session.log(f"{cell} is '{want}' on both {releases[0]} and {releases[hi]}: nothing to bisect")
+        return
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if outcome(releases[mid]) == want else (lo, mid)
+    session.log(
+        f"first release where {cell} changes: {releases[hi]} ('{seen[releases[lo]]}' on {releases[lo]}"
+        f" -> '{seen[releases[hi]]}')"
+    )
 
 
 @nox.session(python="3.11")
@@ -62,3 +201,11 @@ def fuzz(session: nox.Session) -> None:
     """Hypothesis-generated cells, e.g. `nox -s fuzz -- --examples 50 --impl upstream`."""
     _install(session, "test")
     session.run("python", "-m", "harness", "fuzz", *session.posargs, env=_cache_env(session))
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    """ruff over the whole tree."""
+    session.install("-c", CI, "ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import sys
@@ -43,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
         help="a fixture given as FixtureSpec JSON (repeatable; what fuzz prints to reproduce a cell)",
     )
     run.add_argument("--mode", action="append", help="offload mode (repeatable; default: all)")
+    run.add_argument(
+        "--cell", action="append", metavar="PATTERN", help="only cells whose id matches (fnmatch pattern; repeatable)"
+    )
     run.add_argument(
         "--impl",
         action="append",
@@ -190,6 +194,10 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {args.out} is a file, not a directory")
     entries = _read_xfails(args.xfails) if args.xfails else []
     cells = plan(fixtures, modes, impls, [_save_options(v) for v in args.max_shard_size or ["default", SMALL_SHARDS]])
+    if args.cell:
+        cells = [c for c in cells if any(fnmatch.fnmatchcase(c.cell_id, p) for p in args.cell)]
+        if not cells:
+            raise UsageError(f"--cell {' '.join(args.cell)}: matches no cell of the planned matrix")
 
     def progress(i: int, n: int, cell: object) -> None:
         print(report.progress_line(i, n, cell), file=sys.stderr, flush=True)  # type: ignore[arg-type]
