@@ -74,19 +74,14 @@ def _cache_env(session: nox.Session) -> dict[str, str]:
 
 
 def _conformance(session: nox.Session, args: list[str], out: str) -> bool:
-    """Run the matrix; True when every cell passed (exit 1 is a verdict, not a crash)."""
-    code = session.run(
-        "python",
-        "-m",
-        "harness",
-        "run",
-        "--out",
-        out,
-        *args,
-        env=_cache_env(session),
-        success_codes=[0, 1],
-        silent=False,
-    )
+    """Run the matrix; True when every cell passed. Exit 1 with a fresh results.json is a verdict
+    (cells failed); exit 1 without one is the harness itself failing, and stops the session."""
+    results = Path(out) / "results.json"
+    results.unlink(missing_ok=True)
+    harness = ["python", "-m", "harness", "run", "--out", out, *args]
+    code = session.run(*harness, env=_cache_env(session), success_codes=[0, 1], silent=False)
+    if not results.exists():
+        session.error(f"the harness wrote no {results}: see its output above")
     return code in (True, 0, None)
 
 

@@ -17,7 +17,6 @@ from fixtures.architectures import layout_for
 from fixtures.registry import SMALL_SHARDS
 from harness import gate, report, summary, xfails
 from harness.compare import GRADES
-from harness.fuzz import fuzz
 from harness.impls import BUILTIN, ImplError, resolve
 from harness.killtable import kill_table
 from harness.killtable import render as render_kills
@@ -121,6 +120,8 @@ def _fuzz(args: argparse.Namespace) -> int:
     impl = _impl(args.impl)
     if args.examples < 1:
         raise UsageError("--examples must be >= 1")
+    from harness.fuzz import fuzz  # imports hypothesis: only when fuzzing
+
     print(f"fuzzing {impl} with {args.examples} generated cells", file=sys.stderr, flush=True)
     finding = fuzz(impl, modes, args.examples, args.out, args.require, args.timeout, args.seed)
     if finding is None:
