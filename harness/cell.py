@@ -35,6 +35,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
     from fixtures.manifest import read_manifest
+    from harness.cost import measured
     from harness.impls import resolve
     from harness.modes import by_name
 
@@ -68,8 +69,10 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         report["hf_device_map"] = getattr(model, "hf_device_map", None)
         stage = "save"
         t0 = time.perf_counter()
-        save(model, str(out), **request["save_options"])
+        with measured(model) as cost:
+            save(model, str(out), **request["save_options"])
         report["save_seconds"] = time.perf_counter() - t0
+        report["cost"] = cost[0].to_json()
     except ImportError as e:
         # This environment lacks what loading the fixture needs (e.g. a quantizer's package):
         # the cell cannot be run here, which is not the IUT's fault.

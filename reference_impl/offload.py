@@ -33,8 +33,12 @@ def read_offloaded(model: nn.Module, name: str) -> torch.Tensor:
         module = model.get_submodule(owner)
         key = ".".join(parts[depth:])
         for weights_map in _weights_maps(module):
-            if key in weights_map:
+            # Look it up by reading it: `key in weights_map` would load the tensor a second time
+            # (Mapping.__contains__ is implemented with __getitem__).
+            try:
                 return weights_map[key]
+            except KeyError:
+                continue
     raise OffloadError(f"{name} is on the meta device but no accelerate hook holds its data")
 
 

@@ -1,0 +1,113 @@
+"""What a save costs: bytes read back from offload storage, and peak memory.
+
+Reads are counted where every offloaded tensor comes back from: accelerate's `PrefixedDataset`,
+the `weights_map` of the hooks that transformers' device_map path and accelerate's own
+cpu_offload/disk_offload attach. Peak RSS uses the kernel's high-water mark, reset right before
+the save (writing 5 to /proc/self/clear_refs), so the load's own peak does not count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+_STATUS = Path("/proc/self/status")
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        match = re.search(rf"^{field}:\s+(\d+) kB", _STATUS.read_text(), re.MULTILINE)
+    except OSError:
+        return None
+    return int(match.group(1)) if match else None
+
+
+def _reset_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Cost:
+    offloaded_bytes: int  # distinct offloaded tensors (meta in the model)
+    largest_tensor_bytes: int  # the largest tensor the model holds, offloaded or not
+    bytes_read: int
+    rss_before: int | None  # bytes
+    peak_rss: int | None  # bytes, during the save
+
+    @property
+    def read_amplification(self) -> float | None:
+        return self.bytes_read / self.offloaded_bytes if self.offloaded_bytes else None
+
+    @property
+    def extra_rss(self) -> int | None:
+        return None if self.peak_rss is None or self.rss_before is None else self.peak_rss - self.rss_before
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "read_amplification": self.read_amplification, "extra_rss": self.extra_rss}
+
+
+def model_sizes(model: torch.nn.Module) -> tuple[int, int]:
+    """(bytes of distinct offloaded tensors, bytes of the largest tensor)."""
+    seen: set[int] = set()
+    offloaded = largest = 0
+    for name, t in model.state_dict(keep_vars=True).items():
+        owner = _owner(model, name)
+        if id(owner) in seen:
+            continue
+        seen.add(id(owner))
+        nbytes = t.numel() * t.element_size()
+        largest = max(largest, nbytes)
+        if t.device.type == "meta":
+            offloaded += nbytes
+    return offloaded, largest
+
+
+def _owner(model: torch.nn.Module, name: str) -> object:
+    module_name, _, attr = name.rpartition(".")
+    module = model.get_submodule(module_name)
+    return module._parameters.get(attr, module._buffers.get(attr))
+
+
+@contextlib.contextmanager
+def measured(model: torch.nn.Module) -> Iterator[list[Cost]]:
+    """Count offload reads and peak RSS while the body runs; the Cost is appended on exit."""
+    from accelerate.utils.offload import PrefixedDataset
+
+    offloaded, largest = model_sizes(model)
+    counter = [0]
+    real_getitem = PrefixedDataset.__getitem__
+
+    def counting_getitem(self: Any, key: str) -> Any:
+        value = real_getitem(self, key)
+        if isinstance(value, torch.Tensor):
+            counter[0] += value.numel() * value.element_size()
+        return value
+
+    out: list[Cost] = []
+    rss_kib = _status_kib("VmRSS")
+    can_peak = _reset_peak()
+    PrefixedDataset.__getitem__ = counting_getitem  # type: ignore[method-assign]
+    try:
+        yield out
+    finally:
+        PrefixedDataset.__getitem__ = real_getitem  # type: ignore[method-assign]
+        peak_kib = _status_kib("VmHWM") if can_peak else None
+        out.append(
+            Cost(
+                offloaded,
+                largest,
+                counter[0],
+                rss_kib * 1024 if rss_kib is not None else None,
+                peak_kib * 1024 if peak_kib is not None else None,
+            )
+        )
