@@ -60,8 +60,12 @@ def model_sizes(model: torch.nn.Module) -> tuple[int, int]:
     """(bytes of distinct offloaded tensors, bytes of the largest tensor)."""
     seen: set[int] = set()
     offloaded = largest = 0
-    for name, t in model.state_dict(keep_vars=True).items():
-        owner = _owner(model, name)
+    # A declared tie (lm_head -> embed_tokens) is one tensor even where accelerate's disk_offload
+    # gave its two names separate meta parameters.
+    tied: dict[str, str] = dict(getattr(model, "all_tied_weights_keys", None) or {})
+    state = model.state_dict(keep_vars=True)
+    for name, t in state.items():
+        owner = _owner(model, tied[name] if tied.get(name) in state else name)
         if id(owner) in seen:
             continue
         seen.add(id(owner))

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from reference_impl.save import StateDict, checkpoint_state, prepare_target, write_checkpoint
+from reference_impl.simple import StateDict, checkpoint_state, prepare_target, write_checkpoint
 
 Saver = Callable[..., None]
 
@@ -51,12 +51,12 @@ def _state_fault(transform: Callable[[Any, StateDict], StateDict], **checkpoint_
 
 
 def _file_fault(mutate: Callable[[Path], None]) -> Saver:
-    """A correct reference save, then its files altered on disk."""
-    from reference_impl import save_pretrained
+    """A correct save, then its files altered on disk."""
 
     def save(model: Any, save_directory: str, max_shard_size: int | str = "50GB") -> None:
-        save_pretrained(model, save_directory, max_shard_size=max_shard_size)
-        mutate(Path(save_directory))
+        target = prepare_target(model, save_directory)
+        write_checkpoint(model, checkpoint_state(model), target, max_shard_size)
+        mutate(target)
 
     return save
 

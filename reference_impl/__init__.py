@@ -1,4 +1,4 @@
-"""Offload-aware save_pretrained, byte-identical to the in-memory save."""
+"""Offload-aware save_pretrained, byte-identical to the in-memory save, streaming and atomic."""
 
 from reference_impl.offload import OffloadError
 from reference_impl.save import SaveError, save_pretrained

@@ -1,49 +1,49 @@
-"""Offload-aware save_pretrained: the checkpoint an in-memory save would write.
+"""Offload-aware save_pretrained, streaming: the checkpoint an in-memory save would write.
 
-This first version reads every offloaded tensor back (once per tensor object), then runs
-the in-memory save path with transformers' own tie removal, weight-conversion revert,
-huggingface_hub's shard planning and safetensors' writer, so the bytes match by
-construction rather than by imitation.
+The checkpoint is planned first with no data read (reference_impl.plan). Then each group of
+in-memory tensors is read from offload storage once, reverted to checkpoint tensors with
+transformers' own conversion machinery, written straight into its place in its shard file
+(reference_impl.writer computes every header up front), and freed: memory holds one group at a
+time, whatever max_shard_size is. Everything is written into a new directory beside the target,
+which then replaces the target in one atomic rename, so a crash leaves the old save or the new one.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
-from collections.abc import Callable
+import shutil
+import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
-from huggingface_hub import split_torch_state_dict_into_shards
-from safetensors.torch import save_file
 from transformers import PreTrainedModel
 from transformers.core_model_loading import revert_weight_conversion
-from transformers.modeling_utils import remove_tied_weights_from_state_dict
 
-from reference_impl.offload import Reader, materialized_state_dict, read_offloaded
+from reference_impl.atomic import replace_directory
+from reference_impl.offload import read_offloaded
+from reference_impl.plan import plan, saved_state
+from reference_impl.writer import StreamingWriter, TensorPlan
 
-StateDict = dict[str, torch.Tensor]
-
-WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"
-_SHARD_RE = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")
+METADATA = {"format": "pt"}
 
 
 class SaveError(RuntimeError):
     """A save that cannot be done as asked."""
 
 
-def _save_config(model: PreTrainedModel, save_directory: Path) -> None:
+def save_config(model: PreTrainedModel, directory: Path) -> None:
     # Same mutations the upstream save applies before writing config.json.
     model.config.dtype = str(model.dtype).split(".")[1]
     model.config.architectures = [type(model).__name__]
-    model.config.save_pretrained(save_directory)
+    model.config.save_pretrained(directory)
     if model.can_generate():
-        model.generation_config.save_pretrained(save_directory)
+        model.generation_config.save_pretrained(directory)
 
 
-def _num_parameters(model: PreTrainedModel) -> int:
+def num_parameters(model: PreTrainedModel) -> int:
     """model.num_parameters() as the in-memory model counts it: accelerate's offload helpers give a
     tied weight a parameter object of its own, which num_parameters() would count twice."""
     tied: dict[str, str] = dict(getattr(model, "all_tied_weights_keys", None) or {})
@@ -56,58 +56,13 @@ def _num_parameters(model: PreTrainedModel) -> int:
     return model.num_parameters() - untied_twins
 
 
-def checkpoint_state(
-    model: PreTrainedModel,
-    *,
-    read: Reader = read_offloaded,
-    before_revert: Callable[[PreTrainedModel, StateDict], StateDict] | None = None,
-    revert: bool = True,
-) -> StateDict:
-    """The tensors an in-memory save writes, under checkpoint names. The keyword arguments exist
-    so that harness.faults can inject one realistic bug at a time; a correct save uses none."""
+def _check(model: PreTrainedModel, save_directory: str | os.PathLike[str]) -> Path:
     if getattr(model, "hf_quantizer", None) is not None:
         raise SaveError("quantized models are not supported by the reference save yet")
-    state = materialized_state_dict(model, read)
-    for key in getattr(model, "_keys_to_ignore_on_save", None) or []:
-        state.pop(key, None)
-    state = remove_tied_weights_from_state_dict(state, model)
-    if before_revert is not None:
-        state = before_revert(model, state)
-    return revert_weight_conversion(model, state) if revert else state
-
-
-def prepare_target(model: PreTrainedModel, save_directory: str | os.PathLike[str]) -> Path:
     target = Path(save_directory)
     if target.exists() and not target.is_dir():
         raise SaveError(f"save target {target} is a file, not a directory")
-    target.mkdir(parents=True, exist_ok=True)
-    _save_config(model, target)
     return target
-
-
-def write_checkpoint(
-    model: PreTrainedModel,
-    state: StateDict,
-    target: Path,
-    max_shard_size: int | str = "50GB",
-    metadata: dict[str, str] | None = None,
-) -> None:
-    """Shard `state` with huggingface_hub's planner and write it with safetensors, as the in-memory save does."""
-    split = split_torch_state_dict_into_shards(
-        state, filename_pattern="model{suffix}.safetensors", max_shard_size=max_shard_size
-    )
-    # Stale shards from an earlier, larger save must not survive beside the new index.
-    for p in target.iterdir():
-        if p.is_file() and _SHARD_RE.fullmatch(p.name) and p.name not in split.filename_to_tensors:
-            p.unlink()
-    for filename, names in split.filename_to_tensors.items():
-        save_file({n: state[n].contiguous() for n in names}, target / filename, metadata=metadata or {"format": "pt"})
-    if split.is_sharded:
-        index = {
-            "metadata": {"total_parameters": _num_parameters(model), **split.metadata},
-            "weight_map": split.tensor_to_filename,
-        }
-        (target / INDEX_NAME).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def save_pretrained(
@@ -115,5 +70,52 @@ def save_pretrained(
 ) -> None:
     """Write what `model.save_pretrained(save_directory, max_shard_size=...)` writes for the same
     model held in memory, whatever of it is offloaded."""
-    target = prepare_target(model, save_directory)
-    write_checkpoint(model, checkpoint_state(model), target, max_shard_size)
+    target = _check(model, save_directory)
+    checkpoint = plan(model, max_shard_size)
+    state = saved_state(model)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
+    try:
+        save_config(model, staging)
+        shard_of = checkpoint.split.tensor_to_filename
+        with ExitStack() as stack:
+            writers = {
+                filename: stack.enter_context(
+                    StreamingWriter(
+                        staging / filename,
+                        [TensorPlan(n, checkpoint.outputs[n].dtype, tuple(checkpoint.outputs[n].shape)) for n in names],
+                        METADATA,
+                    )
+                )
+                for filename, names in checkpoint.split.filename_to_tensors.items()
+            }
+            for group in checkpoint.groups:
+                sources = {n: _load(model, n, state[n]) for n in group.sources}
+                for name, tensor in revert_weight_conversion(model, sources).items():
+                    writers[shard_of[name]].write(name, tensor)
+                del sources
+        if checkpoint.split.is_sharded:
+            index = {
+                "metadata": {"total_parameters": num_parameters(model), **checkpoint.split.metadata},
+                "weight_map": checkpoint.split.tensor_to_filename,
+            }
+            (staging / INDEX_NAME).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        replace_directory(staging, target, keep=_kept(target, set(checkpoint.split.filename_to_tensors)))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _load(model: PreTrainedModel, name: str, tensor: torch.Tensor) -> torch.Tensor:
+    return read_offloaded(model, name) if tensor.device.type == "meta" else tensor
+
+
+def _kept(target: Path, new_shards: set[str]) -> list[str]:
+    """Files of an earlier save that survive the new one, as they would beside an in-memory save:
+    everything but stale `model-XXXXX-of-YYYYY.safetensors` shards the new save does not write."""
+    if not target.is_dir():
+        return []
+    import re
+
+    stale = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")
+    return [p.name for p in target.iterdir() if not (stale.fullmatch(p.name) and p.name not in new_shards)]

@@ -1,0 +1,95 @@
+"""The straightforward offload-aware save: read every offloaded tensor back into RAM, then run the
+in-memory save path (transformers' own tie removal and conversion revert, huggingface_hub's
+shard planning, safetensors' writer), so the bytes match by construction.
+
+It holds the whole model in memory, so it is not what `reference_impl.save_pretrained` does; it
+is the oracle the streaming save is tested against, and the base that harness.faults injects
+bugs into (its stages are exposed for that).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from huggingface_hub import split_torch_state_dict_into_shards
+from safetensors.torch import save_file
+from transformers import PreTrainedModel
+from transformers.core_model_loading import revert_weight_conversion
+from transformers.modeling_utils import remove_tied_weights_from_state_dict
+
+from reference_impl.offload import Reader, materialized_state_dict, read_offloaded
+from reference_impl.save import SaveError, num_parameters, save_config
+
+StateDict = dict[str, torch.Tensor]
+
+WEIGHTS_NAME = "model.safetensors"
+INDEX_NAME = "model.safetensors.index.json"
+_SHARD_RE = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")
+
+
+def checkpoint_state(
+    model: PreTrainedModel,
+    *,
+    read: Reader = read_offloaded,
+    before_revert: Callable[[PreTrainedModel, StateDict], StateDict] | None = None,
+    revert: bool = True,
+) -> StateDict:
+    """The tensors an in-memory save writes, under checkpoint names. The keyword arguments exist
+    so that harness.faults can inject one realistic bug at a time; a correct save uses none."""
+    if getattr(model, "hf_quantizer", None) is not None:
+        raise SaveError("quantized models are not supported by the reference save yet")
+    state = materialized_state_dict(model, read)
+    for key in getattr(model, "_keys_to_ignore_on_save", None) or []:
+        state.pop(key, None)
+    state = remove_tied_weights_from_state_dict(state, model)
+    if before_revert is not None:
+        state = before_revert(model, state)
+    return revert_weight_conversion(model, state) if revert else state
+
+
+def prepare_target(model: PreTrainedModel, save_directory: str | os.PathLike[str]) -> Path:
+    target = Path(save_directory)
+    if target.exists() and not target.is_dir():
+        raise SaveError(f"save target {target} is a file, not a directory")
+    target.mkdir(parents=True, exist_ok=True)
+    save_config(model, target)
+    return target
+
+
+def write_checkpoint(
+    model: PreTrainedModel,
+    state: StateDict,
+    target: Path,
+    max_shard_size: int | str = "50GB",
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """Shard `state` with huggingface_hub's planner and write it with safetensors, as the in-memory save does."""
+    split = split_torch_state_dict_into_shards(
+        state, filename_pattern="model{suffix}.safetensors", max_shard_size=max_shard_size
+    )
+    # Stale shards from an earlier, larger save must not survive beside the new index.
+    for p in target.iterdir():
+        if p.is_file() and _SHARD_RE.fullmatch(p.name) and p.name not in split.filename_to_tensors:
+            p.unlink()
+    for filename, names in split.filename_to_tensors.items():
+        save_file({n: state[n].contiguous() for n in names}, target / filename, metadata=metadata or {"format": "pt"})
+    if split.is_sharded:
+        index = {
+            "metadata": {"total_parameters": num_parameters(model), **split.metadata},
+            "weight_map": split.tensor_to_filename,
+        }
+        (target / INDEX_NAME).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def save_pretrained(
+    model: PreTrainedModel, save_directory: str | os.PathLike[str], max_shard_size: int | str = "50GB"
+) -> None:
+    """Write what `model.save_pretrained(save_directory, max_shard_size=...)` writes for the same
+    model held in memory, whatever of it is offloaded."""
+    target = prepare_target(model, save_directory)
+    write_checkpoint(model, checkpoint_state(model), target, max_shard_size)
