@@ -16,6 +16,7 @@ from fixtures import by_name as fixture_by_name
 from fixtures.architectures import layout_for
 from fixtures.registry import SMALL_SHARDS
 from harness import gate, report, summary, xfails
+from harness.budget import Budget, BudgetError
 from harness.compare import GRADES
 from harness.impls import BUILTIN, ImplError, resolve
 from harness.killtable import kill_table
@@ -61,6 +62,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("conformance-out"), help="output directory")
     run.add_argument("--require", choices=GRADES, default="bytes", help="grade a cell needs to pass")
     run.add_argument("--timeout", type=float, default=600.0, help="seconds before a cell is killed")
+    run.add_argument(
+        "--max-read-amplification",
+        type=float,
+        metavar="X",
+        help="fail a cell that reads more than X times its offloaded bytes (class read-amplification)",
+    )
+    run.add_argument(
+        "--max-extra-rss",
+        metavar="SIZE",
+        help="fail a cell whose save peaks more than SIZE (500MB, or 2x-largest-tensor) above the RSS"
+        " before it (class memory-budget)",
+    )
     run.add_argument("--xfails", type=Path, help="known failures: lines of 'CELL-ID-PATTERN  # reason'")
     run.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="cells run in parallel")
     fz = sub.add_parser("fuzz", help="run hypothesis-generated specs through the runner; shrink and print a failure")
@@ -194,6 +207,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file, not a directory")
     entries = _read_xfails(args.xfails) if args.xfails else []
+    try:
+        budget = Budget.parse(args.max_read_amplification, args.max_extra_rss)
+    except BudgetError as e:
+        raise UsageError(str(e)) from None
     cells = plan(fixtures, modes, impls, [_save_options(v) for v in args.max_shard_size or ["default", SMALL_SHARDS]])
     if args.cell:
         cells = [c for c in cells if any(fnmatch.fnmatchcase(c.cell_id, p) for p in args.cell)]
@@ -204,7 +221,9 @@ def _run(args: argparse.Namespace) -> int:
         print(report.progress_line(i, n, cell), file=sys.stderr, flush=True)  # type: ignore[arg-type]
 
     print(f"running {len(cells)} cells with {args.jobs} job(s), output in {args.out}", file=sys.stderr, flush=True)
-    result = run_cells(cells, args.out, require=args.require, timeout=args.timeout, jobs=args.jobs, progress=progress)
+    result = run_cells(
+        cells, args.out, require=args.require, timeout=args.timeout, jobs=args.jobs, progress=progress, budget=budget
+    )
     if args.xfails:
         result = xfails.apply(result, entries)
     result.write(args.out / "results.json")

@@ -77,6 +77,7 @@ class CellResult:
     log_tail: str = ""
     xfail: str | None = None  # reason, when the cell is listed in an xfails file
     transformers: str = ""  # what ran the cell, set when documents from several versions are merged
+    cost: dict[str, Any] | None = None  # bytes read from offload storage, peak RSS (harness.cost)
 
     @property
     def counts_as_failure(self) -> bool:

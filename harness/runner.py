@@ -19,6 +19,7 @@ from typing import Any
 
 from fixtures import FixtureSpec, generate
 from fixtures.generate import fixture_digest
+from harness.budget import Budget
 from harness.cell import PRELOAD, serve
 from harness.compare import Comparison, compare
 from harness.modes import Mode, by_name
@@ -142,7 +143,7 @@ def execute(cell: Cell, fixture_dir: Path, workdir: Path, timeout: float) -> Exe
     return Execution(workdir / "saved", json.loads(report_path.read_text()), None, _tail(log), seconds)
 
 
-def judge(cell: Cell, run: Execution, baseline: Execution, require: str) -> CellResult:
+def judge(cell: Cell, run: Execution, baseline: Execution, require: str, budget: Budget | None = None) -> CellResult:
     common = {
         "cell_id": cell.cell_id,
         "fixture": cell.fixture.name,
@@ -151,6 +152,7 @@ def judge(cell: Cell, run: Execution, baseline: Execution, require: str) -> Cell
         "save_options": dict(cell.save_options),
         "seconds": round(run.seconds, 2),
         "hf_device_map": (run.report or {}).get("hf_device_map"),
+        "cost": (run.report or {}).get("cost"),
     }
     for execution, prefix in ((baseline, "baseline "), (run, "")):
         if execution.unsupported is not None:
@@ -171,18 +173,19 @@ def judge(cell: Cell, run: Execution, baseline: Execution, require: str) -> Cell
     if run.error is not None:
         return CellResult(outcome="error", grade=None, classes=(), detail=run.error, log_tail=run.log_tail, **common)
     result: Comparison = compare(baseline.save_dir, run.save_dir)
-    outcome = "pass" if result.meets(require) else "fail"
-    detail = "; ".join(d.detail for d in result.differences[:3])
-    if len(result.differences) > 3:
-        detail += f"; and {len(result.differences) - 3} more"
+    over = (budget or Budget()).violations(common["cost"])
+    differences = [{"cls": d.cls, "detail": d.detail, "tensor": d.tensor, "file": d.file} for d in result.differences]
+    differences += [{"cls": cls, "detail": what, "tensor": None, "file": None} for cls, what in over]
+    outcome = "pass" if result.meets(require) and not over else "fail"
+    detail = "; ".join(d["detail"] for d in differences[:3])
+    if len(differences) > 3:
+        detail += f"; and {len(differences) - 3} more"
     return CellResult(
         outcome=outcome,
         grade=result.grade,
-        classes=result.classes,
+        classes=result.classes + tuple(cls for cls, _ in over),
         detail=detail,
-        differences=tuple(
-            {"cls": d.cls, "detail": d.detail, "tensor": d.tensor, "file": d.file} for d in result.differences
-        ),
+        differences=tuple(differences),
         **common,
     )
 
@@ -223,6 +226,7 @@ def run_cells(
     timeout: float = 600,
     jobs: int = 1,
     progress: Callable[[int, int, CellResult], None] | None = None,
+    budget: Budget | None = None,
 ) -> RunResult:
     out.mkdir(parents=True, exist_ok=True)
     fixture_dirs = {c.fixture: generate(c.fixture) for c in cells}
@@ -241,7 +245,7 @@ def run_cells(
         judged: dict[Cell, CellResult] = {}
         for future in as_completed(cell_futures):
             cell = cell_futures[future]
-            judged[cell] = judge(cell, future.result(), base_futures[baseline_of(cell)].result(), require)
+            judged[cell] = judge(cell, future.result(), base_futures[baseline_of(cell)].result(), require, budget)
             if progress:
                 progress(len(judged), len(cells), judged[cell])
         baselines = {c: f.result() for c, f in base_futures.items()}

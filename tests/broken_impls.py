@@ -37,3 +37,21 @@ def raises(model: Any, save_directory: str, **options: Any) -> None:
 
 
 NOT_CALLABLE = 42
+
+
+def read_twice(model: Any, save_directory: str, **options: Any) -> None:
+    """A correct save that reads every offloaded tensor from storage twice (read amplification 2)."""
+    from reference_impl.offload import read_offloaded
+
+    for name, tensor in model.state_dict().items():
+        if tensor.device.type == "meta":
+            read_offloaded(model, name)
+    save_pretrained(model, save_directory, **options)
+
+
+def hoard_memory(model: Any, save_directory: str, **options: Any) -> None:
+    """A correct save that holds 64 MiB it does not need while saving."""
+    ballast = bytearray(64 * 2**20)
+    ballast[::4096] = b"x" * len(ballast[::4096])  # touch every page so it is resident
+    save_pretrained(model, save_directory, **options)
+    del ballast
