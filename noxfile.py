@@ -204,3 +204,12 @@ def lint(session: nox.Session) -> None:
     session.install("-c", CI, "ruff")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """Offloaded save vs in-memory save vs `cp`, reference vs upstream, memory vs layers:
+    bench-out/bench.md and bench.png. Arguments go to `python -m harness bench`."""
+    _install(session)
+    session.install("-c", CI, "matplotlib")
+    session.run("python", "-m", "harness", "bench", *session.posargs, env=_cache_env(session))

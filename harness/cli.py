@@ -97,6 +97,11 @@ def _parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="write summary.md, report.html and junit.xml from a results.json")
     rp.add_argument("document", type=Path)
     rp.add_argument("--out", type=Path, help="directory (default: beside the document)")
+    bn = sub.add_parser("bench", help="time and memory of offloaded saves, side by side (bench.md, bench.png)")
+    bn.add_argument("--scale", type=int, default=20, help="layers of the large fixture (20 = about 1.2 GB)")
+    bn.add_argument("--layers", default="4,8,16,32", help="layer counts for the memory sweep")
+    bn.add_argument("--repeats", type=int, default=3, help="runs per case (the median is reported)")
+    bn.add_argument("--out", type=Path, default=Path("bench-out"))
     sub.add_parser("modes", help="list offload modes")
     fx = sub.add_parser("fixtures", help="fixtures: 'list' prints the coverage table (generating what is missing)")
     fx.add_argument("action", nargs="?", choices=["list"], default="list")
@@ -242,6 +247,17 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "fuzz":
             return _fuzz(args)
+        if args.command == "bench":
+            from harness.bench import run_bench
+
+            try:
+                sweep = [int(x) for x in args.layers.split(",")]
+            except ValueError:
+                raise UsageError(f"--layers {args.layers!r}: expected comma-separated integers") from None
+            if args.repeats < 1 or args.scale < 1:
+                raise UsageError("--repeats and --scale must be >= 1")
+            print(run_bench(args.out, args.scale, sweep, args.repeats))
+            return 0
         if args.command == "gate":
             return _gate(args)
         if args.command == "merge":
