@@ -15,7 +15,7 @@ from fixtures import DEFAULT_FIXTURES, FixtureError, FixtureSpec, SpecError, cov
 from fixtures import by_name as fixture_by_name
 from fixtures.architectures import layout_for
 from fixtures.registry import SMALL_SHARDS
-from harness import gate, report, summary, xfails
+from harness import gate, history, report, summary, xfails
 from harness.budget import Budget, BudgetError
 from harness.compare import GRADES
 from harness.impls import BUILTIN, ImplError, resolve
@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     mg = sub.add_parser("merge", help="combine results.json documents (e.g. from parallel CI jobs) into one")
     mg.add_argument("documents", type=Path, nargs="+")
     mg.add_argument("--out", type=Path, default=Path("merged"), help="directory for results.json and reports")
+    hs = sub.add_parser("history", help="the historical replay table (Markdown) from results.json of several releases")
+    hs.add_argument("documents", type=Path, nargs="+")
+    hs.add_argument("--out", type=Path, help="also write the table to this file")
     rp = sub.add_parser("report", help="write summary.md, report.html and junit.xml from a results.json")
     rp.add_argument("document", type=Path)
     rp.add_argument("--out", type=Path, help="directory (default: beside the document)")
@@ -257,6 +260,16 @@ def main(argv: list[str] | None = None) -> int:
             if args.repeats < 1 or args.scale < 1:
                 raise UsageError("--repeats and --scale must be >= 1")
             print(run_bench(args.out, args.scale, sweep, args.repeats))
+            return 0
+        if args.command == "history":
+            try:
+                merged = merge([(str(p), _document(p)) for p in args.documents])
+            except MergeError as e:
+                raise UsageError(str(e)) from None
+            text = history.table(merged)
+            if args.out:
+                args.out.write_text(text)
+            print(text)
             return 0
         if args.command == "gate":
             return _gate(args)

@@ -123,3 +123,15 @@ def test_markdown_and_html_matrix(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert "--require bytes" in md and step.read_text().strip() == md.strip()
     page = (tmp_path / "report.html").read_text()
     assert page.count("<td style=") == 4 and "fx-full-upstream" in page
+
+
+def test_history_table_rows_by_mode_columns_by_release() -> None:
+    from harness import history
+
+    text = history.table(merge([("a", BASE), ("b", CAND)]))
+    lines = text.splitlines()
+    assert lines[0] == "| impl | mode | save options | 5.14.1 | 5.15.1 |"
+    full = next(line for line in lines if "| full |" in line)
+    assert full == "| upstream | full | default shards | ✓ 1 | ✗ 1/1: shard-layout |"
+    acc = next(line for line in lines if "| acc |" in line)
+    assert "error" in acc and "✗ 1/1" in acc
