@@ -17,7 +17,7 @@ class OffloadError(RuntimeError):
     """An offloaded tensor that cannot be read back."""
 
 
-def _weights_maps(module: nn.Module) -> list[Mapping[str, torch.Tensor]]:
+def weights_maps(module: nn.Module) -> list[Mapping[str, torch.Tensor]]:
     hook = getattr(module, "_hf_hook", None)
     if hook is None:
         return []
@@ -32,13 +32,15 @@ def read_offloaded(model: nn.Module, name: str) -> torch.Tensor:
         owner = ".".join(parts[:depth])
         module = model.get_submodule(owner)
         key = ".".join(parts[depth:])
-        for weights_map in _weights_maps(module):
+        for weights_map in weights_maps(module):
             # Look it up by reading it: `key in weights_map` would load the tensor a second time
             # (Mapping.__contains__ is implemented with __getitem__).
             try:
                 return weights_map[key]
             except KeyError:
                 continue
+            except Exception as e:  # a damaged offload folder: one line naming the tensor
+                raise OffloadError(f"reading offloaded {name} failed: {type(e).__name__}: {e}") from None
     raise OffloadError(f"{name} is on the meta device but no accelerate hook holds its data")
 
 

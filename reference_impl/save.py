@@ -24,6 +24,7 @@ from transformers.core_model_loading import revert_weight_conversion
 from reference_impl.atomic import replace_directory
 from reference_impl.offload import read_offloaded
 from reference_impl.plan import plan, saved_state
+from reference_impl.preflight import preflight
 from reference_impl.writer import StreamingWriter, TensorPlan
 
 INDEX_NAME = "model.safetensors.index.json"
@@ -71,10 +72,14 @@ def save_pretrained(
     """Write what `model.save_pretrained(save_directory, max_shard_size=...)` writes for the same
     model held in memory, whatever of it is offloaded."""
     target = _check(model, save_directory)
+    preflight(model)  # a damaged offload folder fails here, before anything is written
     checkpoint = plan(model, max_shard_size)
     state = saved_state(model)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
+    except OSError as e:
+        raise SaveError(f"cannot write beside {target}: {e.strerror or e}") from None
     try:
         save_config(model, staging)
         shard_of = checkpoint.split.tensor_to_filename
@@ -101,6 +106,9 @@ def save_pretrained(
             }
             (staging / INDEX_NAME).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         replace_directory(staging, target, keep=_kept(target, set(checkpoint.split.filename_to_tensors)))
+    except OSError as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise SaveError(f"writing {target} failed ({e.strerror or e}); the target is unchanged") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
