@@ -77,6 +77,10 @@ def save_pretrained(
     state = saved_state(model)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        # What an earlier save of this target left when it was killed mid-way.
+        for pattern in (f".{target.name}.saving-*", f".{target.name}.old-*"):
+            for litter in target.parent.glob(pattern):
+                shutil.rmtree(litter, ignore_errors=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
     except OSError as e:
         raise SaveError(f"cannot write beside {target}: {e.strerror or e}") from None
