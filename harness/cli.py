@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         help="fail a cell whose save peaks more than SIZE (500MB, or 2x-largest-tensor) above the RSS"
         " before it (class memory-budget)",
     )
+    run.add_argument("--memory-limit", metavar="SIZE", help="kill a cell whose RSS exceeds SIZE (e.g. 8GB)")
     run.add_argument("--xfails", type=Path, help="known failures: lines of 'CELL-ID-PATTERN  # reason'")
     run.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="cells run in parallel")
     fz = sub.add_parser("fuzz", help="run hypothesis-generated specs through the runner; shrink and print a failure")
@@ -219,6 +220,10 @@ def _run(args: argparse.Namespace) -> int:
         budget = Budget.parse(args.max_read_amplification, args.max_extra_rss)
     except BudgetError as e:
         raise UsageError(str(e)) from None
+    try:
+        memory_limit = parse_size_to_int(args.memory_limit) if args.memory_limit else None
+    except ValueError:
+        raise UsageError(f"--memory-limit {args.memory_limit!r}: expected a size like 8GB") from None
     cells = plan(fixtures, modes, impls, [_save_options(v) for v in args.max_shard_size or ["default", SMALL_SHARDS]])
     if args.cell:
         cells = [c for c in cells if any(fnmatch.fnmatchcase(c.cell_id, p) for p in args.cell)]
@@ -230,7 +235,14 @@ def _run(args: argparse.Namespace) -> int:
 
     print(f"running {len(cells)} cells with {args.jobs} job(s), output in {args.out}", file=sys.stderr, flush=True)
     result = run_cells(
-        cells, args.out, require=args.require, timeout=args.timeout, jobs=args.jobs, progress=progress, budget=budget
+        cells,
+        args.out,
+        require=args.require,
+        timeout=args.timeout,
+        jobs=args.jobs,
+        progress=progress,
+        budget=budget,
+        memory_limit=memory_limit,
     )
     if args.xfails:
         result = xfails.apply(result, entries)

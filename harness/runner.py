@@ -106,7 +106,31 @@ def _context() -> multiprocessing.context.ForkServerContext:
         return _CONTEXT
 
 
-def execute(cell: Cell, fixture_dir: Path, workdir: Path, timeout: float) -> Execution:
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _watch(proc: multiprocessing.process.BaseProcess, timeout: float, memory_limit: int | None) -> str | None:
+    """Wait for the cell; the reason to kill it (timeout, memory limit), or None when it ended."""
+    deadline = time.monotonic() + timeout
+    while True:
+        proc.join(min(0.05, max(0.0, deadline - time.monotonic())))
+        if proc.exitcode is not None:
+            return None
+        if time.monotonic() >= deadline:
+            return f"timed out after {timeout:g}s"
+        if memory_limit is not None and (rss := _rss(proc.pid)) > memory_limit:
+            return f"exceeded the memory limit: RSS {rss / 2**20:.0f} MiB > {memory_limit / 2**20:.0f} MiB"
+
+
+def execute(cell: Cell, fixture_dir: Path, workdir: Path, timeout: float, memory_limit: int | None = None) -> Execution:
     """Load and save one cell in a process of its own; never raises for anything the cell does."""
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -126,12 +150,12 @@ def execute(cell: Cell, fixture_dir: Path, workdir: Path, timeout: float) -> Exe
     t0 = time.perf_counter()
     proc = _context().Process(target=serve, args=(str(workdir / "request.json"),), daemon=True)
     proc.start()
-    proc.join(timeout)
-    if proc.exitcode is None:
+    verdict = _watch(proc, timeout, memory_limit)
+    if verdict is not None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # the cell and anything it started
         proc.join()
-        return Execution(workdir / "saved", None, f"timed out after {timeout:g}s", _tail(log), time.perf_counter() - t0)
+        return Execution(workdir / "saved", None, verdict, _tail(log), time.perf_counter() - t0)
     seconds = time.perf_counter() - t0
     code = proc.exitcode
     report_path = workdir / "report.json"
@@ -227,6 +251,7 @@ def run_cells(
     jobs: int = 1,
     progress: Callable[[int, int, CellResult], None] | None = None,
     budget: Budget | None = None,
+    memory_limit: int | None = None,
 ) -> RunResult:
     out.mkdir(parents=True, exist_ok=True)
     fixture_dirs = {c.fixture: generate(c.fixture) for c in cells}
@@ -235,11 +260,13 @@ def run_cells(
     # judged (in this thread) once both its own run and its baseline are done.
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         base_futures = {
-            c: pool.submit(execute, c, fixture_dirs[c.fixture], out / "baselines" / _safe(c.cell_id), timeout)
+            c: pool.submit(
+                execute, c, fixture_dirs[c.fixture], out / "baselines" / _safe(c.cell_id), timeout, memory_limit
+            )
             for c in controls
         }
         cell_futures = {
-            pool.submit(execute, c, fixture_dirs[c.fixture], out / "cells" / _safe(c.cell_id), timeout): c
+            pool.submit(execute, c, fixture_dirs[c.fixture], out / "cells" / _safe(c.cell_id), timeout, memory_limit): c
             for c in cells
         }
         judged: dict[Cell, CellResult] = {}

@@ -55,3 +55,29 @@ def hoard_memory(model: Any, save_directory: str, **options: Any) -> None:
     ballast[::4096] = b"x" * len(ballast[::4096])  # touch every page so it is resident
     save_pretrained(model, save_directory, **options)
     del ballast
+
+
+def segfault(model: Any, save_directory: str, **options: Any) -> None:
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+def balloon(model: Any, save_directory: str, **options: Any) -> None:
+    """Grows without bound (touching every page) until something stops it."""
+    chunks = []
+    while True:
+        chunk = bytearray(64 * 2**20)
+        chunk[::4096] = b"x" * len(chunk[::4096])
+        chunks.append(chunk)
+
+
+def chatter(model: Any, save_directory: str, **options: Any) -> None:
+    """Prints 30 MB, then fails."""
+    import sys
+
+    line = "noise " * 100 + "\n"
+    for _ in range(30 * 2**20 // len(line)):
+        sys.stdout.write(line)
+    print("the last words of the cell")
+    raise RuntimeError("gave up after a lot of output")

@@ -62,16 +62,22 @@ def test_partial_mode_offloads_layers_only(tmp_path: Path) -> None:
     ("impl", "timeout", "reason"),
     [
         ("crash", 120, "killed by SIGABRT"),
+        ("segfault", 120, "killed by SIGSEGV"),
         ("hang", 15, "timed out after 15s"),
+        ("balloon", 120, "exceeded the memory limit"),
         ("raises", 120, "save raised RuntimeError: could not revert conversion"),
+        ("chatter", 120, "save raised RuntimeError: gave up after a lot of output"),
     ],
 )
 def test_broken_cell_is_error_and_run_goes_on(tmp_path: Path, impl: str, timeout: float, reason: str) -> None:
     cells = plan([QWEN], [by_name("disk-full")], [f"{BROKEN}:{impl}", "reference"])
-    result = run_cells(cells, tmp_path, timeout=timeout, jobs=2)
+    result = run_cells(cells, tmp_path, timeout=timeout, jobs=2, memory_limit=2 * 2**30)
     broken, ok = result.cells
     assert broken.outcome == "error"
     assert reason in broken.detail
+    assert len(broken.log_tail) < 10_000  # the last lines, not the megabytes
+    if impl == "chatter":
+        assert "the last words of the cell" in broken.log_tail
     assert ok.outcome == "pass"
     assert not result.ok
 
