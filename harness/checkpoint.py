@@ -15,6 +15,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from fixtures.manifest import sha256_file
+
 INDEX_NAME = "model.safetensors.index.json"
 MAX_HEADER = 100 * 1024 * 1024
 
@@ -75,14 +77,6 @@ class Checkpoint:
             return f.read(entry.end - entry.begin)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def read_safetensors(path: Path) -> SafetensorsFile:
     size = path.stat().st_size
     with open(path, "rb") as f:
@@ -131,7 +125,7 @@ def read_checkpoint(path: Path, weights_only: bool = False) -> Checkpoint:
     for p in sorted(path.iterdir()) if path.is_dir() else []:
         if not p.is_file() or (weights_only and p.suffix != ".safetensors" and p.name != INDEX_NAME):
             continue
-        files[p.name] = _sha256(p)
+        files[p.name] = sha256_file(p)
         if p.suffix == ".safetensors":
             try:
                 weights[p.name] = read_safetensors(p)

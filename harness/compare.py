@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from harness.checkpoint import INDEX_NAME, Checkpoint, TensorEntry, read_checkpoint
+from reference_impl.writer import DTYPES_BY_CODE
 
 # Failure classes. Content classes mean the named tensors themselves differ.
 CONTENT_CLASSES = (
@@ -24,21 +25,6 @@ CONTENT_CLASSES = (
 LAYOUT_CLASSES = ("header-metadata", "index", "shard-layout", "order", "file-set", "other-file")
 CLASSES = CONTENT_CLASSES + LAYOUT_CLASSES
 GRADES = ("bytes", "tensors")
-
-_TORCH_DTYPES = {
-    "F64": torch.float64,
-    "F32": torch.float32,
-    "F16": torch.float16,
-    "BF16": torch.bfloat16,
-    "F8_E4M3": torch.float8_e4m3fn,
-    "F8_E5M2": torch.float8_e5m2,
-    "I64": torch.int64,
-    "I32": torch.int32,
-    "I16": torch.int16,
-    "I8": torch.int8,
-    "U8": torch.uint8,
-    "BOOL": torch.bool,
-}
 
 
 @dataclass(frozen=True)
@@ -64,7 +50,7 @@ class Comparison:
 
 
 def _max_abs_diff(a: bytes, b: bytes, dtype: str) -> str:
-    tdt = _TORCH_DTYPES.get(dtype)
+    tdt = DTYPES_BY_CODE.get(dtype)
     if tdt is None:
         differing = sum(x != y for x, y in zip(a, b, strict=False))
         return f"{differing} of {len(a)} bytes differ"

@@ -16,22 +16,7 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from reference_impl.offload import OffloadError, weights_maps
-
-# safetensors' dtype spellings for the dtypes an offloaded tensor can have.
-_ST_DTYPES = {
-    "F64": torch.float64,
-    "F32": torch.float32,
-    "F16": torch.float16,
-    "BF16": torch.bfloat16,
-    "F8_E4M3": torch.float8_e4m3fn,
-    "F8_E5M2": torch.float8_e5m2,
-    "I64": torch.int64,
-    "I32": torch.int32,
-    "I16": torch.int16,
-    "I8": torch.int8,
-    "U8": torch.uint8,
-    "BOOL": torch.bool,
-}
+from reference_impl.writer import DTYPES_BY_CODE
 
 
 def _unwrap(weights_map: Mapping[str, Any], key: str) -> tuple[Any, str]:
@@ -68,7 +53,7 @@ def _check_safetensors(
             dtype, shape = piece.get_dtype(), tuple(piece.get_shape())
     except SafetensorError as e:
         raise OffloadError(f"offloaded {name}: {path} is not a valid safetensors file ({e})") from None
-    if _ST_DTYPES.get(dtype) != expected.dtype or shape != tuple(expected.shape):
+    if DTYPES_BY_CODE.get(dtype) != expected.dtype or shape != tuple(expected.shape):
         raise OffloadError(
             f"offloaded {name}: {path} holds {dtype}{list(shape)}, the model holds"
             f" {expected.dtype}{list(expected.shape)}"

@@ -46,7 +46,7 @@ from typing import Self
 
 import torch
 
-__all__ = ["SUPPORTED_DTYPES", "StreamingWriter", "TensorPlan", "dtype_code", "header_bytes"]
+__all__ = ["DTYPES_BY_CODE", "SUPPORTED_DTYPES", "StreamingWriter", "TensorPlan", "dtype_code", "header_bytes"]
 
 # (torch dtype, safetensors code) in the declaration order of the Rust `Dtype` enum; the list
 # index is the sort rank. Only dtypes that `safetensors.torch.save_file` accepts are listed.
@@ -82,6 +82,8 @@ for _rank, (_attr, _code) in enumerate(_RANKED):
         _RANK[_dt] = _rank
 
 SUPPORTED_DTYPES: tuple[torch.dtype, ...] = tuple(_CODE)
+# The reverse: header code -> torch dtype (F4 is a packed pair, not a dtype of its own).
+DTYPES_BY_CODE: dict[str, torch.dtype] = {code: dtype for dtype, code in _CODE.items() if code != "F4"}
 _F4 = getattr(torch, "float4_e2m1fn_x2", None)
 
 
