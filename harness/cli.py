@@ -98,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     hs = sub.add_parser("history", help="the historical replay table (Markdown) from results.json of several releases")
     hs.add_argument("documents", type=Path, nargs="+")
     hs.add_argument("--out", type=Path, help="also write the table to this file")
+    hs.add_argument("--impl", help="only this IUT's rows")
     rp = sub.add_parser("report", help="write summary.md, report.html and junit.xml from a results.json")
     rp.add_argument("document", type=Path)
     rp.add_argument("--out", type=Path, help="directory (default: beside the document)")
@@ -278,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                 merged = merge([(str(p), _document(p)) for p in args.documents])
             except MergeError as e:
                 raise UsageError(str(e)) from None
-            text = history.table(merged)
+            text = history.table(merged, impl=args.impl)
             if args.out:
                 args.out.write_text(text)
             print(text)

@@ -17,29 +17,37 @@ def _version_key(v: str) -> tuple[int, ...]:
 
 
 def _summary(cells: list[CellResult]) -> str:
-    bad = [c for c in cells if c.outcome != "pass"]
+    unsupported = sum(c.outcome == "unsupported" for c in cells)
+    skipped = f" ({unsupported} unsupported)" if unsupported else ""
+    runnable = [c for c in cells if c.outcome != "unsupported"]
+    bad = [c for c in runnable if c.outcome != "pass"]
     if not bad:
-        return f"✓ {len(cells)}"
+        return f"✓ {len(runnable)}{skipped}"
     kinds: Counter[str] = Counter()
     for c in bad:
         if c.outcome == "fail":
             kinds.update(c.classes)
         else:
-            kinds[c.outcome + (f": {_short(c.detail)}" if c.outcome == "error" else "")] += 1
+            kinds[f"{_short(c.detail)}"] += 1
     what = "; ".join(f"{k} ({n})" if n > 1 else k for k, n in kinds.most_common())
-    return f"✗ {len(bad)}/{len(cells)}: {what}"
+    return f"✗ {len(bad)}/{len(runnable)}: {what}{skipped}"
 
 
 def _short(detail: str) -> str:
-    # "save raised NotImplementedError: Cannot copy ..." -> "NotImplementedError"
-    match = re.search(r"raised (\w+)", detail)
-    return match.group(1) if match else detail.split(":")[0][:40]
+    # "save raised NotImplementedError: Cannot copy ..." -> "save: NotImplementedError";
+    # a failed baseline is the in-memory save's own error.
+    match = re.search(r"(baseline failed: )?(\w+) raised (\w+)", detail)
+    if not match:
+        return detail.split(":")[0][:40]
+    return f"{'baseline ' if match.group(1) else ''}{match.group(2)}: {match.group(3)}"
 
 
-def table(merged: RunResult) -> str:
+def table(merged: RunResult, impl: str | None = None) -> str:
     versions = sorted({c.transformers for c in merged.cells}, key=_version_key)
     rows: dict[tuple[str, str, str], dict[str, list[CellResult]]] = defaultdict(lambda: defaultdict(list))
     for c in merged.cells:
+        if impl is not None and c.impl != impl:
+            continue
         options = ",".join(f"{k}={v}" for k, v in sorted(c.save_options.items())) or "default shards"
         rows[(c.impl, c.mode, options)][c.transformers].append(c)
     head = ["impl", "mode", "save options", *(v.removeprefix("transformers ") for v in versions)]
