@@ -97,7 +97,7 @@ def conformance(session: nox.Session) -> None:
     """The conformance matrix. `-- --transformers SPEC` tests another transformers; other arguments
     go to `python -m harness run` (default --out conformance-out)."""
     spec, args = _take(list(session.posargs), "--transformers")
-    _install(session, "quant")
+    _install(session, "quant", "report")
     if spec:
         _install_transformers(session, spec)
     out, args = _take(args, "--out")
@@ -110,7 +110,7 @@ def conformance(session: nox.Session) -> None:
 def matrix(session: nox.Session, transformers: str) -> None:
     """Conformance for one transformers release; results in matrix-out/<version>/. Failing cells
     are the finding, so the session fails only if the harness itself does."""
-    _install(session)
+    _install(session, "report")
     _install_transformers(session, transformers)
     _conformance(session, list(session.posargs), f"matrix-out/{transformers}")
 
@@ -210,6 +210,5 @@ def lint(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Offloaded save vs in-memory save vs `cp`, reference vs upstream, memory vs layers:
     bench-out/bench.md and bench.png. Arguments go to `python -m harness bench`."""
-    _install(session)
-    session.install("-c", CI, "matplotlib")
+    _install(session, "report")
     session.run("python", "-m", "harness", "bench", *session.posargs, env=_cache_env(session))

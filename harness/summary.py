@@ -103,6 +103,49 @@ def html_report(result: RunResult) -> str:
     return "".join(parts)
 
 
+def png(result: RunResult, path: Path) -> bool:
+    """The matrix as a colored grid, for pasting into a PR; False when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.colors import to_rgb
+    except ImportError:
+        return False
+    modes = _modes(result)
+    rows = [(table, row, cells) for table, by_row in _grids(result).items() for row, cells in by_row.items()]
+    fig, ax = plt.subplots(figsize=(1.1 * len(modes) + 4, 0.32 * len(rows) + 1.5))
+    for y, (_, _, cells) in enumerate(rows):
+        for x, m in enumerate(modes):
+            c = cells.get(m)
+            key = None if c is None else "xfail" if c.xfail is not None and c.outcome != "pass" else c.outcome
+            ax.add_patch(plt.Rectangle((x, y), 1, 1, color=to_rgb(COLOR[key]) if key else (1, 1, 1), ec="white"))
+            if c is not None:
+                ax.text(
+                    x + 0.5,
+                    y + 0.5,
+                    ",".join(c.classes)[:14] or SYMBOL[c.outcome],
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                )
+    ax.set_xlim(0, len(modes))
+    ax.set_ylim(len(rows), 0)
+    ax.set_xticks([x + 0.5 for x in range(len(modes))], modes, rotation=45, ha="left", fontsize=7)
+    ax.xaxis.tick_top()
+    ax.set_yticks([y + 0.5 for y in range(len(rows))], [f"{t}: {r}" for t, r, _ in rows], fontsize=7)
+    ax.set_title(
+        f"offload-conformance: {describe_transformers(result.environment)} (--require {result.require})",
+        fontsize=9,
+        pad=60,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
 def write_all(result: RunResult, out: Path) -> None:
     """summary.md, report.html and junit.xml beside results.json; the summary also goes to
     $GITHUB_STEP_SUMMARY when set."""
@@ -112,6 +155,7 @@ def write_all(result: RunResult, out: Path) -> None:
     (out / "summary.md").write_text(md)
     (out / "report.html").write_text(html_report(result))
     junit.write(result, out / "junit.xml")
+    png(result, out / "matrix.png")  # only where matplotlib is installed (nox -s bench / report extras)
     step = os.environ.get("GITHUB_STEP_SUMMARY")
     if step:
         with open(step, "a", encoding="utf-8") as f:
