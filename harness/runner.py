@@ -132,6 +132,7 @@ def _watch(proc: multiprocessing.process.BaseProcess, timeout: float, memory_lim
 
 def execute(cell: Cell, fixture_dir: Path, workdir: Path, timeout: float, memory_limit: int | None = None) -> Execution:
     """Load and save one cell in a process of its own; never raises for anything the cell does."""
+    workdir = workdir.resolve()  # the cell must not depend on the working directory
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)

@@ -31,12 +31,10 @@ def _within(path: Path, roots: list[Path]) -> bool:
     return any(path == root or root in path.parents for root in roots)
 
 
-def _check_safetensors(
-    name: str, entry: dict[str, Any], expected: torch.Tensor, roots: list[Path], folder: Path | None
-) -> None:
+def _check_safetensors(name: str, entry: dict[str, Any], expected: torch.Tensor, roots: list[Path]) -> None:
+    # accelerate opens the entry's path as given, so a relative one is relative to the working
+    # directory (transformers writes `os.path.join(offload_folder, name)`), not to the folder.
     path = Path(entry["safetensors_file"])
-    if not path.is_absolute() and folder is not None:
-        path = folder / path
     resolved = path.resolve()
     if not _within(resolved, roots):
         raise OffloadError(f"offloaded {name}: index points outside the offload folder, to {entry['safetensors_file']}")
@@ -93,7 +91,7 @@ def preflight(model: nn.Module) -> None:
                     folder = Path(store.save_folder) if getattr(store, "save_folder", None) else None
                     roots = [p.resolve() for p in (folder, source) if p is not None and p.exists()]
                     if "safetensors_file" in index[key]:
-                        _check_safetensors(name, index[key], tensor, roots, folder)
+                        _check_safetensors(name, index[key], tensor, roots)
                     elif folder is not None:
                         _check_dat(name, key, index[key], tensor, folder)
                     found = True

@@ -200,3 +200,14 @@ def test_no_pickle_anywhere() -> None:
         for source in (root / package).rglob("*.py"):
             text = source.read_text()
             assert not [b for b in banned if b in text], source
+
+
+def test_relative_offload_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """accelerate keeps a relative offload path relative to the working directory."""
+    monkeypatch.chdir(tmp_path)
+    model = _load(Path("relative-offload"))
+    save_pretrained(model, "saved")
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(generate(QWEN), dtype=torch.bfloat16).save_pretrained("expected")
+    assert compare(tmp_path / "expected", tmp_path / "saved").grade == "bytes"
