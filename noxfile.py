@@ -74,15 +74,15 @@ def _cache_env(session: nox.Session) -> dict[str, str]:
 
 
 def _conformance(session: nox.Session, args: list[str], out: str) -> bool:
-    """Run the matrix; True when every cell passed. Exit 1 with a fresh results.json is a verdict
-    (cells failed); exit 1 without one is the harness itself failing, and stops the session."""
+    """Run the matrix; True when no cell failed or errored (known failures aside). Exit 1 with a
+    fresh results.json is a verdict; without one the harness itself failed, and the session stops."""
     results = Path(out) / "results.json"
     results.unlink(missing_ok=True)
-    harness = ["python", "-m", "harness", "run", "--out", out, *args]
-    code = session.run(*harness, env=_cache_env(session), success_codes=[0, 1], silent=False)
+    session.run("python", "-m", "harness", "run", "--out", out, *args, env=_cache_env(session), success_codes=[0, 1])
     if not results.exists():
         session.error(f"the harness wrote no {results}: see its output above")
-    return code in (True, 0, None)
+    cells = json.loads(results.read_text())["cells"]
+    return not any(c["outcome"] in ("fail", "error") and c.get("xfail") is None for c in cells)
 
 
 @nox.session(python="3.11")
@@ -101,6 +101,8 @@ def conformance(session: nox.Session) -> None:
     if spec:
         _install_transformers(session, spec)
     out, args = _take(args, "--out")
+    if "--xfails" not in args:
+        args = ["--xfails", "auto", *args]  # the known upstream failures of the installed release, if listed
     if not _conformance(session, args, out or "conformance-out"):
         session.error("some cells failed or errored (see the table above)")
 

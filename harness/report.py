@@ -58,6 +58,10 @@ def render(result: RunResult) -> str:
                 state += f" ({', '.join(info['roundtrip_classes'])})"
         head.append(f"baseline {name}: {state}")
     summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+    known = sum(c.xfail is not None and c.outcome in ("fail", "error") for c in result.cells)
+    if known:
+        unknown = sum(c.counts_as_failure for c in result.cells)
+        summary += f" ({known} known failures listed in --xfails; {unknown} not listed)"
     body = [*head, "", table(result), "", summary]
     more = details(result)
     if more:

@@ -12,9 +12,19 @@ from pathlib import Path
 
 from harness.results import RunResult
 
+KNOWN = Path(__file__).parent / "known_failures"
+
 
 class XfailsError(ValueError):
     pass
+
+
+def for_installed() -> Path | None:
+    """The known-failures file shipped for the installed transformers release, if any."""
+    from importlib.metadata import version
+
+    path = KNOWN / f"transformers-{version('transformers')}.txt"
+    return path if path.exists() else None
 
 
 def read(path: Path) -> list[tuple[str, str]]:

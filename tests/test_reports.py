@@ -135,3 +135,13 @@ def test_history_table_rows_by_mode_columns_by_release() -> None:
     assert full == "| upstream | full | default shards | ✓ 1 | ✗ 1/1: shard-layout |"
     acc = next(line for line in lines if "| acc |" in line)
     assert "✗ 1/1: error detail" in acc
+
+
+def test_known_failures_file_for_the_pinned_release_parses() -> None:
+    from importlib.metadata import version
+
+    path = xfails.KNOWN / "transformers-5.24.0.txt"
+    entries = xfails.read(path)
+    assert entries and all(reason for _, reason in entries)
+    if version("transformers") == "5.24.0":
+        assert xfails.for_installed() == path
