@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from reference_impl.offload import owner_of
+
 _STATUS = Path("/proc/self/status")
 
 
@@ -65,7 +67,7 @@ def model_sizes(model: torch.nn.Module) -> tuple[int, int]:
     tied: dict[str, str] = dict(getattr(model, "all_tied_weights_keys", None) or {})
     state = model.state_dict(keep_vars=True)
     for name, t in state.items():
-        owner = _owner(model, tied[name] if tied.get(name) in state else name)
+        owner = owner_of(model, tied[name] if tied.get(name) in state else name)
         if id(owner) in seen:
             continue
         seen.add(id(owner))
@@ -74,12 +76,6 @@ def model_sizes(model: torch.nn.Module) -> tuple[int, int]:
         if t.device.type == "meta":
             offloaded += nbytes
     return offloaded, largest
-
-
-def _owner(model: torch.nn.Module, name: str) -> object:
-    module_name, _, attr = name.rpartition(".")
-    module = model.get_submodule(module_name)
-    return module._parameters.get(attr, module._buffers.get(attr))
 
 
 @contextlib.contextmanager
