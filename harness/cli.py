@@ -8,10 +8,11 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from huggingface_hub.serialization._base import parse_size_to_int
 
-from fixtures import DEFAULT_FIXTURES, FixtureError, FixtureSpec, SpecError, coverage
+from fixtures import DEFAULT_FIXTURES, FixtureError, FixtureSpec, SpecError, coverage, generate
 from fixtures import by_name as fixture_by_name
 from fixtures.architectures import layout_for
 from fixtures.registry import SMALL_SHARDS
@@ -32,9 +33,16 @@ class UsageError(Exception):
     """Bad command-line input: one line to stderr, exit code 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the problem (exit code 2), like ours."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="python -m harness", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="run conformance cells and compare with the in-memory save")
     run.add_argument("--fixture", action="append", help="fixture name (repeatable; default: all default fixtures)")
     run.add_argument(
@@ -244,6 +252,8 @@ def _run(args: argparse.Namespace) -> int:
     def progress(i: int, n: int, cell: object) -> None:
         print(report.progress_line(i, n, cell), file=sys.stderr, flush=True)  # type: ignore[arg-type]
 
+    for spec in dict.fromkeys(c.fixture for c in cells):
+        generate(spec)  # generated or verified now: a tampered fixture is a usage error before any cell runs
     print(f"running {len(cells)} cells with {args.jobs} job(s), output in {args.out}", file=sys.stderr, flush=True)
     result = run_cells(
         cells,

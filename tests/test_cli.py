@@ -39,10 +39,27 @@ def test_out_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert target.read_text() == "keep me"
 
 
-def test_unknown_option_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("argv", [["run", "--no-such-option"], ["run", "--require", "vibes"], ["nope"], []])
+def test_argparse_errors_are_one_line_too(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     with pytest.raises(SystemExit) as e:
-        main(["run", "--no-such-option"])
+        main(argv)
     assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_tampered_fixture_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fixtures import by_name, generate
+
+    weights = generate(by_name("mixtral")) / "model.safetensors"
+    original = weights.read_bytes()
+    weights.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    try:
+        assert main(["run", "--fixture", "mixtral", "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert "does not match its manifest hash" in err and err.count("\n") == 1
+    finally:
+        weights.write_bytes(original)
 
 
 def test_lists(capsys: pytest.CaptureFixture[str]) -> None:
