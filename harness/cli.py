@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise UsageError(str(e)) from None
             kills = kill_table(args.out, specs)
             print(render_kills(kills))
-            return 0 if all(k.verdict == "caught" for k in kills) else 1
+            return 0 if all(k.verdict in ("caught", "n/a") for k in kills) else 1
         if args.command == "modes":
             for m in MODES:
                 print(f"{m.name:32} {m.description}")

@@ -61,8 +61,9 @@ def _file_fault(mutate: Callable[[Path], None]) -> Saver:
     return save
 
 
-def _first(state: StateDict, pattern: str) -> str:
-    return next(n for n in state if re.search(pattern, n))
+def _victim(state: StateDict) -> str:
+    """One tensor to damage: a norm weight where the model has one (small, always present), else the first."""
+    return next((n for n in state if re.search(r"norm\.weight$", n)), next(iter(state)))
 
 
 # --- state faults ---------------------------------------------------------------------------
@@ -117,13 +118,13 @@ def _drop_tied(model: Any, state: StateDict) -> StateDict:
 
 
 def _cast_one(model: Any, state: StateDict) -> StateDict:
-    name = _first(state, r"norm\.weight$")
+    name = _victim(state)
     other = torch.float32 if state[name].dtype != torch.float32 else torch.bfloat16
     return {**state, name: state[name].to(other)}
 
 
 def _perturb_one(model: Any, state: StateDict) -> StateDict:
-    name = _first(state, r"norm\.weight$")
+    name = _victim(state)
     t = state[name].clone()
     t.view(-1)[0] += 0.5
     return {**state, name: t}

@@ -37,6 +37,8 @@ def cells_for(fixtures: list[FixtureSpec], mode: Mode) -> list[Cell]:
 
 
 def verdict(fault: Fault, spec: FixtureSpec, cell: CellResult) -> str:
+    if cell.outcome == "unsupported" or cell.detail.startswith("baseline failed"):
+        return "n/a"  # no correct save to inject a bug into (e.g. upstream cannot save it in memory)
     if cell.outcome == "pass":
         return "missed"
     if cell.outcome != "fail":
@@ -57,7 +59,7 @@ def kill_table(out: Path, fixtures: list[FixtureSpec] | None = None, jobs: int =
 def render(kills: list[Kill]) -> str:
     fixtures = sorted({k.fixture for k in kills}, key=[s.name for s in DEFAULT_FIXTURES].index)
     by = {(k.fault, k.fixture): k for k in kills}
-    mark = {"caught": "x", "missed": "MISSED", "wrong-class": "WRONG", "error": "ERROR"}
+    mark = {"caught": "x", "missed": "MISSED", "wrong-class": "WRONG", "error": "ERROR", "n/a": "n/a"}
     rows = [["fault", "expected", *fixtures]]
     for name, fault in FAULTS.items():
         rows.append(
@@ -70,10 +72,14 @@ def render(kills: list[Kill]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    caught = sum(k.verdict == "caught" for k in kills)
-    lines.append(f"\nmode {KILL_MODE}; x = failed with exactly the expected classes; - = does not apply")
-    lines.append(f"caught {caught} of {len(kills)} fault cells ({100 * caught / max(len(kills), 1):.0f}%)")
-    for k in kills:
+    counted = [k for k in kills if k.verdict != "n/a"]
+    caught = sum(k.verdict == "caught" for k in counted)
+    lines.append(
+        f"\nmode {KILL_MODE}; x = failed with exactly the expected classes; - = does not apply;"
+        " n/a = no baseline to inject into"
+    )
+    lines.append(f"caught {caught} of {len(counted)} fault cells ({100 * caught / max(len(counted), 1):.0f}%)")
+    for k in counted:
         if k.verdict != "caught":
             lines.append(
                 f"  {k.fault} on {k.fixture}: {k.verdict}: {k.cell.outcome} {','.join(k.cell.classes)}: {k.cell.detail}"
