@@ -46,7 +46,9 @@ def _install_transformers(session: nox.Session, spec: str) -> None:
     if path.is_dir():
         session.install("-c", str(CONSTRAINTS / "torch.txt"), "-e", str(path.resolve()))
     elif path.suffix == ".whl" and path.is_file():
-        session.install("-c", str(CONSTRAINTS / "torch.txt"), str(path.resolve()))
+        session.install("-c", str(CONSTRAINTS / "torch.txt"), str(path.resolve()))  # its dependencies
+        # pip skips a wheel whose version is already installed: force this very file in.
+        session.install("--force-reinstall", "--no-deps", str(path.resolve()))
     elif re.fullmatch(r"\d+\.\d+\.\d+(\.?(rc|dev)\d+)?", spec):
         pins = CONSTRAINTS / f"transformers-{spec}.txt"
         session.install("-c", str(pins if pins.exists() else CONSTRAINTS / "torch.txt"), f"transformers=={spec}")
