@@ -156,42 +156,71 @@ def _releases(good: str, bad: str) -> list[str]:
     return sorted((v for v in versions if lo <= key(v) <= hi and not re.search(r"[a-z]", v)), key=key)
 
 
+def _commits(checkout: str, good: str, bad: str) -> list[str]:
+    """Commits of a local transformers checkout from good to bad (first parent path), inclusive."""
+    git = ["git", "-C", checkout]
+    path = subprocess.run(
+        [*git, "rev-list", "--reverse", "--first-parent", "--ancestry-path", f"{good}..{bad}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    first = subprocess.run([*git, "rev-parse", good], capture_output=True, text=True, check=True).stdout.strip()
+    return [first, *path]
+
+
+def _export(checkout: str, commit: str) -> Path:
+    """The checkout's tree at `commit`, as a directory pip can install (git archive: no worktree state)."""
+    target = Path("bisect-out") / "trees" / commit[:12]
+    if not target.exists():
+        target.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", checkout, "archive", commit], capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
 @nox.session(python="3.11")
 def bisect(session: nox.Session) -> None:
-    """`-- --good SPEC --bad SPEC --cell CELL-ID`: the first release between good and bad where the
-    cell's outcome differs from its outcome on good."""
+    """`-- --good SPEC --bad SPEC --cell CELL-ID [--checkout DIR]`: the first PyPI release (or, with
+    --checkout, the first commit of that transformers checkout) between good and bad where the cell's
+    outcome differs from its outcome on good."""
     good, args = _take(list(session.posargs), "--good")
     bad, args = _take(args, "--bad")
     cell, args = _take(args, "--cell")
+    checkout, args = _take(args, "--checkout")
     if not good or not bad or not cell:
-        session.error("usage: nox -s bisect -- --good VERSION --bad VERSION --cell CELL-ID")
+        session.error("usage: nox -s bisect -- --good V --bad V --cell CELL-ID [--checkout TRANSFORMERS-DIR]")
     _install(session, "quant")
-    releases = _releases(good, bad)
-    if len(releases) < 2:
-        session.error(f"no releases between {good} and {bad} on the index")
+    if checkout:
+        candidates, what = _commits(checkout, good, bad), "commit"
+    else:
+        candidates, what = _releases(good, bad), "release"
+    if len(candidates) < 2:
+        session.error(f"no {what}s between {good} and {bad}")
     seen: dict[str, str] = {}
 
-    def outcome(version: str) -> str:
-        if version not in seen:
-            _install_transformers(session, version)
-            out = f"bisect-out/{version}"
+    def outcome(candidate: str) -> str:
+        if candidate not in seen:
+            spec = str(_export(checkout, candidate).resolve()) if checkout else candidate
+            _install_transformers(session, spec)
+            out = f"bisect-out/{candidate}"
             _conformance(session, ["--cell", cell, *args], out)
             (doc,) = json.loads((Path(out) / "results.json").read_text())["cells"]
-            seen[version] = " ".join([doc["outcome"], ",".join(doc["classes"])]).strip()
-            session.log(f"{cell} on transformers {version}: {seen[version]}")
-        return seen[version]
+            seen[candidate] = " ".join([doc["outcome"], ",".join(doc["classes"])]).strip()
+            session.log(f"{cell} on {what} {candidate}: {seen[candidate]}")
+        return seen[candidate]
 
-    want = outcome(releases[0])
-    lo, hi = 0, len(releases) - 1
-    if outcome(releases[hi]) == want:
-        session.log(f"{cell} is '{want}' on both {releases[0]} and {releases[hi]}: nothing to bisect")
+    want = outcome(candidates[0])
+    lo, hi = 0, len(candidates) - 1
+    if outcome(candidates[hi]) == want:
+        session.log(f"{cell} is '{want}' on both {candidates[0]} and {candidates[hi]}: nothing to bisect")
         return
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if outcome(releases[mid]) == want else (lo, mid)
+        lo, hi = (mid, hi) if outcome(candidates[mid]) == want else (lo, mid)
     session.log(
-        f"first release where {cell} changes: {releases[hi]} ('{seen[releases[lo]]}' on {releases[lo]}"
-        f" -> '{seen[releases[hi]]}')"
+        f"first {what} where {cell} changes: {candidates[hi]} ('{seen[candidates[lo]]}' on {candidates[lo]}"
+        f" -> '{seen[candidates[hi]]}')"
     )
 
 
