@@ -61,6 +61,9 @@ def _check(model: PreTrainedModel, save_directory: str | os.PathLike[str]) -> Pa
     if getattr(model, "hf_quantizer", None) is not None:
         raise SaveError("quantized models are not supported by the reference save yet")
     target = Path(save_directory)
+    if target.is_symlink():
+        # Save into the directory the link names (as writing through it would); the link stays.
+        target = target.resolve()
     if target.exists() and not target.is_dir():
         raise SaveError(f"save target {target} is a file, not a directory")
     return target

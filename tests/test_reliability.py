@@ -211,3 +211,12 @@ def test_relative_offload_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
     AutoModelForCausalLM.from_pretrained(generate(QWEN), dtype=torch.bfloat16).save_pretrained("expected")
     assert compare(tmp_path / "expected", tmp_path / "saved").grade == "bytes"
+
+
+def test_symlinked_target_keeps_its_link(tmp_path: Path, saved_before: tuple[Path, dict[str, str]]) -> None:
+    target, _ = saved_before
+    link = tmp_path / "link"
+    link.symlink_to(target, target_is_directory=True)
+    save_pretrained(_load(tmp_path / "offload"), link, max_shard_size="24KB")
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    assert (target / "model.safetensors.index.json").exists() and (target / "tokenizer.json").exists()
