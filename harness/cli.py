@@ -200,16 +200,71 @@ def _gate(args: argparse.Namespace) -> int:
     return 0 if verdict.passed else 1
 
 
-def _merge(args: argparse.Namespace) -> int:
+def _merged(paths: list[Path]) -> RunResult:
     try:
-        merged = merge([(str(p), _document(p)) for p in args.documents])
+        return merge([(str(p), _document(p)) for p in paths])
     except MergeError as e:
         raise UsageError(str(e)) from None
+
+
+def _merge(args: argparse.Namespace) -> int:
+    merged = _merged(args.documents)
     args.out.mkdir(parents=True, exist_ok=True)
     merged.write(args.out / "results.json")
     summary.write_all(merged, args.out)
     print(f"merged {len(args.documents)} documents, {len(merged.cells)} cells: {args.out / 'results.json'}")
     return 0 if merged.ok else 1
+
+
+def _history(args: argparse.Namespace) -> int:
+    text = history.table(_merged(args.documents), impl=args.impl)
+    if args.out:
+        args.out.write_text(text)
+    print(text)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    doc = _document(args.document)
+    out = args.out or args.document.parent
+    out.mkdir(parents=True, exist_ok=True)
+    summary.write_all(doc, out)
+    print(f"wrote {out / 'summary.md'}, {out / 'report.html'}, {out / 'junit.xml'}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from harness.bench import run_bench  # matplotlib and friends: only when benchmarking
+
+    try:
+        sweep = [int(x) for x in args.layers.split(",")]
+    except ValueError:
+        raise UsageError(f"--layers {args.layers!r}: expected comma-separated integers") from None
+    if args.repeats < 1 or args.scale < 1:
+        raise UsageError("--repeats and --scale must be >= 1")
+    print(run_bench(args.out, args.scale, sweep, args.repeats))
+    return 0
+
+
+def _faults(args: argparse.Namespace) -> int:
+    try:
+        specs = [fixture_by_name(n) for n in args.fixture] if args.fixture else None
+    except SpecError as e:
+        raise UsageError(str(e)) from None
+    kills = kill_table(args.out, specs)
+    print(render_kills(kills))
+    return 0 if all(k.verdict in ("caught", "n/a") for k in kills) else 1
+
+
+def _modes_list(args: argparse.Namespace) -> int:
+    for m in MODES:
+        print(f"{m.name:32} {m.description}")
+    return 0
+
+
+def _fixtures_list(args: argparse.Namespace) -> int:
+    print(coverage.table([coverage.describe(f) for f in DEFAULT_FIXTURES]))
+    return 0
 
 
 def _save_options(size: str) -> tuple[tuple[str, object], ...]:
@@ -274,63 +329,25 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+COMMANDS = {
+    "run": _run,
+    "fuzz": _fuzz,
+    "bench": _bench,
+    "history": _history,
+    "gate": _gate,
+    "merge": _merge,
+    "report": _report,
+    "faults": _faults,
+    "modes": _modes_list,
+    "fixtures": _fixtures_list,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     try:
-        if args.command == "run":
-            return _run(args)
-        if args.command == "fuzz":
-            return _fuzz(args)
-        if args.command == "bench":
-            from harness.bench import run_bench
-
-            try:
-                sweep = [int(x) for x in args.layers.split(",")]
-            except ValueError:
-                raise UsageError(f"--layers {args.layers!r}: expected comma-separated integers") from None
-            if args.repeats < 1 or args.scale < 1:
-                raise UsageError("--repeats and --scale must be >= 1")
-            print(run_bench(args.out, args.scale, sweep, args.repeats))
-            return 0
-        if args.command == "history":
-            try:
-                merged = merge([(str(p), _document(p)) for p in args.documents])
-            except MergeError as e:
-                raise UsageError(str(e)) from None
-            text = history.table(merged, impl=args.impl)
-            if args.out:
-                args.out.write_text(text)
-            print(text)
-            return 0
-        if args.command == "gate":
-            return _gate(args)
-        if args.command == "merge":
-            return _merge(args)
-        if args.command == "report":
-            doc = _document(args.document)
-            out = args.out or args.document.parent
-            out.mkdir(parents=True, exist_ok=True)
-            summary.write_all(doc, out)
-            print(f"wrote {out / 'summary.md'}, {out / 'report.html'}, {out / 'junit.xml'}")
-            return 0
-        if args.command == "faults":
-            try:
-                specs = [fixture_by_name(n) for n in args.fixture] if args.fixture else None
-            except SpecError as e:
-                raise UsageError(str(e)) from None
-            kills = kill_table(args.out, specs)
-            print(render_kills(kills))
-            return 0 if all(k.verdict in ("caught", "n/a") for k in kills) else 1
-        if args.command == "modes":
-            for m in MODES:
-                print(f"{m.name:32} {m.description}")
-            return 0
-        if args.command == "fixtures":
-            print(coverage.table([coverage.describe(f) for f in DEFAULT_FIXTURES]))
-            return 0
+        return COMMANDS[args.command](args)
     except (UsageError, FixtureError, SpecError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return 2
