@@ -51,6 +51,7 @@ class Measured:
     case: Case
     seconds: float  # median save time
     extra_rss: float  # median peak RSS above the pre-save RSS, bytes
+    extra_anon: float  # the same for anonymous memory only (not reclaimable page cache)
     read_amplification: float | None
     largest_tensor: int
     output_dir: Path
@@ -64,7 +65,7 @@ def measure(spec: FixtureSpec, case: Case, out: Path, repeats: int) -> Measured:
     fixture = generate(spec)
     options = (("max_shard_size", case.max_shard_size),) if case.max_shard_size else ()
     cell = Cell(spec, by_name(case.mode), case.impl, options)
-    seconds, extra, amps, largest, workdir = [], [], [], 0, out
+    seconds, extra, anon, amps, largest, workdir = [], [], [], [], 0, out
     for i in range(repeats):
         workdir = out / f"{spec.name}-{case.label}-{i}"
         run = execute(cell, fixture, workdir, timeout=3600)
@@ -73,11 +74,12 @@ def measure(spec: FixtureSpec, case: Case, out: Path, repeats: int) -> Measured:
         cost = run.report["cost"]
         seconds.append(run.report["save_seconds"])
         extra.append(cost["extra_rss"])
+        anon.append(cost["extra_anon"])
         amps.append(cost["read_amplification"])
         largest = cost["largest_tensor_bytes"]
         if i < repeats - 1:
             shutil.rmtree(workdir)
-    return Measured(case, _median(seconds), _median(extra), amps[-1], largest, workdir / "saved")
+    return Measured(case, _median(seconds), _median(extra), _median(anon), amps[-1], largest, workdir / "saved")
 
 
 def copy_seconds(saved: Path, out: Path, repeats: int) -> float:
@@ -126,15 +128,17 @@ def run_bench(out: Path, scale_layers: int, sweep: list[int], repeats: int) -> s
         f"Fixture: {big.name} (Qwen3-MoE, {info.size_bytes / 2**30:.2f} GiB on disk, {info.tensors} tensors;"
         f" largest in-memory tensor {largest / MIB:.0f} MiB).",
         "",
-        "| case | save s | peak extra RSS MiB | x largest tensor | read amplification |",
-        "|---|---|---|---|---|",
+        "| case | save s | peak extra RSS MiB | x largest tensor | peak extra anon MiB | x largest tensor |"
+        " read amplification |",
+        "|---|---|---|---|---|---|---|",
     ]
     for m in results.values():
         amp = f"{m.read_amplification:.2f}" if m.read_amplification is not None else "-"
         lines.append(
-            f"| {m.case.label} | {m.seconds:.2f} | {m.extra_rss / MIB:.0f} | {m.extra_rss / largest:.2f} | {amp} |"
+            f"| {m.case.label} | {m.seconds:.2f} | {m.extra_rss / MIB:.0f} | {m.extra_rss / largest:.2f} |"
+            f" {m.extra_anon / MIB:.0f} | {m.extra_anon / largest:.2f} | {amp} |"
         )
-    lines.append(f"| `cp -r` of the saved files (+ sync) | {cp:.2f} | | | |")
+    lines.append(f"| `cp -r` of the saved files (+ sync) | {cp:.2f} | | | | | |")
     lines += [
         "",
         "Ratios (same run):",
@@ -143,6 +147,8 @@ def run_bench(out: Path, scale_layers: int, sweep: list[int], repeats: int) -> s
         f"- reference offloaded save time / `cp`: {ref.seconds / cp:.2f}",
         f"- upstream offloaded / reference: time {up.seconds / ref.seconds:.2f},"
         f" peak extra RSS {up.extra_rss / ref.extra_rss:.2f}",
+        f"- reference peak extra anon / largest tensor: {ref.extra_anon / largest:.2f} (default shards),"
+        f" {results['reference, disk-full, 100MB shards'].extra_anon / largest:.2f} (100MB shards)",
         f"- reference peak extra RSS / largest tensor: {ref.extra_rss / largest:.2f} (default shards),"
         f" {results['reference, disk-full, 100MB shards'].extra_rss / largest:.2f} (100MB shards)",
         "",
@@ -153,19 +159,26 @@ def run_bench(out: Path, scale_layers: int, sweep: list[int], repeats: int) -> s
         spec = scaled_spec(layers, hidden=512, experts=8, moe_intermediate=256)
         r = measure(spec, Case("reference", "disk-full+offload_buffers", "reference"), out, repeats)
         u = measure(spec, Case("upstream", "disk-full+offload_buffers", "upstream"), out, repeats)
-        sweep_rows.append((layers, r.extra_rss, u.extra_rss, r.largest_tensor))
+        sweep_rows.append((layers, r.extra_rss, u.extra_rss, r.largest_tensor, r.extra_anon))
         shutil.rmtree(r.output_dir.parent, ignore_errors=True)
         shutil.rmtree(u.output_dir.parent, ignore_errors=True)
-    flat = [r for _, r, _, _ in sweep_rows]
+    flat = [r for _, r, _, _, _ in sweep_rows]
     lines += [
         "## Peak extra RSS vs layers (hidden 512, 8 experts)",
         "",
-        "| layers | reference MiB | upstream MiB | reference x largest tensor |",
-        "|---|---|---|---|",
+        "| layers | reference MiB | upstream MiB | reference x largest tensor | reference anon MiB |",
+        "|---|---|---|---|---|",
     ]
-    lines += [f"| {n} | {r / MIB:.1f} | {u / MIB:.1f} | {r / big_t:.2f} |" for n, r, u, big_t in sweep_rows]
+    lines += [
+        f"| {n} | {r / MIB:.1f} | {u / MIB:.1f} | {r / big_t:.2f} | {a / MIB:.1f} |" for n, r, u, big_t, a in sweep_rows
+    ]
     spread = (max(flat) - min(flat)) / statistics.mean(flat) if flat else 0
     lines += ["", f"Reference spread across layer counts: {100 * spread:.0f}% of the mean."]
+    lines += [
+        "",
+        "RSS is the kernel's high-water mark and counts file-backed pages of the mmap-read offload files"
+        " (reclaimable page cache); anon is anonymous memory only, sampled every 2 ms.",
+    ]
     _plots(out, results, sweep_rows, largest)
     report = "\n".join(lines) + "\n"
     (out / "bench.md").write_text(report)
@@ -173,7 +186,7 @@ def run_bench(out: Path, scale_layers: int, sweep: list[int], repeats: int) -> s
 
 
 def _plots(
-    out: Path, results: dict[str, Measured], sweep_rows: list[tuple[int, float, float, int]], largest: int
+    out: Path, results: dict[str, Measured], sweep_rows: list[tuple[int, float, float, int, float]], largest: int
 ) -> None:
     try:
         import matplotlib
@@ -190,8 +203,9 @@ def _plots(
     a.set_xlabel("peak RSS above pre-save RSS, in largest tensors")
     a.legend()
     layers = [n for n, *_ in sweep_rows]
-    b.plot(layers, [r / MIB for _, r, _, _ in sweep_rows], "o-", label="reference")
-    b.plot(layers, [u / MIB for _, _, u, _ in sweep_rows], "s-", label="upstream")
+    b.plot(layers, [r / MIB for _, r, _, _, _ in sweep_rows], "o-", label="reference (RSS)")
+    b.plot(layers, [a / MIB for *_, a in sweep_rows], "o--", label="reference (anon)")
+    b.plot(layers, [u / MIB for _, _, u, _, _ in sweep_rows], "s-", label="upstream (RSS)")
     b.set_xlabel("layers")
     b.set_ylabel("peak extra RSS (MiB)")
     b.legend()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,7 +45,11 @@ class Cost:
     largest_tensor_bytes: int  # the largest tensor the model holds, offloaded or not
     bytes_read: int
     rss_before: int | None  # bytes
-    peak_rss: int | None  # bytes, during the save
+    peak_rss: int | None  # bytes, during the save (the kernel's high-water mark: exact)
+    # Anonymous memory only (RssAnon, sampled every few ms: a spike shorter than that can be missed).
+    # RSS also counts file-backed pages of mmap-read offload files, which the kernel can reclaim.
+    anon_before: int | None = None
+    peak_anon: int | None = None
 
     @property
     def read_amplification(self) -> float | None:
@@ -54,8 +59,17 @@ class Cost:
     def extra_rss(self) -> int | None:
         return None if self.peak_rss is None or self.rss_before is None else self.peak_rss - self.rss_before
 
+    @property
+    def extra_anon(self) -> int | None:
+        return None if self.peak_anon is None or self.anon_before is None else self.peak_anon - self.anon_before
+
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "read_amplification": self.read_amplification, "extra_rss": self.extra_rss}
+        return {
+            **asdict(self),
+            "read_amplification": self.read_amplification,
+            "extra_rss": self.extra_rss,
+            "extra_anon": self.extra_anon,
+        }
 
 
 def model_sizes(model: torch.nn.Module) -> tuple[int, int]:
@@ -95,19 +109,37 @@ def measured(model: torch.nn.Module) -> Iterator[list[Cost]]:
 
     out: list[Cost] = []
     rss_kib = _status_kib("VmRSS")
+    anon_kib = _status_kib("RssAnon")
+    peak_anon = [anon_kib or 0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.002):
+            now = _status_kib("RssAnon")
+            if now is not None and now > peak_anon[0]:
+                peak_anon[0] = now
+
+    sampler = threading.Thread(target=sample, daemon=True)
     can_peak = _reset_peak()
     PrefixedDataset.__getitem__ = counting_getitem  # type: ignore[method-assign]
+    sampler.start()
     try:
         yield out
     finally:
+        done.set()
+        sampler.join()
         PrefixedDataset.__getitem__ = real_getitem  # type: ignore[method-assign]
         peak_kib = _status_kib("VmHWM") if can_peak else None
+        last = _status_kib("RssAnon")
+        kib = lambda v: v * 1024 if v is not None else None  # noqa: E731
         out.append(
             Cost(
                 offloaded,
                 largest,
                 counter[0],
-                rss_kib * 1024 if rss_kib is not None else None,
-                peak_kib * 1024 if peak_kib is not None else None,
+                kib(rss_kib),
+                kib(peak_kib),
+                kib(anon_kib),
+                kib(max(peak_anon[0], last or 0)) if anon_kib is not None else None,
             )
         )
