@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
 import torch
+from huggingface_hub import StateDictSplit
 from transformers import PreTrainedModel
 from transformers.core_model_loading import revert_weight_conversion
 
@@ -28,6 +30,8 @@ from reference_impl.preflight import preflight
 from reference_impl.writer import StreamingWriter, TensorPlan
 
 INDEX_NAME = "model.safetensors.index.json"
+# A shard of a sharded save; one the new save does not write is stale and goes, as upstream does it.
+SHARD_RE = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")
 METADATA = {"format": "pt"}
 
 
@@ -106,12 +110,7 @@ def save_pretrained(
                 for name, tensor in revert_weight_conversion(model, sources).items():
                     writers[shard_of[name]].write(name, tensor)
                 del sources
-        if checkpoint.split.is_sharded:
-            index = {
-                "metadata": {"total_parameters": num_parameters(model), **checkpoint.split.metadata},
-                "weight_map": checkpoint.split.tensor_to_filename,
-            }
-            (staging / INDEX_NAME).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        write_index(model, checkpoint.split, staging)
         replace_directory(staging, target, keep=_kept(target, set(checkpoint.split.filename_to_tensors)))
     except OSError as e:
         shutil.rmtree(staging, ignore_errors=True)
@@ -119,6 +118,16 @@ def save_pretrained(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def write_index(model: PreTrainedModel, split: StateDictSplit, directory: Path) -> None:
+    """model.safetensors.index.json, formatted as the in-memory save writes it (sharded saves only)."""
+    if split.is_sharded:
+        index = {
+            "metadata": {"total_parameters": num_parameters(model), **split.metadata},
+            "weight_map": split.tensor_to_filename,
+        }
+        (directory / INDEX_NAME).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _load(model: PreTrainedModel, name: str, tensor: torch.Tensor) -> torch.Tensor:
@@ -130,7 +139,4 @@ def _kept(target: Path, new_shards: set[str]) -> list[str]:
     everything but stale `model-XXXXX-of-YYYYY.safetensors` shards the new save does not write."""
     if not target.is_dir():
         return []
-    import re
-
-    stale = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")
-    return [p.name for p in target.iterdir() if not (stale.fullmatch(p.name) and p.name not in new_shards)]
+    return [p.name for p in target.iterdir() if not (SHARD_RE.fullmatch(p.name) and p.name not in new_shards)]

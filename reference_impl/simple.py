@@ -9,9 +9,7 @@ bugs into (its stages are exposed for that).
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,13 +21,9 @@ from transformers.core_model_loading import revert_weight_conversion
 from transformers.modeling_utils import remove_tied_weights_from_state_dict
 
 from reference_impl.offload import Reader, materialized_state_dict, read_offloaded
-from reference_impl.save import SaveError, num_parameters, save_config
+from reference_impl.save import SHARD_RE, SaveError, save_config, write_index
 
 StateDict = dict[str, torch.Tensor]
-
-WEIGHTS_NAME = "model.safetensors"
-INDEX_NAME = "model.safetensors.index.json"
-_SHARD_RE = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")
 
 
 def checkpoint_state(
@@ -74,16 +68,11 @@ def write_checkpoint(
     )
     # Stale shards from an earlier, larger save must not survive beside the new index.
     for p in target.iterdir():
-        if p.is_file() and _SHARD_RE.fullmatch(p.name) and p.name not in split.filename_to_tensors:
+        if p.is_file() and SHARD_RE.fullmatch(p.name) and p.name not in split.filename_to_tensors:
             p.unlink()
     for filename, names in split.filename_to_tensors.items():
         save_file({n: state[n].contiguous() for n in names}, target / filename, metadata=metadata or {"format": "pt"})
-    if split.is_sharded:
-        index = {
-            "metadata": {"total_parameters": num_parameters(model), **split.metadata},
-            "weight_map": split.tensor_to_filename,
-        }
-        (target / INDEX_NAME).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_index(model, split, target)
 
 
 def save_pretrained(
