@@ -118,14 +118,26 @@ def read_safetensors(path: Path) -> SafetensorsFile:
     )
 
 
-def read_checkpoint(path: Path, weights_only: bool = False) -> Checkpoint:
-    files, weights, unreadable = {}, {}, {}
-    index, index_error = None, None
+def _members(path: Path, weights_only: bool) -> list[Path]:
     # A save that never created its directory is an empty checkpoint: every tensor is missing.
-    for p in sorted(path.iterdir()) if path.is_dir() else []:
-        if not p.is_file() or (weights_only and p.suffix != ".safetensors" and p.name != INDEX_NAME):
-            continue
-        files[p.name] = sha256_file(p)
+    return [
+        p
+        for p in (sorted(path.iterdir()) if path.is_dir() else [])
+        if p.is_file() and not (weights_only and p.suffix != ".safetensors" and p.name != INDEX_NAME)
+    ]
+
+
+def file_digests(path: Path, weights_only: bool = False) -> dict[str, str]:
+    """sha256 of every file: all a byte-identical comparison needs."""
+    return {p.name: sha256_file(p) for p in _members(path, weights_only)}
+
+
+def read_checkpoint(path: Path, weights_only: bool = False, files: dict[str, str] | None = None) -> Checkpoint:
+    """Every file parsed; `files` are its digests when the caller has them already."""
+    files = files if files is not None else file_digests(path, weights_only)
+    weights, unreadable = {}, {}
+    index, index_error = None, None
+    for p in _members(path, weights_only):
         if p.suffix == ".safetensors":
             try:
                 weights[p.name] = read_safetensors(p)
