@@ -61,8 +61,8 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def measure(spec: FixtureSpec, case: Case, out: Path, repeats: int) -> Measured:
-    fixture = generate(spec)
+def measure(spec: FixtureSpec, fixture: Path, case: Case, out: Path, repeats: int) -> Measured:
+    """`fixture` is generate(spec), done once by the caller: verifying a GB-sized fixture costs seconds."""
     options = (("max_shard_size", case.max_shard_size),) if case.max_shard_size else ()
     cell = Cell(spec, by_name(case.mode), case.impl, options)
     seconds, extra, anon, amps, largest, workdir = [], [], [], [], 0, out
@@ -116,7 +116,8 @@ def run_bench(out: Path, scale_layers: int, sweep: list[int], repeats: int) -> s
         Case("upstream, disk-full", "disk-full+offload_buffers", "upstream"),
         Case("upstream, disk-full, 100MB shards", "disk-full+offload_buffers", "upstream", "100MB"),
     ]
-    results = {c.label: measure(big, c, out, repeats) for c in cases}
+    big_dir = generate(big)
+    results = {c.label: measure(big, big_dir, c, out, repeats) for c in cases}
     cp = copy_seconds(results["reference, disk-full"].output_dir, out, repeats)
     largest = results["reference, disk-full"].largest_tensor
     ref, mem, up = results["reference, disk-full"], results["in-memory save"], results["upstream, disk-full"]
@@ -157,8 +158,9 @@ def run_bench(out: Path, scale_layers: int, sweep: list[int], repeats: int) -> s
     sweep_rows = []
     for layers in sweep:
         spec = scaled_spec(layers, hidden=512, experts=8, moe_intermediate=256)
-        r = measure(spec, Case("reference", "disk-full+offload_buffers", "reference"), out, repeats)
-        u = measure(spec, Case("upstream", "disk-full+offload_buffers", "upstream"), out, repeats)
+        spec_dir = generate(spec)
+        r = measure(spec, spec_dir, Case("reference", "disk-full+offload_buffers", "reference"), out, repeats)
+        u = measure(spec, spec_dir, Case("upstream", "disk-full+offload_buffers", "upstream"), out, repeats)
         sweep_rows.append((layers, r.extra_rss, u.extra_rss, r.largest_tensor, r.extra_anon))
         shutil.rmtree(r.output_dir.parent, ignore_errors=True)
         shutil.rmtree(u.output_dir.parent, ignore_errors=True)

@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from fixtures import DEFAULT_FIXTURES
+from fixtures import DEFAULT_FIXTURES, FixtureSpec
 from fixtures import by_name as fixture_by_name
 from fixtures.generate import generate
 from fixtures.registry import SMALL_SHARDS
 from harness.impls import ImplError, resolve
 from harness.modes import MODES
 from harness.modes import by_name as mode_by_name
-from harness.runner import Cell, Execution, baseline_of, execute, judge
+from harness.runner import Cell, Execution, baseline_of, execute, judge, safe_name
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -77,6 +77,7 @@ class _Plugin:
         self.timeout: float = opt("--offload-timeout")
         self.out = Path(opt("--offload-out") or tempfile.mkdtemp(prefix="offload-conformance-"))
         self._baselines: dict[Cell, Execution] = {}
+        self._fixture_dirs: dict[FixtureSpec, Path] = {}
         try:
             resolve(self.impl)
             fixtures = [fixture_by_name(n) for n in opt("--offload-fixture")] or list(DEFAULT_FIXTURES)
@@ -88,8 +89,10 @@ class _Plugin:
         self.cells = [Cell(f, m, self.impl, o) for f in fixtures for o in options for m in modes]
 
     def _execute(self, cell: Cell, kind: str) -> Execution:
-        name = cell.cell_id.replace(":", "_").replace("/", "_")
-        return execute(cell, generate(cell.fixture), self.out / kind / name, self.timeout)
+        if cell.fixture not in self._fixture_dirs:  # generated or verified once per process
+            self._fixture_dirs[cell.fixture] = generate(cell.fixture)
+        fixture = self._fixture_dirs[cell.fixture]
+        return execute(cell, fixture, self.out / kind / safe_name(cell.cell_id), self.timeout)
 
     def judge(self, cell: Cell) -> Any:
         control = baseline_of(cell)

@@ -75,7 +75,8 @@ class Execution:
         return self._described("unsupported")
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
+    """A cell id as a directory name."""
     return "".join(c if c.isalnum() or c in "-_.+=," else "_" for c in name)
 
 
@@ -262,12 +263,14 @@ def run_cells(
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         base_futures = {
             c: pool.submit(
-                execute, c, fixture_dirs[c.fixture], out / "baselines" / _safe(c.cell_id), timeout, memory_limit
+                execute, c, fixture_dirs[c.fixture], out / "baselines" / safe_name(c.cell_id), timeout, memory_limit
             )
             for c in controls
         }
         cell_futures = {
-            pool.submit(execute, c, fixture_dirs[c.fixture], out / "cells" / _safe(c.cell_id), timeout, memory_limit): c
+            pool.submit(
+                execute, c, fixture_dirs[c.fixture], out / "cells" / safe_name(c.cell_id), timeout, memory_limit
+            ): c
             for c in cells
         }
         judged: dict[Cell, CellResult] = {}
