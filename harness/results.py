@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
-OUTCOMES = ("pass", "fail", "error", "unsupported")
 PACKAGES = ("torch", "transformers", "accelerate", "safetensors", "huggingface_hub", "offload-conformance")
 
 
