@@ -307,8 +307,8 @@ def _run(args: argparse.Namespace) -> int:
     def progress(i: int, n: int, cell: object) -> None:
         print(report.progress_line(i, n, cell), file=sys.stderr, flush=True)  # type: ignore[arg-type]
 
-    for spec in dict.fromkeys(c.fixture for c in cells):
-        generate(spec)  # generated or verified now: a tampered fixture is a usage error before any cell runs
+    # Generated or verified now: a tampered fixture is a usage error before any cell runs.
+    fixture_dirs = {spec: generate(spec) for spec in dict.fromkeys(c.fixture for c in cells)}
     print(f"running {len(cells)} cells with {args.jobs} job(s), output in {args.out}", file=sys.stderr, flush=True)
     result = run_cells(
         cells,
@@ -319,6 +319,7 @@ def _run(args: argparse.Namespace) -> int:
         progress=progress,
         budget=budget,
         memory_limit=memory_limit,
+        fixture_dirs=fixture_dirs,
     )
     if args.xfails:
         result = xfails.apply(result, entries)

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from reference_impl.offload import owner_of
 from reference_impl.simple import StateDict, checkpoint_state, prepare_target, write_checkpoint
 
 Saver = Callable[..., None]
@@ -70,7 +71,7 @@ def _victim(state: StateDict) -> str:
 
 
 def _zeros(model: Any, name: str) -> torch.Tensor:
-    t = model.state_dict()[name]
+    t = owner_of(model, name)  # the meta parameter or buffer: its shape and dtype, no state_dict per call
     return torch.zeros(t.shape, dtype=t.dtype)
 
 

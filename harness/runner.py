@@ -254,9 +254,11 @@ def run_cells(
     progress: Callable[[int, int, CellResult], None] | None = None,
     budget: Budget | None = None,
     memory_limit: int | None = None,
+    fixture_dirs: dict[FixtureSpec, Path] | None = None,
 ) -> RunResult:
     out.mkdir(parents=True, exist_ok=True)
-    fixture_dirs = {c.fixture: generate(c.fixture) for c in cells}
+    # The caller may have generated (and so verified) the fixtures already.
+    fixture_dirs = fixture_dirs or {c.fixture: generate(c.fixture) for c in cells}
     controls = sorted({baseline_of(c) for c in cells}, key=lambda c: c.cell_id)
     # Baselines and cells are independent executions: all go to the pool at once, and a cell is
     # judged (in this thread) once both its own run and its baseline are done.
