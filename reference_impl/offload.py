@@ -7,7 +7,7 @@ device_map path and accelerate's cpu_offload/disk_offload both put it there).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -25,22 +25,27 @@ def weights_maps(module: nn.Module) -> list[Mapping[str, torch.Tensor]]:
     return [h.weights_map for h in hooks if getattr(h, "weights_map", None) is not None]
 
 
-def read_offloaded(model: nn.Module, name: str) -> torch.Tensor:
-    """The tensor `name` (a state_dict key of `model`) read from offload storage."""
+def hooked_maps(model: nn.Module, name: str) -> Iterator[tuple[Mapping[str, torch.Tensor], str]]:
+    """(weights_map, key within it) of every accelerate hook that could hold the tensor `name`,
+    innermost module first."""
     parts = name.split(".")
     for depth in range(len(parts) - 1, -1, -1):
-        owner = ".".join(parts[:depth])
-        module = model.get_submodule(owner)
-        key = ".".join(parts[depth:])
+        module = model.get_submodule(".".join(parts[:depth]))
         for weights_map in weights_maps(module):
-            # Look it up by reading it: `key in weights_map` would load the tensor a second time
-            # (Mapping.__contains__ is implemented with __getitem__).
-            try:
-                return weights_map[key]
-            except KeyError:
-                continue
-            except Exception as e:  # a damaged offload folder: one line naming the tensor
-                raise OffloadError(f"reading offloaded {name} failed: {type(e).__name__}: {e}") from None
+            yield weights_map, ".".join(parts[depth:])
+
+
+def read_offloaded(model: nn.Module, name: str) -> torch.Tensor:
+    """The tensor `name` (a state_dict key of `model`) read from offload storage."""
+    for weights_map, key in hooked_maps(model, name):
+        # Look it up by reading it: `key in weights_map` would load the tensor a second time
+        # (Mapping.__contains__ is implemented with __getitem__).
+        try:
+            return weights_map[key]
+        except KeyError:
+            continue
+        except Exception as e:  # a damaged offload folder: one line naming the tensor
+            raise OffloadError(f"reading offloaded {name} failed: {type(e).__name__}: {e}") from None
     raise OffloadError(f"{name} is on the meta device but no accelerate hook holds its data")
 
 

@@ -15,7 +15,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
-from reference_impl.offload import OffloadError, weights_maps
+from reference_impl.offload import OffloadError, hooked_maps
 from reference_impl.writer import DTYPES_BY_CODE
 
 
@@ -73,31 +73,27 @@ def _check_dat(name: str, key: str, entry: dict[str, Any], expected: torch.Tenso
         raise OffloadError(f"offloaded {name}: {path} has {path.stat().st_size} bytes, {want} expected (truncated?)")
 
 
+def _checked(name: str, tensor: torch.Tensor, weights_map: Mapping[str, Any], key: str, source: Path) -> bool:
+    """Whether this weights map holds `name` (checking its storage if so)."""
+    store, key = _unwrap(weights_map, key)
+    if key in getattr(store, "state_dict", {}) or (isinstance(store, dict) and key in store):
+        return True  # held in RAM (cpu_offload)
+    index = getattr(store, "index", None)
+    if not isinstance(index, dict) or key not in index:
+        return False
+    folder = Path(store.save_folder) if getattr(store, "save_folder", None) else None
+    if "safetensors_file" in index[key]:
+        roots = [p.resolve() for p in (folder, source) if p is not None and p.exists()]
+        _check_safetensors(name, index[key], tensor, roots)
+    elif folder is not None:
+        _check_dat(name, key, index[key], tensor, folder)
+    return True
+
+
 def preflight(model: nn.Module) -> None:
     source = Path(getattr(model, "name_or_path", "") or ".")
     for name, tensor in model.state_dict().items():
-        if tensor.device.type != "meta":
-            continue
-        parts = name.split(".")
-        for depth in range(len(parts) - 1, -1, -1):
-            module = model.get_submodule(".".join(parts[:depth]))
-            found = False
-            for weights_map in weights_maps(module):
-                store, key = _unwrap(weights_map, ".".join(parts[depth:]))
-                index = getattr(store, "index", None)
-                if key in getattr(store, "state_dict", {}) or (isinstance(store, dict) and key in store):
-                    found = True  # held in RAM (cpu_offload)
-                elif isinstance(index, dict) and key in index:
-                    folder = Path(store.save_folder) if getattr(store, "save_folder", None) else None
-                    roots = [p.resolve() for p in (folder, source) if p is not None and p.exists()]
-                    if "safetensors_file" in index[key]:
-                        _check_safetensors(name, index[key], tensor, roots)
-                    elif folder is not None:
-                        _check_dat(name, key, index[key], tensor, folder)
-                    found = True
-                if found:
-                    break
-            if found:
-                break
-        else:
+        if tensor.device.type == "meta" and not any(
+            _checked(name, tensor, weights_map, key, source) for weights_map, key in hooked_maps(model, name)
+        ):
             raise OffloadError(f"offloaded {name}: no offload storage holds it (empty or replaced offload folder?)")
