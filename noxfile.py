@@ -1,12 +1,4 @@
-"""Sessions, named for what you want to do:
-
-    nox -s tests                      our own test suite
-    nox -s conformance                the matrix on the default fixtures (-- --transformers SPEC ...)
-    nox -s matrix                     conformance over the transformers releases in TRANSFORMERS_VERSIONS
-    nox -s gate -- --base SPEC --candidate SPEC     did the candidate break a cell that passed on base?
-    nox -s bisect -- --good SPEC --bad SPEC --cell CELL-ID
-    nox -s fuzz -- --examples N       hypothesis-generated cells
-    nox -s lint                       ruff
+"""Sessions, named for what you want to do: `nox -l` lists them with their docstrings.
 
 SPEC is a transformers version (5.14.1), a local checkout (installed editable) or a wheel file.
 Every session installs torch==2.13.0 (CPU) first, with pip: uv and poetry do not see that wheel
@@ -15,6 +7,7 @@ and would fetch a multi-GB CUDA build instead.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import subprocess
@@ -30,6 +23,8 @@ ROOT = Path(__file__).parent
 CONSTRAINTS = ROOT / "constraints"
 CI = str(CONSTRAINTS / "ci.txt")
 ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+PYTHON = "3.11"
+CLI = "offload-conformance"
 # Oldest supported, the releases around the offload-save fixes, newest.
 TRANSFORMERS_VERSIONS = ["5.0.0", "5.13.1", "5.14.1", "5.15.1", "5.24.0"]
 
@@ -75,29 +70,28 @@ def _cache_env(session: nox.Session) -> dict[str, str]:
     }
 
 
-def _conformance(session: nox.Session, args: list[str], out: str) -> bool:
-    """Run the matrix; True when no cell failed or errored (known failures aside). Exit 1 with a
-    fresh results.json is a verdict; without one the harness itself failed, and the session stops."""
+def _conformance(session: nox.Session, args: list[str], out: str, *, verdict: bool) -> None:
+    """Run the matrix into `out`. With `verdict`, a failing cell fails the session (the harness exits 1);
+    without, failing cells are the finding and only a harness that wrote no results.json fails it."""
     results = Path(out) / "results.json"
     results.unlink(missing_ok=True)
-    session.run("python", "-m", "harness", "run", "--out", out, *args, env=_cache_env(session), success_codes=[0, 1])
+    codes = [0] if verdict else [0, 1]
+    session.run(CLI, "run", "--out", out, *args, env=_cache_env(session), success_codes=codes)
     if not results.exists():
         session.error(f"the harness wrote no {results}: see its output above")
-    cells = json.loads(results.read_text())["cells"]
-    return not any(c["outcome"] in ("fail", "error") and c.get("xfail") is None for c in cells)
 
 
-@nox.session(python="3.11")
+@nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Our own test suite. Extra arguments go to pytest."""
     _install(session, "test", "quant")
     session.run("pytest", *session.posargs, env=_cache_env(session))
 
 
-@nox.session(python="3.11")
+@nox.session(python=PYTHON)
 def conformance(session: nox.Session) -> None:
     """The conformance matrix. `-- --transformers SPEC` tests another transformers; other arguments
-    go to `python -m harness run` (default --out conformance-out)."""
+    go to `offload-conformance run` (default --out conformance-out)."""
     spec, args = _take(list(session.posargs), "--transformers")
     _install(session, "quant", "report")
     if spec:
@@ -105,36 +99,33 @@ def conformance(session: nox.Session) -> None:
     out, args = _take(args, "--out")
     if "--xfails" not in args:
         args = ["--xfails", "auto", *args]  # the known upstream failures of the installed release, if listed
-    if not _conformance(session, args, out or "conformance-out"):
-        session.error("some cells failed or errored (see the table above)")
+    _conformance(session, args, out or "conformance-out", verdict=True)
 
 
-@nox.session(python="3.11")
+@nox.session(python=PYTHON)
 @nox.parametrize("transformers", TRANSFORMERS_VERSIONS)
 def matrix(session: nox.Session, transformers: str) -> None:
     """Conformance for one transformers release; results in matrix-out/<version>/. Failing cells
     are the finding, so the session fails only if the harness itself does."""
     _install(session, "report")
     _install_transformers(session, transformers)
-    _conformance(session, list(session.posargs), f"matrix-out/{transformers}")
+    _conformance(session, list(session.posargs), f"matrix-out/{transformers}", verdict=False)
 
 
-@nox.session(python="3.11")
+@nox.session(python=PYTHON)
 def gate(session: nox.Session) -> None:
     """`-- --base SPEC --candidate SPEC [run args]`: the same cells on both, then gate.md and gate.json
     in gate-out/; fails on any regression (pass on base, not on candidate)."""
     base, args = _take(list(session.posargs), "--base")
     candidate, args = _take(args, "--candidate")
     if not base or not candidate:
-        session.error("usage: nox -s gate -- --base SPEC --candidate SPEC [python -m harness run arguments]")
+        session.error(f"usage: nox -s gate -- --base SPEC --candidate SPEC [{CLI} run arguments]")
     _install(session, "quant")
     for label, spec in (("base", base), ("candidate", candidate)):
         _install_transformers(session, spec)
-        _conformance(session, args, f"gate-out/{label}")
+        _conformance(session, args, f"gate-out/{label}", verdict=False)
     session.run(
-        "python",
-        "-m",
-        "harness",
+        CLI,
         "gate",
         "gate-out/base/results.json",
         "gate-out/candidate/results.json",
@@ -179,7 +170,7 @@ def _export(checkout: str, commit: str) -> Path:
     return target
 
 
-@nox.session(python="3.11")
+@nox.session(python=PYTHON)
 def bisect(session: nox.Session) -> None:
     """`-- --good SPEC --bad SPEC --cell CELL-ID [--checkout DIR]`: the first PyPI release (or, with
     --checkout, the first commit of that transformers checkout) between good and bad where the cell's
@@ -191,6 +182,10 @@ def bisect(session: nox.Session) -> None:
     if not good or not bad or not cell:
         session.error("usage: nox -s bisect -- --good V --bad V --cell CELL-ID [--checkout TRANSFORMERS-DIR]")
     _install(session, "quant")
+    listed = session.run(CLI, "run", "--list", "--cell", cell, *args, silent=True, env=ENV) or ""
+    planned = [line for line in listed.splitlines() if fnmatch.fnmatchcase(line, cell)]
+    if len(planned) != 1:
+        session.error(f"--cell {cell!r} names {len(planned)} cells {planned[:3]}: bisect follows exactly one")
     if checkout:
         candidates, what = _commits(checkout, good, bad), "commit"
     else:
@@ -204,9 +199,9 @@ def bisect(session: nox.Session) -> None:
             spec = str(_export(checkout, candidate).resolve()) if checkout else candidate
             _install_transformers(session, spec)
             out = f"bisect-out/{candidate}"
-            _conformance(session, ["--cell", cell, *args], out)
-            (doc,) = json.loads((Path(out) / "results.json").read_text())["cells"]
-            seen[candidate] = " ".join([doc["outcome"], ",".join(doc["classes"])]).strip()
+            _conformance(session, ["--cell", cell, *args], out, verdict=False)
+            shown = session.run(CLI, "show", f"{out}/results.json", silent=True, env=ENV) or ""
+            seen[candidate] = json.loads(shown.strip().splitlines()[-1])["state"]
             session.log(f"{cell} on {what} {candidate}: {seen[candidate]}")
         return seen[candidate]
 
@@ -224,14 +219,14 @@ def bisect(session: nox.Session) -> None:
     )
 
 
-@nox.session(python="3.11")
+@nox.session(python=PYTHON)
 def fuzz(session: nox.Session) -> None:
     """Hypothesis-generated cells, e.g. `nox -s fuzz -- --examples 50 --impl upstream`."""
     _install(session, "test")
-    session.run("python", "-m", "harness", "fuzz", *session.posargs, env=_cache_env(session))
+    session.run(CLI, "fuzz", *session.posargs, env=_cache_env(session))
 
 
-@nox.session(python="3.11")
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff over the whole tree."""
     session.install("-c", CI, "ruff")
@@ -239,9 +234,9 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
-@nox.session(python="3.11")
+@nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Offloaded save vs in-memory save vs `cp`, reference vs upstream, memory vs layers:
-    bench-out/bench.md and bench.png. Arguments go to `python -m harness bench`."""
+    bench-out/bench.md and bench.png. Arguments go to `offload-conformance bench`."""
     _install(session, "report")
-    session.run("python", "-m", "harness", "bench", *session.posargs, env=_cache_env(session))
+    session.run(CLI, "bench", *session.posargs, env=_cache_env(session))

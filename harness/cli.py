@@ -1,32 +1,28 @@
-"""python -m harness: run the conformance matrix and report."""
+"""offload-conformance (python -m offload_conformance.harness): run the conformance matrix and report."""
 
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import os
 import sys
 from pathlib import Path
 from typing import NoReturn
 
-from huggingface_hub.serialization._base import parse_size_to_int
+from offload_conformance.fixtures import DEFAULT_FIXTURES, FixtureError, SpecError, coverage
+from offload_conformance.fixtures import by_name as fixture_by_name
+from offload_conformance.harness import merge
+from offload_conformance.harness.judge import gate
+from offload_conformance.harness.outcomes import Grade
+from offload_conformance.harness.plan import known_failures, selection
+from offload_conformance.harness.plan.cells import DEFAULT_SHARDS, SMALL_SHARDS
+from offload_conformance.harness.plan.impls import BUILTIN
+from offload_conformance.harness.plan.modes import MODES
+from offload_conformance.harness.report import history, terminal, write_reports
+from offload_conformance.harness.report.coverage import table as coverage_table
+from offload_conformance.harness.results import RunResult
 
-from fixtures import DEFAULT_FIXTURES, FixtureError, FixtureSpec, SpecError, coverage, generate
-from fixtures import by_name as fixture_by_name
-from fixtures.architectures import layout_for
-from fixtures.registry import SMALL_SHARDS
-from harness import gate, history, report, summary, xfails
-from harness.budget import Budget, BudgetError
-from harness.compare import GRADES
-from harness.impls import BUILTIN, ImplError, resolve
-from harness.killtable import kill_table
-from harness.killtable import render as render_kills
-from harness.merge import MergeError, merge
-from harness.modes import MODES, Mode, UnknownMode
-from harness.modes import by_name as mode_by_name
-from harness.results import RunResult
-from harness.runner import plan, run_cells
+GRADES = [g.value for g in Grade]
 
 
 class UsageError(Exception):
@@ -41,7 +37,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m harness", description=__doc__)
+    p = _Parser(prog="offload-conformance", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="run conformance cells and compare with the in-memory save")
     run.add_argument("--fixture", action="append", help="fixture name (repeatable; default: all default fixtures)")
@@ -58,14 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--impl",
         action="append",
-        help="upstream | reference | package.module:function (repeatable; default: upstream, reference)",
+        help=f"upstream | reference | package.module:function (repeatable; default: {', '.join(BUILTIN)})",
     )
     run.add_argument(
         "--max-shard-size",
         action="append",
         metavar="SIZE",
-        help="save option axis: 'default' (upstream's) or a size like 24KB (repeatable;"
-        f" default: default and {SMALL_SHARDS})",
+        help=f"save option axis: '{DEFAULT_SHARDS}' (upstream's) or a size like 24KB (repeatable;"
+        f" default: {DEFAULT_SHARDS} and {SMALL_SHARDS})",
     )
     run.add_argument("--out", type=Path, default=Path("conformance-out"), help="output directory")
     run.add_argument("--require", choices=GRADES, default="bytes", help="grade a cell needs to pass")
@@ -90,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
         " installed transformers release (harness/known_failures/)",
     )
     run.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="cells run in parallel")
+    run.add_argument("--list", action="store_true", help="print the planned cell ids and exit, running nothing")
     fz = sub.add_parser("fuzz", help="run hypothesis-generated specs through the runner; shrink and print a failure")
     fz.add_argument("--impl", default="reference", help="the IUT (default: reference)")
     fz.add_argument("--mode", action="append", help="modes to draw from (repeatable; default: all)")
@@ -112,6 +109,9 @@ def _parser() -> argparse.ArgumentParser:
     hs.add_argument("documents", type=Path, nargs="+")
     hs.add_argument("--out", type=Path, help="also write the table to this file")
     hs.add_argument("--impl", help="only this IUT's rows")
+    sh = sub.add_parser("show", help="one JSON line per cell of a results.json: id, outcome, classes, state")
+    sh.add_argument("document", type=Path)
+    sh.add_argument("--cell", action="append", metavar="PATTERN", help="only cells whose id matches")
     rp = sub.add_parser("report", help="write summary.md, report.html and junit.xml from a results.json")
     rp.add_argument("document", type=Path)
     rp.add_argument("--out", type=Path, help="directory (default: beside the document)")
@@ -126,40 +126,23 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _spec(text: str) -> FixtureSpec:
+def _planned(fn, *args):  # type: ignore[no-untyped-def]
+    """A planning step; its PlanError is a usage error."""
     try:
-        fields = json.loads(text)
-        spec = FixtureSpec.from_json(fields)
-    except (ValueError, TypeError) as e:
-        raise UsageError(f"--spec: not a FixtureSpec JSON object ({e})") from None
-    layout_for(spec)  # unknown architecture or quantization: a usage error now, not in a cell
-    return spec
-
-
-def _modes(names: list[str] | None) -> list[Mode]:
-    try:
-        return [mode_by_name(n) for n in names] if names else list(MODES)
-    except UnknownMode as e:
+        return fn(*args)
+    except selection.PlanError as e:
         raise UsageError(str(e)) from None
-
-
-def _impl(spec: str) -> str:
-    try:
-        resolve(spec)  # fail fast in the parent with a one-line message
-    except ImplError as e:
-        raise UsageError(str(e)) from None
-    return spec
 
 
 def _fuzz(args: argparse.Namespace) -> int:
-    modes = _modes(args.mode)
-    impl = _impl(args.impl)
+    modes = _planned(selection.modes, tuple(args.mode or ()))
+    impl = _planned(selection.impl, args.impl)
     if args.examples < 1:
         raise UsageError("--examples must be >= 1")
-    from harness.fuzz import fuzz  # imports hypothesis: only when fuzzing
+    from offload_conformance.harness.tools.fuzz import fuzz  # imports hypothesis: only when fuzzing
 
     print(f"fuzzing {impl} with {args.examples} generated cells", file=sys.stderr, flush=True)
-    finding = fuzz(impl, modes, args.examples, args.out, args.require, args.timeout, args.seed)
+    finding = fuzz(impl, modes, args.examples, args.out, Grade(args.require), args.timeout, args.seed)
     if finding is None:
         print(f"{args.examples} generated cells passed (--require {args.require})")
         return 0
@@ -167,18 +150,6 @@ def _fuzz(args: argparse.Namespace) -> int:
     print(f"FAILED (shrunk): {r.cell_id}: {r.outcome} {','.join(r.classes)}: {r.detail}")
     print(f"reproduce with:\n  {finding.command()}")
     return 1
-
-
-def _read_xfails(path: Path) -> list[tuple[str, str]]:
-    if str(path) == "auto":
-        path = xfails.for_installed()
-        if path is None:
-            print("--xfails auto: no known-failures file for the installed transformers", file=sys.stderr)
-            return []
-    try:
-        return xfails.read(path)
-    except xfails.XfailsError as e:
-        raise UsageError(str(e)) from None
 
 
 def _document(path: Path) -> RunResult:
@@ -193,7 +164,7 @@ def _document(path: Path) -> RunResult:
 def _gate(args: argparse.Namespace) -> int:
     try:
         verdict = gate.gate(_document(args.base), _document(args.candidate))
-    except MergeError as e:
+    except merge.MergeError as e:
         raise UsageError(str(e)) from None
     gate.write(verdict, args.out)
     print(gate.markdown(verdict))
@@ -202,8 +173,8 @@ def _gate(args: argparse.Namespace) -> int:
 
 def _merged(paths: list[Path]) -> RunResult:
     try:
-        return merge([(str(p), _document(p)) for p in paths])
-    except MergeError as e:
+        return merge.merge([(str(p), _document(p)) for p in paths])
+    except merge.MergeError as e:
         raise UsageError(str(e)) from None
 
 
@@ -211,7 +182,7 @@ def _merge(args: argparse.Namespace) -> int:
     merged = _merged(args.documents)
     args.out.mkdir(parents=True, exist_ok=True)
     merged.write(args.out / "results.json")
-    summary.write_all(merged, args.out)
+    write_reports(merged, args.out)
     print(f"merged {len(args.documents)} documents, {len(merged.cells)} cells: {args.out / 'results.json'}")
     return 0 if merged.ok else 1
 
@@ -228,13 +199,28 @@ def _report(args: argparse.Namespace) -> int:
     doc = _document(args.document)
     out = args.out or args.document.parent
     out.mkdir(parents=True, exist_ok=True)
-    summary.write_all(doc, out)
+    write_reports(doc, out)
     print(f"wrote {out / 'summary.md'}, {out / 'report.html'}, {out / 'junit.xml'}")
     return 0
 
 
+def _show(args: argparse.Namespace) -> int:
+    cells = [c for c in _document(args.document).cells if not args.cell or _matches(c.cell_id, args.cell)]
+    if args.cell and not cells:
+        raise UsageError(f"--cell {' '.join(args.cell)}: matches no cell of {args.document}")
+    for c in cells:
+        print(json.dumps({"cell_id": c.cell_id, "outcome": c.outcome, "classes": list(c.classes), "state": c.state}))
+    return 0
+
+
+def _matches(cell_id: str, patterns: list[str]) -> bool:
+    import fnmatch
+
+    return any(fnmatch.fnmatchcase(cell_id, p) for p in patterns)
+
+
 def _bench(args: argparse.Namespace) -> int:
-    from harness.bench import run_bench  # matplotlib and friends: only when benchmarking
+    from offload_conformance.harness.tools.bench import run_bench  # matplotlib and friends: only when benchmarking
 
     try:
         sweep = [int(x) for x in args.layers.split(",")]
@@ -247,13 +233,16 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _faults(args: argparse.Namespace) -> int:
+    from offload_conformance.harness.tools import killtable
+
     try:
         specs = [fixture_by_name(n) for n in args.fixture] if args.fixture else None
     except SpecError as e:
         raise UsageError(str(e)) from None
-    kills = kill_table(args.out, specs)
-    print(render_kills(kills))
-    return 0 if all(k.verdict in ("caught", "n/a") for k in kills) else 1
+    kills = killtable.kill_table(args.out, specs)
+    print(killtable.render(kills))
+    ok = (killtable.Verdict.CAUGHT, killtable.Verdict.NOT_APPLICABLE)
+    return 0 if all(k.verdict in ok for k in kills) else 1
 
 
 def _modes_list(args: argparse.Namespace) -> int:
@@ -263,69 +252,57 @@ def _modes_list(args: argparse.Namespace) -> int:
 
 
 def _fixtures_list(args: argparse.Namespace) -> int:
-    print(coverage.table([coverage.describe(f) for f in DEFAULT_FIXTURES]))
+    print(coverage_table([coverage.describe(f) for f in DEFAULT_FIXTURES]))
     return 0
 
 
-def _save_options(size: str) -> tuple[tuple[str, object], ...]:
-    if size == "default":
-        return ()
-    try:
-        parse_size_to_int(size)
-    except ValueError:
-        raise UsageError(f"--max-shard-size {size!r}: expected 'default' or a size like 24KB or 5MB") from None
-    return (("max_shard_size", size),)
-
-
 def _run(args: argparse.Namespace) -> int:
-    try:
-        fixtures = [fixture_by_name(n) for n in args.fixture or []] + [_spec(j) for j in args.spec or []]
-    except SpecError as e:
-        raise UsageError(str(e)) from None
-    fixtures = fixtures or list(DEFAULT_FIXTURES)
-    modes = _modes(args.mode)
-    impls = [_impl(i) for i in args.impl or BUILTIN]
-    if args.jobs < 1 or args.timeout <= 0:
-        raise UsageError("--jobs must be >= 1 and --timeout > 0")
+    wanted = selection.Selection(
+        fixtures=tuple(args.fixture or ()),
+        specs=tuple(args.spec or ()),
+        modes=tuple(args.mode or ()),
+        impls=tuple(args.impl or ()),
+        shard_sizes=tuple(args.max_shard_size or ()),
+        cells=tuple(args.cell or ()),
+    )
+    settings = _planned(
+        selection.settings,
+        args.require,
+        args.timeout,
+        args.jobs,
+        args.memory_limit,
+        args.max_read_amplification,
+        args.max_extra_rss,
+    )
+    cells = _planned(selection.plan, wanted)
+    if args.list:
+        print("\n".join(c.cell_id for c in cells))
+        return 0
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file, not a directory")
-    entries = _read_xfails(args.xfails) if args.xfails else []
     try:
-        budget = Budget.parse(args.max_read_amplification, args.max_extra_rss)
-    except BudgetError as e:
+        known = known_failures.load(args.xfails) if args.xfails else known_failures.NONE
+    except known_failures.KnownFailuresError as e:
         raise UsageError(str(e)) from None
-    try:
-        memory_limit = parse_size_to_int(args.memory_limit) if args.memory_limit else None
-    except ValueError:
-        raise UsageError(f"--memory-limit {args.memory_limit!r}: expected a size like 8GB") from None
-    cells = plan(fixtures, modes, impls, [_save_options(v) for v in args.max_shard_size or ["default", SMALL_SHARDS]])
-    if args.cell:
-        cells = [c for c in cells if any(fnmatch.fnmatchcase(c.cell_id, p) for p in args.cell)]
-        if not cells:
-            raise UsageError(f"--cell {' '.join(args.cell)}: matches no cell of the planned matrix")
+    if args.xfails and str(args.xfails) == known_failures.AUTO and not known.source:
+        print("--xfails auto: no known-failures file for the installed transformers", file=sys.stderr)
 
     def progress(i: int, n: int, cell: object) -> None:
-        print(report.progress_line(i, n, cell), file=sys.stderr, flush=True)  # type: ignore[arg-type]
+        print(terminal.progress_line(i, n, cell), file=sys.stderr, flush=True)  # type: ignore[arg-type]
 
+    from offload_conformance.harness.run.runner import Runner
+
+    runner = Runner(args.out, settings)
     # Generated or verified now: a tampered fixture is a usage error before any cell runs.
-    fixture_dirs = {spec: generate(spec) for spec in dict.fromkeys(c.fixture for c in cells)}
+    for spec in dict.fromkeys(c.fixture for c in cells):
+        runner.fixture_dir(spec)
     print(f"running {len(cells)} cells with {args.jobs} job(s), output in {args.out}", file=sys.stderr, flush=True)
-    result = run_cells(
-        cells,
-        args.out,
-        require=args.require,
-        timeout=args.timeout,
-        jobs=args.jobs,
-        progress=progress,
-        budget=budget,
-        memory_limit=memory_limit,
-        fixture_dirs=fixture_dirs,
-    )
-    if args.xfails:
-        result = xfails.apply(result, entries)
+    result = known.apply(runner.run(cells, progress))
     result.write(args.out / "results.json")
-    summary.write_all(result, args.out)
-    print(report.render(result))
+    write_reports(result, args.out)
+    print(terminal.render(result))
+    for line in terminal.unmatched_lines(known.unmatched([c.cell_id for c in cells]), known.source):
+        print(f"warning: {line}")
     print(f"\nresults: {args.out / 'results.json'}")
     return 0 if result.ok else 1
 
@@ -338,6 +315,7 @@ COMMANDS = {
     "gate": _gate,
     "merge": _merge,
     "report": _report,
+    "show": _show,
     "faults": _faults,
     "modes": _modes_list,
     "fixtures": _fixtures_list,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from harness.results import RunResult, describe_transformers
+from offload_conformance.harness.environment import describe_transformers
+from offload_conformance.harness.results import RunResult
 
 
 class MergeError(ValueError):

@@ -1,9 +1,12 @@
 """pytest plugin: conformance cells as ordinary pytest items.
 
-    pytest --offload-impl=mypkg.save:save_pretrained [--offload-fixture NAME] [--offload-mode NAME]
+    pytest --offload-impl=mypkg.save:save_pretrained [--offload-fixture NAME] [--offload-mode NAME] ...
 
-adds one item per cell, `test_conformance[<fixture>-<mode>[-max_shard_size=S]]`, so `-k`,
-`--junitxml` and pytest-xdist work as for any test. Without --offload-impl the plugin adds nothing.
+adds one item per cell, `test_conformance[<cell id>]`, so `-k`, `--junitxml` and pytest-xdist work
+as for any test. The cells are planned by the same core as `offload-conformance run`
+(harness.plan.selection) and take the same options, prefixed `--offload-`. Without --offload-impl
+the plugin adds nothing and imports nothing beyond pytest: it is registered in every pytest run of
+a venv that installs this package.
 """
 
 from __future__ import annotations
@@ -15,14 +18,7 @@ from typing import Any
 
 import pytest
 
-from fixtures import DEFAULT_FIXTURES, FixtureSpec
-from fixtures import by_name as fixture_by_name
-from fixtures.generate import generate
-from fixtures.registry import SMALL_SHARDS
-from harness.impls import ImplError, resolve
-from harness.modes import MODES
-from harness.modes import by_name as mode_by_name
-from harness.runner import Cell, Execution, baseline_of, execute, judge, safe_name
+PLUGIN = "offload-conformance-cells"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -34,25 +30,42 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--offload-max-shard-size",
         action="append",
         default=[],
-        help=f"'default' or a size (repeatable; default: default and {SMALL_SHARDS})",
+        help="'default' or a size (repeatable; default: the matrix's shard-size axis)",
     )
+    group.addoption("--offload-cell", action="append", default=[], help="only cells whose id matches (fnmatch)")
     group.addoption("--offload-require", choices=("bytes", "tensors"), default="bytes", help="grade to pass")
     group.addoption("--offload-timeout", type=float, default=600.0, help="seconds before a cell is killed")
+    group.addoption("--offload-memory-limit", metavar="SIZE", help="kill a cell whose RSS exceeds SIZE (e.g. 8GB)")
+    group.addoption("--offload-max-read-amplification", type=float, metavar="X", help="cost budget (see run --help)")
+    group.addoption("--offload-max-extra-rss", metavar="SIZE", help="cost budget (see run --help)")
+    group.addoption("--offload-xfails", help="known failures file, or 'auto' (the file shipped for the transformers)")
     group.addoption("--offload-out", help="where cells write (default: a new temporary directory)")
 
 
+class ConformanceFailure(Exception):
+    """A cell that did not pass: its outcome, classes and detail, shown instead of a traceback."""
+
+
 class ConformanceItem(pytest.Item):
-    def __init__(self, *, cell: Cell, plugin: _Plugin, **kwargs: Any) -> None:
+    def __init__(self, *, cell: Any, plugin: _Plugin, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cell = cell
         self.plugin = plugin
 
     def runtest(self) -> None:
-        result = self.plugin.judge(self.cell)
-        if result.outcome == "unsupported":
+        from offload_conformance.harness.outcomes import Outcome
+
+        result = self.plugin.runner.run_one(self.cell)
+        known = self.plugin.known.reason(self.cell.cell_id)
+        if result.outcome is Outcome.UNSUPPORTED:
             pytest.skip(f"unsupported: {result.detail}")
-        if result.outcome != "pass":
-            raise ConformanceFailure(result.outcome, result.classes, result.detail)
+        if result.outcome is not Outcome.PASS:
+            if known:
+                pytest.xfail(f"known failure: {known}")
+            what = f"{result.outcome}: {', '.join(result.classes)}" if result.classes else result.outcome
+            raise ConformanceFailure(f"{what}: {result.detail}")
+        if known:
+            raise ConformanceFailure(f"passes now but is listed as a known failure ({known}): remove the entry")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, ConformanceFailure):
@@ -63,58 +76,56 @@ class ConformanceItem(pytest.Item):
         return "offload-conformance", 0, self.name
 
 
-class ConformanceFailure(Exception):
-    def __init__(self, outcome: str, classes: tuple[str, ...], detail: str) -> None:
-        what = f"{outcome}: {', '.join(classes)}" if classes else outcome
-        super().__init__(f"{what}: {detail}")
-
-
 class _Plugin:
     def __init__(self, config: pytest.Config) -> None:
+        # Imported only now that cells were asked for: torch and transformers come with them.
+        from offload_conformance.harness.plan import known_failures, selection
+        from offload_conformance.harness.run.runner import Runner
+
         opt = config.getoption
-        self.impl: str = opt("--offload-impl")
-        self.require: str = opt("--offload-require")
-        self.timeout: float = opt("--offload-timeout")
-        self.out = Path(opt("--offload-out") or tempfile.mkdtemp(prefix="offload-conformance-"))
-        self._baselines: dict[Cell, Execution] = {}
-        self._fixture_dirs: dict[FixtureSpec, Path] = {}
+        wanted = selection.Selection(
+            fixtures=tuple(opt("--offload-fixture")),
+            modes=tuple(opt("--offload-mode")),
+            impls=(opt("--offload-impl"),),
+            shard_sizes=tuple(opt("--offload-max-shard-size")),
+            cells=tuple(opt("--offload-cell")),
+        )
         try:
-            resolve(self.impl)
-            fixtures = [fixture_by_name(n) for n in opt("--offload-fixture")] or list(DEFAULT_FIXTURES)
-            modes = [mode_by_name(n) for n in opt("--offload-mode")] or list(MODES)
-        except (ImplError, ValueError) as e:
+            settings = selection.settings(
+                require=opt("--offload-require"),
+                timeout=opt("--offload-timeout"),
+                memory_limit=opt("--offload-memory-limit"),
+                max_read_amplification=opt("--offload-max-read-amplification"),
+                max_extra_rss=opt("--offload-max-extra-rss"),
+            )
+            self.cells = selection.plan(wanted)
+            xfails = opt("--offload-xfails")
+            self.known = known_failures.load(xfails) if xfails else known_failures.NONE
+        except (selection.PlanError, known_failures.KnownFailuresError) as e:
             raise pytest.UsageError(str(e)) from None
-        sizes = opt("--offload-max-shard-size") or ["default", SMALL_SHARDS]
-        options = [() if s == "default" else (("max_shard_size", s),) for s in sizes]
-        self.cells = [Cell(f, m, self.impl, o) for f in fixtures for o in options for m in modes]
+        out = Path(opt("--offload-out") or tempfile.mkdtemp(prefix="offload-conformance-"))
+        self.runner = Runner(out, settings)
 
-    def _execute(self, cell: Cell, kind: str) -> Execution:
-        if cell.fixture not in self._fixture_dirs:  # generated or verified once per process
-            self._fixture_dirs[cell.fixture] = generate(cell.fixture)
-        fixture = self._fixture_dirs[cell.fixture]
-        return execute(cell, fixture, self.out / kind / safe_name(cell.cell_id), self.timeout)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        from offload_conformance.harness.report.terminal import unmatched_lines
 
-    def judge(self, cell: Cell) -> Any:
-        control = baseline_of(cell)
-        if control not in self._baselines:  # one per (fixture, save options) and process
-            self._baselines[control] = self._execute(control, "baselines")
-        return judge(cell, self._execute(cell, "cells"), self._baselines[control], self.require)
-
-
-def _item_name(cell: Cell) -> str:
-    parts = [cell.fixture.name, cell.mode.name] + ([cell.options_id] if cell.save_options else [])
-    return f"test_conformance[{'-'.join(parts)}]"
+        unmatched = self.known.unmatched([c.cell_id for c in self.cells])
+        for line in unmatched_lines(unmatched, self.known.source):
+            terminalreporter.write_line(f"offload-conformance warning: {line}", yellow=True)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--offload-impl"):
         os.environ["HF_HUB_OFFLINE"] = "1"
-        config.pluginmanager.register(_Plugin(config), "offload-conformance-cells")
+        config.pluginmanager.register(_Plugin(config), PLUGIN)
 
 
 @pytest.hookimpl(tryfirst=True)  # before -k / -m deselection sees the items
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    plugin = config.pluginmanager.get_plugin("offload-conformance-cells")
+    plugin = config.pluginmanager.get_plugin(PLUGIN)
     if plugin is None:
         return
-    items.extend(ConformanceItem.from_parent(session, name=_item_name(c), cell=c, plugin=plugin) for c in plugin.cells)
+    items.extend(
+        ConformanceItem.from_parent(session, name=f"test_conformance[{c.cell_id}]", cell=c, plugin=plugin)
+        for c in plugin.cells
+    )

@@ -4,59 +4,68 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
-import subprocess
-import sys
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
-PACKAGES = ("torch", "transformers", "accelerate", "safetensors", "huggingface_hub", "offload-conformance")
+from offload_conformance.harness.outcomes import FailureClass, Grade, Outcome, Stage
+
+SCHEMA_VERSION = 2
 
 
-def _source(pkg: str) -> dict[str, str]:
-    """Where a package came from: an index, a wheel file, or a local checkout (with its git state)."""
-    try:
-        direct = metadata.distribution(pkg).read_text("direct_url.json")
-    except metadata.PackageNotFoundError:
-        return {}
-    if not direct:
-        return {f"{pkg}_source": "index"}
-    url = json.loads(direct).get("url", "")
-    out = {f"{pkg}_source": url}
-    path = Path(url.removeprefix("file://"))
-    if url.startswith("file://") and path.is_dir():
-        git = ["git", "-C", str(path)]
-        try:
-            commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
-            dirty = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True, check=True).stdout
-        except (OSError, subprocess.CalledProcessError):
-            return out
-        out[f"{pkg}_git"] = commit.strip() + ("+dirty" if dirty.strip() else "")
-    return out
+@dataclass(frozen=True)
+class Failure:
+    """Why a run (a cell, or its baseline) produced no checkpoint."""
+
+    stage: Stage
+    type: str  # the exception's class name; for Stage.PROCESS: timeout, memory-limit or died
+    message: str
+    where: str = ""  # file:line of the raise
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any] | None) -> Failure | None:
+        return None if d is None else cls(Stage(d["stage"]), d["type"], d["message"], d.get("where", ""))
+
+    def __str__(self) -> str:
+        if self.stage is Stage.PROCESS:
+            return self.message
+        where = f" ({self.where})" if self.where else ""
+        return f"{self.stage} raised {self.type}: {self.message}{where}"
 
 
-def environment() -> dict[str, str]:
-    env = {"python": platform.python_version(), "platform": platform.platform(), "executable": sys.executable}
-    for pkg in PACKAGES:
-        try:
-            env[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            env[pkg] = "not installed"
-    env.update(_source("transformers"))
-    return env
+@dataclass(frozen=True)
+class Difference:
+    cls: FailureClass
+    detail: str
+    tensor: str | None = None
+    file: str | None = None
 
 
-def describe_transformers(env: dict[str, str]) -> str:
-    """What was tested, in one phrase: the version, and a checkout's commit and dirty state."""
-    text = f"transformers {env.get('transformers')}"
-    if env.get("transformers_git"):
-        text += f" (checkout {env['transformers_source'].removeprefix('file://')} @ {env['transformers_git']})"
-    elif env.get("transformers_source", "index") != "index":
-        text += f" (from {env['transformers_source']})"
-    return text
+@dataclass(frozen=True)
+class SaveCost:
+    """What a save cost (measured in the cell process by harness.run.cost)."""
+
+    offloaded_bytes: int  # distinct offloaded tensors (meta in the model)
+    largest_tensor_bytes: int  # the largest tensor the model holds, offloaded or not
+    bytes_read: int  # read back from offload storage during the save
+    rss_before: int | None  # bytes
+    peak_rss: int | None  # bytes, during the save (the kernel's high-water mark: exact)
+    # Anonymous memory only (RssAnon, sampled every few ms: a spike shorter than that can be missed).
+    # RSS also counts file-backed pages of mmap-read offload files, which the kernel can reclaim.
+    anon_before: int | None = None
+    peak_anon: int | None = None
+
+    @property
+    def read_amplification(self) -> float | None:
+        return self.bytes_read / self.offloaded_bytes if self.offloaded_bytes else None
+
+    @property
+    def extra_rss(self) -> int | None:
+        return None if self.peak_rss is None or self.rss_before is None else self.peak_rss - self.rss_before
+
+    @property
+    def extra_anon(self) -> int | None:
+        return None if self.peak_anon is None or self.anon_before is None else self.peak_anon - self.anon_before
 
 
 @dataclass(frozen=True)
@@ -66,34 +75,57 @@ class CellResult:
     mode: str
     impl: str
     save_options: dict[str, Any]
-    outcome: str  # pass | fail | error | unsupported
-    grade: str | None  # bytes | tensors | None
-    classes: tuple[str, ...]
-    detail: str
+    outcome: Outcome
+    grade: Grade | None
+    classes: tuple[FailureClass, ...]
+    detail: str  # for people: derived from the fields below, never read back
     seconds: float
     hf_device_map: dict[str, Any] | None = None
-    differences: tuple[dict[str, Any], ...] = ()
+    differences: tuple[Difference, ...] = ()
+    failure: Failure | None = None  # why this cell's own load or save produced no checkpoint
+    baseline_failure: Failure | None = None  # why its baseline produced none: then nothing was compared
     log_tail: str = ""
-    xfail: str | None = None  # reason, when the cell is listed in an xfails file
+    xfail: str | None = None  # reason, when the cell is listed as a known failure
     transformers: str = ""  # what ran the cell, set when documents from several versions are merged
-    cost: dict[str, Any] | None = None  # bytes read from offload storage, peak RSS (harness.cost)
+    cost: SaveCost | None = None
 
     @property
     def counts_as_failure(self) -> bool:
-        return self.outcome in ("fail", "error") and self.xfail is None
+        return self.outcome.is_failure and self.xfail is None
+
+    @property
+    def known_failure(self) -> bool:
+        return self.outcome.is_failure and self.xfail is not None
 
     @property
     def stale_xfail(self) -> bool:
-        """Listed as a known failure, but passes now: the xfails entry should go."""
-        return self.outcome == "pass" and self.xfail is not None
+        """Listed as a known failure, but passes now: the entry should go."""
+        return self.outcome is Outcome.PASS and self.xfail is not None
+
+    @property
+    def state(self) -> str:
+        """Outcome and classes in one word group, e.g. 'fail shard-layout,index': what gate and bisect compare."""
+        return " ".join([self.outcome, ",".join(self.classes)]).strip()
+
+
+@dataclass(frozen=True)
+class BaselineResult:
+    """The in-memory save a cell is compared with, and whether it round-trips the fixture's own weights."""
+
+    fixture_dir: str
+    seconds: float
+    roundtrip_classes: tuple[FailureClass, ...] = ()  # how the in-memory save differs from the fixture
+    roundtrip_grade: Grade | None = None
+    failure: Failure | None = None
+    unsupported: Failure | None = None
 
 
 @dataclass(frozen=True)
 class RunResult:
-    require: str  # the grade a cell needs to pass
+    require: Grade  # the grade a cell needs to pass
     environment: dict[str, str]
     cells: tuple[CellResult, ...]
-    baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    baselines: dict[str, BaselineResult] = field(default_factory=dict)
     fixtures: dict[str, str] = field(default_factory=dict)  # name -> content digest
     schema_version: int = SCHEMA_VERSION
 
@@ -108,17 +140,52 @@ class RunResult:
         path.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
-    def read(cls, path: Path) -> RunResult:
-        d = json.loads(path.read_text())
+    def from_json(cls, d: dict[str, Any]) -> RunResult:
         if d.get("schema_version") != SCHEMA_VERSION:
-            raise ValueError(f"{path}: schema_version {d.get('schema_version')}, this harness reads {SCHEMA_VERSION}")
-        cells = tuple(
-            CellResult(**{**c, "classes": tuple(c["classes"]), "differences": tuple(c["differences"])})
-            for c in d["cells"]
-        )
+            raise ValueError(f"schema_version {d.get('schema_version')}, this harness reads {SCHEMA_VERSION}")
         return cls(
-            d["require"], d["environment"], cells, d.get("baselines", {}), d.get("fixtures", {}), d["schema_version"]
+            Grade(d["require"]),
+            d["environment"],
+            tuple(_cell(c) for c in d["cells"]),
+            {k: _baseline(v) for k, v in d.get("baselines", {}).items()},
+            d.get("fixtures", {}),
         )
+
+    @classmethod
+    def read(cls, path: Path) -> RunResult:
+        try:
+            return cls.from_json(json.loads(path.read_text()))
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
 
     def key(self) -> dict[str, CellResult]:
         return {c.cell_id: c for c in self.cells}
+
+
+def _cell(c: dict[str, Any]) -> CellResult:
+    return CellResult(
+        **{
+            **c,
+            "outcome": Outcome(c["outcome"]),
+            "grade": Grade(c["grade"]) if c["grade"] else None,
+            "classes": tuple(FailureClass(x) for x in c["classes"]),
+            "differences": tuple(
+                Difference(FailureClass(d["cls"]), d["detail"], d.get("tensor"), d.get("file"))
+                for d in c["differences"]
+            ),
+            "failure": Failure.from_json(c.get("failure")),
+            "baseline_failure": Failure.from_json(c.get("baseline_failure")),
+            "cost": SaveCost(**c["cost"]) if c.get("cost") else None,
+        }
+    )
+
+
+def _baseline(b: dict[str, Any]) -> BaselineResult:
+    return BaselineResult(
+        b["fixture_dir"],
+        b["seconds"],
+        tuple(FailureClass(x) for x in b.get("roundtrip_classes", ())),
+        Grade(b["roundtrip_grade"]) if b.get("roundtrip_grade") else None,
+        Failure.from_json(b.get("failure")),
+        Failure.from_json(b.get("unsupported")),
+    )

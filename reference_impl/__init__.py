@@ -1,6 +1,6 @@
 """Offload-aware save_pretrained, byte-identical to the in-memory save, streaming and atomic."""
 
-from reference_impl.offload import OffloadError
-from reference_impl.save import SaveError, save_pretrained
+from offload_conformance.reference_impl.offload import OffloadError
+from offload_conformance.reference_impl.save import SaveError, save_pretrained
 
 __all__ = ["OffloadError", "SaveError", "save_pretrained"]

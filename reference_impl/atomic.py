@@ -29,7 +29,8 @@ def _exchange(a: Path, b: Path) -> bool:
     return rc == 0
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a directory's entries (a rename, a new file) durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -48,7 +49,7 @@ def replace_directory(staging: Path, target: Path, keep: list[str]) -> None:
             shutil.copytree(src, staging / name, copy_function=os.link, symlinks=True)
         else:
             os.link(src, staging / name, follow_symlinks=False)
-    _fsync_dir(staging)
+    fsync_dir(staging)
     if not target.exists():
         os.rename(staging, target)
     elif _exchange(staging, target):
@@ -58,4 +59,4 @@ def replace_directory(staging: Path, target: Path, keep: list[str]) -> None:
         os.rename(target, backup / "old")
         os.rename(staging, target)
         shutil.rmtree(backup)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)

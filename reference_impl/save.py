@@ -1,6 +1,6 @@
 """Offload-aware save_pretrained, streaming: the checkpoint an in-memory save would write.
 
-The checkpoint is planned first with no data read (reference_impl.plan). Then each group of
+The checkpoint is scheduled first with no data read (reference_impl.schedule). Then each group of
 in-memory tensors is read from offload storage once, reverted to checkpoint tensors with
 transformers' own conversion machinery, written straight into its place in its shard file
 (reference_impl.writer computes every header up front), and freed: memory holds one group at a
@@ -10,6 +10,7 @@ which then replaces the target in one atomic rename, so a crash leaves the old s
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -20,16 +21,20 @@ from pathlib import Path
 
 import torch
 from huggingface_hub import StateDictSplit
+from offload_conformance.reference_impl.atomic import replace_directory
+from offload_conformance.reference_impl.offload import read_offloaded
+from offload_conformance.reference_impl.preflight import preflight
+from offload_conformance.reference_impl.schedule import saved_state, schedule
+from offload_conformance.reference_impl.writer import StreamingWriter, TensorPlan
 from transformers import PreTrainedModel
 from transformers.core_model_loading import revert_weight_conversion
+from transformers.utils import SAFE_WEIGHTS_INDEX_NAME
 
-from reference_impl.atomic import replace_directory
-from reference_impl.offload import read_offloaded
-from reference_impl.plan import plan, saved_state
-from reference_impl.preflight import preflight
-from reference_impl.writer import StreamingWriter, TensorPlan
-
-INDEX_NAME = "model.safetensors.index.json"
+INDEX_NAME = SAFE_WEIGHTS_INDEX_NAME
+# The installed transformers' own default, so the reference shards as its in-memory save does.
+DEFAULT_MAX_SHARD_SIZE: int | str = (
+    inspect.signature(PreTrainedModel.save_pretrained).parameters["max_shard_size"].default
+)
 # A shard of a sharded save; one the new save does not write is stale and goes, as upstream does it.
 SHARD_RE = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")
 METADATA = {"format": "pt"}
@@ -74,13 +79,13 @@ def _check(model: PreTrainedModel, save_directory: str | os.PathLike[str]) -> Pa
 
 
 def save_pretrained(
-    model: PreTrainedModel, save_directory: str | os.PathLike[str], max_shard_size: int | str = "50GB"
+    model: PreTrainedModel, save_directory: str | os.PathLike[str], max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE
 ) -> None:
     """Write what `model.save_pretrained(save_directory, max_shard_size=...)` writes for the same
     model held in memory, whatever of it is offloaded."""
     target = _check(model, save_directory)
     preflight(model)  # a damaged offload folder fails here, before anything is written
-    checkpoint = plan(model, max_shard_size)
+    checkpoint = schedule(model, max_shard_size)
     state = saved_state(model)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

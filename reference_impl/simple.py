@@ -15,13 +15,18 @@ from pathlib import Path
 
 import torch
 from huggingface_hub import split_torch_state_dict_into_shards
+from offload_conformance.reference_impl.offload import Reader, materialized_state_dict, read_offloaded
+from offload_conformance.reference_impl.save import (
+    DEFAULT_MAX_SHARD_SIZE,
+    SHARD_RE,
+    SaveError,
+    save_config,
+    write_index,
+)
 from safetensors.torch import save_file
 from transformers import PreTrainedModel
 from transformers.core_model_loading import revert_weight_conversion
 from transformers.modeling_utils import remove_tied_weights_from_state_dict
-
-from reference_impl.offload import Reader, materialized_state_dict, read_offloaded
-from reference_impl.save import SHARD_RE, SaveError, save_config, write_index
 
 StateDict = dict[str, torch.Tensor]
 
@@ -59,7 +64,7 @@ def write_checkpoint(
     model: PreTrainedModel,
     state: StateDict,
     target: Path,
-    max_shard_size: int | str = "50GB",
+    max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE,
     metadata: dict[str, str] | None = None,
 ) -> None:
     """Shard `state` with huggingface_hub's planner and write it with safetensors, as the in-memory save does."""
@@ -76,7 +81,7 @@ def write_checkpoint(
 
 
 def save_pretrained(
-    model: PreTrainedModel, save_directory: str | os.PathLike[str], max_shard_size: int | str = "50GB"
+    model: PreTrainedModel, save_directory: str | os.PathLike[str], max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE
 ) -> None:
     """Write what `model.save_pretrained(save_directory, max_shard_size=...)` writes for the same
     model held in memory, whatever of it is offloaded."""

@@ -45,6 +45,7 @@ from types import TracebackType
 from typing import Self
 
 import torch
+from offload_conformance.reference_impl.atomic import fsync_dir
 
 __all__ = ["DTYPES_BY_CODE", "SUPPORTED_DTYPES", "StreamingWriter", "TensorPlan", "dtype_code", "header_bytes"]
 
@@ -274,7 +275,7 @@ class StreamingWriter:
         except BaseException:
             self.abort()
             raise
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
 
     def abort(self) -> None:
         """Discard the temporary file; ``path`` is left untouched. Idempotent."""
@@ -293,16 +294,3 @@ class StreamingWriter:
             self.close()
         else:
             self.abort()
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)

@@ -7,9 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from offload_conformance.reference_impl import save_pretrained
 from safetensors.torch import load_file, save_file
-
-from reference_impl import save_pretrained
 
 DROPPED = "model.layers.0.mlp.experts.0.up_proj.weight"
 
@@ -41,7 +40,7 @@ NOT_CALLABLE = 42
 
 def read_twice(model: Any, save_directory: str, **options: Any) -> None:
     """A correct save that reads every offloaded tensor from storage twice (read amplification 2)."""
-    from reference_impl.offload import read_offloaded
+    from offload_conformance.reference_impl.offload import read_offloaded
 
     for name, tensor in model.state_dict().items():
         if tensor.device.type == "meta":

@@ -1,0 +1,189 @@
+"""Expected vs actual checkpoint: bytes first, then a classified, structured diff."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from offload_conformance.harness.judge.checkpoint import (
+    INDEX_NAME,
+    TORCH_DTYPES,
+    Checkpoint,
+    TensorEntry,
+    file_digests,
+    read_checkpoint,
+)
+from offload_conformance.harness.outcomes import FailureClass as C
+from offload_conformance.harness.outcomes import Grade, ordered
+from offload_conformance.harness.results import Difference
+
+
+@dataclass(frozen=True)
+class Comparison:
+    grade: Grade | None
+    differences: tuple[Difference, ...]
+
+    @property
+    def classes(self) -> tuple[C, ...]:
+        return ordered({d.cls for d in self.differences})
+
+    def meets(self, require: Grade) -> bool:
+        return self.grade is not None and self.grade.meets(require)
+
+
+def _max_abs_diff(a: bytes, b: bytes, dtype: str) -> str:
+    tdt = TORCH_DTYPES.get(dtype)
+    if tdt is None:
+        differing = sum(x != y for x, y in zip(a, b, strict=False))
+        return f"{differing} of {len(a)} bytes differ"
+    ta = torch.frombuffer(bytearray(a), dtype=tdt).to(torch.float64)
+    tb = torch.frombuffer(bytearray(b), dtype=tdt).to(torch.float64)
+    worst = (ta - tb).abs().nan_to_num(nan=float("inf")).max().item()
+    return f"max abs diff {worst:.6g}, {int((ta != tb).sum())} of {ta.numel()} elements differ"
+
+
+def _compare_tensors(exp: Checkpoint, act: Checkpoint) -> list[Difference]:
+    out: list[Difference] = []
+    et, at = exp.tensors, act.tensors
+    by_digest: dict[str, list[str]] = defaultdict(list)
+    for name, t in et.items():
+        by_digest[t.sha256].append(name)
+    for name in sorted(et.keys() - at.keys()):
+        out.append(Difference(C.MISSING_TENSOR, f"{name} is not in the saved checkpoint", tensor=name))
+    for name in sorted(at.keys() - et.keys()):
+        t = at[name]
+        out.append(
+            Difference(C.EXTRA_TENSOR, f"{name} ({t.dtype}{list(t.shape)}) is not expected", tensor=name, file=t.file)
+        )
+        twins = [n for n in by_digest.get(t.sha256, []) if n not in at and t.end > t.begin]
+        if twins:
+            out.append(Difference(C.PERMUTED, f"{name} holds the values of missing {twins[0]}", tensor=name))
+    for name in sorted(et.keys() & at.keys()):
+        e, a = et[name], at[name]
+        if e.dtype != a.dtype:
+            out.append(Difference(C.DTYPE, f"{name}: {a.dtype}, expected {e.dtype}", tensor=name, file=a.file))
+        if e.shape != a.shape:
+            out.append(
+                Difference(C.SHAPE, f"{name}: {list(a.shape)}, expected {list(e.shape)}", tensor=name, file=a.file)
+            )
+        if e.dtype != a.dtype or e.shape != a.shape or e.sha256 == a.sha256:
+            continue
+        out.append(_classify_values(exp, act, e, a, by_digest))
+    return out
+
+
+def _classify_values(
+    exp: Checkpoint, act: Checkpoint, e: TensorEntry, a: TensorEntry, by_digest: dict[str, list[str]]
+) -> Difference:
+    # Same name, dtype and shape; different bytes. Raw bytes, so fp8 and friends compare exactly.
+    abytes = act.read(a)
+    if not any(abytes):
+        return Difference(
+            C.META_OR_EMPTY, f"{e.name}: all zeros (never loaded from offload storage?)", tensor=e.name, file=a.file
+        )
+    twins = [n for n in by_digest.get(a.sha256, []) if n != e.name]
+    if twins:
+        return Difference(C.PERMUTED, f"{e.name} holds the values of {twins[0]}", tensor=e.name, file=a.file)
+    detail = _max_abs_diff(exp.read(e), abytes, e.dtype)
+    return Difference(C.VALUES, f"{e.name}: {detail}", tensor=e.name, file=a.file)
+
+
+def _compare_layout(exp: Checkpoint, act: Checkpoint) -> list[Difference]:
+    out: list[Difference] = []
+    et, at = exp.tensors, act.tensors
+    common = et.keys() & at.keys()
+    moved = sorted(n for n in common if et[n].file != at[n].file)
+    if moved or set(exp.weights) | set(exp.unreadable) != set(act.weights) | set(act.unreadable):
+        n = moved[0] if moved else None
+        what = (
+            f"{len(moved)} tensors in other files, e.g. {n} in {at[n].file} (expected {et[n].file})"
+            if n
+            else (f"weight files {sorted(act.weights)}, expected {sorted(exp.weights)}")
+        )
+        out.append(Difference(C.SHARD_LAYOUT, what, tensor=n))
+    for name, files in sorted(act.duplicates.items())[:1]:
+        n = len(act.duplicates)
+        out.append(
+            Difference(C.SHARD_LAYOUT, f"{n} tensors stored in several files, e.g. {name} in {files}", tensor=name)
+        )
+    for fname in sorted(exp.weights.keys() & act.weights.keys()):
+        ef, af = exp.weights[fname], act.weights[fname]
+        if ef.metadata != af.metadata:
+            out.append(
+                Difference(C.HEADER_METADATA, f"{fname}: metadata {af.metadata}, expected {ef.metadata}", file=fname)
+            )
+        same_content = {t.name: (t.dtype, t.shape, t.sha256) for t in ef.tensors} == {
+            t.name: (t.dtype, t.shape, t.sha256) for t in af.tensors
+        }
+        if same_content and ef.metadata == af.metadata and exp.files[fname] != act.files[fname]:
+            order = [t.name for t in af.tensors] != [t.name for t in ef.tensors]
+            what = "tensors in another order" if order else "same tensors and order, different padding or header text"
+            out.append(Difference(C.ORDER, f"{fname}: {what}", file=fname))
+    out += _compare_index(exp, act)
+    weight_like = {INDEX_NAME} | set(exp.weights) | set(act.weights) | set(exp.unreadable) | set(act.unreadable)
+    for fname in sorted((exp.files.keys() ^ act.files.keys()) - weight_like):
+        where = "missing" if fname in exp.files else "unexpected"
+        out.append(Difference(C.FILE_SET, f"{fname} is {where}", file=fname))
+    for fname in sorted((exp.files.keys() & act.files.keys()) - weight_like):
+        if exp.files[fname] != act.files[fname]:
+            out.append(Difference(C.OTHER_FILE, f"{fname} differs", file=fname))
+    return out
+
+
+def _compare_index(exp: Checkpoint, act: Checkpoint) -> list[Difference]:
+    out: list[Difference] = []
+    if act.index_error:
+        return [Difference(C.INDEX, act.index_error, file=INDEX_NAME)]
+    if act.index is not None:
+        # The index must describe the files actually written, whatever the expected side did.
+        weight_map = act.index.get("weight_map")
+        if not isinstance(weight_map, dict):
+            return [Difference(C.INDEX, "index has no weight_map object", file=INDEX_NAME)]
+        located = {n: t.file for n, t in act.tensors.items()}
+        wrong = sorted(n for n in weight_map.keys() | located.keys() if weight_map.get(n) != located.get(n))
+        if wrong:
+            n = wrong[0]
+            out.append(
+                Difference(
+                    C.INDEX,
+                    f"{len(wrong)} index entries disagree with the files, e.g. {n}: index says"
+                    f" {weight_map.get(n)}, found in {located.get(n)}",
+                    tensor=n,
+                    file=INDEX_NAME,
+                )
+            )
+    if exp.index is not None and act.index is not None:
+        if exp.index.get("metadata") != act.index.get("metadata"):
+            out.append(
+                Difference(
+                    C.INDEX,
+                    f"index metadata {act.index.get('metadata')}, expected {exp.index.get('metadata')}",
+                    file=INDEX_NAME,
+                )
+            )
+        elif exp.index == act.index and exp.files[INDEX_NAME] != act.files[INDEX_NAME]:
+            out.append(Difference(C.INDEX, "same JSON content, different formatting", file=INDEX_NAME))
+    elif (exp.index is None) != (act.index is None) and set(exp.weights) == set(act.weights):
+        where = "missing" if act.index is None else "unexpected"
+        out.append(Difference(C.INDEX, f"{INDEX_NAME} is {where}", file=INDEX_NAME))
+    return out
+
+
+def compare(expected: Path, actual: Path, *, weights_only: bool = False) -> Comparison:
+    """Classify every way `actual` differs from `expected`; `weights_only` ignores non-weight files."""
+    # Bytes first: most cells pass, and identical files need no header parsing or tensor hashing.
+    exp_files, act_files = file_digests(expected, weights_only), file_digests(actual, weights_only)
+    if exp_files == act_files:
+        return Comparison(Grade.BYTES, ())
+    exp = read_checkpoint(expected, weights_only, exp_files)
+    act = read_checkpoint(actual, weights_only, act_files)
+    if exp.unreadable:
+        raise ValueError(f"expected checkpoint {expected} is unreadable: {exp.unreadable}")
+    diffs = [Difference(C.UNREADABLE_FILE, reason, file=f) for f, reason in sorted(act.unreadable.items())]
+    diffs += _compare_tensors(exp, act) + _compare_layout(exp, act)
+    if not diffs:  # Should not happen: bytes differ, so something must explain it.
+        diffs.append(Difference(C.ORDER, "files differ in bytes for a reason the comparator cannot name"))
+    grade = Grade.TENSORS if not any(d.cls.is_content for d in diffs) else None
+    return Comparison(grade, tuple(diffs))

@@ -1,0 +1,84 @@
+"""The names a verdict is made of, defined once: outcomes, grades, failure classes, stages.
+
+Every report is drawn from these fields; none is ever parsed back out of a message. They are
+`StrEnum`s, so results.json holds their plain string values.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"  # compared, and the save differs (or a cost budget was exceeded)
+    ERROR = "error"  # no checkpoint to compare: a crash, timeout or memory limit, with the reason
+    UNSUPPORTED = "unsupported"  # this environment cannot run the cell at all, with the reason
+
+    @property
+    def is_failure(self) -> bool:
+        return self in (Outcome.FAIL, Outcome.ERROR)
+
+
+class Grade(StrEnum):
+    """How close a save came to the in-memory save; strictest first."""
+
+    BYTES = "bytes"  # every file identical
+    TENSORS = "tensors"  # identical named tensors; layout, header or index differ
+
+    def meets(self, required: Grade) -> bool:
+        order = list(Grade)
+        return order.index(self) <= order.index(required)
+
+
+class FailureClass(StrEnum):
+    """What differs, in report order. Content classes mean the named tensors themselves differ."""
+
+    MISSING_TENSOR = "missing-tensor"
+    EXTRA_TENSOR = "extra-tensor"
+    DTYPE = "dtype"
+    SHAPE = "shape"
+    VALUES = "values"
+    PERMUTED = "permuted"
+    META_OR_EMPTY = "meta-or-empty"
+    UNREADABLE_FILE = "unreadable-file"
+    HEADER_METADATA = "header-metadata"
+    INDEX = "index"
+    SHARD_LAYOUT = "shard-layout"
+    ORDER = "order"
+    FILE_SET = "file-set"
+    OTHER_FILE = "other-file"
+    READ_AMPLIFICATION = "read-amplification"
+    MEMORY_BUDGET = "memory-budget"
+
+    @property
+    def is_content(self) -> bool:
+        return self in CONTENT_CLASSES
+
+
+CONTENT_CLASSES = frozenset(
+    {
+        FailureClass.MISSING_TENSOR,
+        FailureClass.EXTRA_TENSOR,
+        FailureClass.DTYPE,
+        FailureClass.SHAPE,
+        FailureClass.VALUES,
+        FailureClass.PERMUTED,
+        FailureClass.META_OR_EMPTY,
+        FailureClass.UNREADABLE_FILE,
+    }
+)
+COST_CLASSES = frozenset({FailureClass.READ_AMPLIFICATION, FailureClass.MEMORY_BUDGET})
+
+
+def ordered(classes: set[FailureClass] | frozenset[FailureClass]) -> tuple[FailureClass, ...]:
+    """Classes in report order, each once."""
+    return tuple(c for c in FailureClass if c in classes)
+
+
+class Stage(StrEnum):
+    """Where a cell (or its baseline) stopped without a checkpoint."""
+
+    LOAD = "load"
+    SAVE = "save"
+    PROCESS = "process"  # the cell process itself: timeout, memory limit, died before reporting

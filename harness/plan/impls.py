@@ -1,0 +1,52 @@
+"""Implementations under test: `upstream`, `reference`, `faults:NAME`, or any `package.module:function`.
+
+An IUT is a callable `save(model, save_directory, **save_options) -> None`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+Saver = Callable[..., None]
+BUILTIN = ("upstream", "reference")
+
+
+class ImplError(ValueError):
+    """An --impl value that does not name a usable save function."""
+
+
+def upstream(model: Any, save_directory: str, **save_options: Any) -> None:
+    model.save_pretrained(save_directory, **save_options)
+
+
+def resolve(spec: str) -> Saver:
+    if spec == "upstream":
+        return upstream
+    if spec == "reference":
+        from offload_conformance.reference_impl import save_pretrained
+
+        return save_pretrained
+    if spec.startswith("faults:"):
+        from offload_conformance.harness.tools.faults import FAULTS
+
+        fault = FAULTS.get(spec.removeprefix("faults:"))
+        if fault is None:
+            raise ImplError(f"--impl {spec!r}: unknown fault (known: {', '.join(sorted(FAULTS))})")
+        return fault.save
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ImplError(f"--impl {spec!r}: expected 'upstream', 'reference' or 'package.module:function'")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:  # any import-time failure is the user's module, report it in one line
+        raise ImplError(f"--impl {spec!r}: cannot import {module_name}: {type(e).__name__}: {e}") from None
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ImplError(f"--impl {spec!r}: {module_name} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ImplError(f"--impl {spec!r}: {attr} is a {type(obj).__name__}, not callable")
+    return obj

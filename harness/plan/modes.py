@@ -1,0 +1,144 @@
+"""Offload modes: how a fixture is loaded (and possibly offloaded afterwards) before it is saved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # torch is imported where a model is placed, not by whoever only plans cells
+    from torch import nn
+
+
+class Placement(StrEnum):
+    """Where a mode puts the weights. The accelerate-* placements load in memory, then apply accelerate's
+    own helpers: the path compressed-tensors / llm-compressor users take; such a model has no hf_device_map."""
+
+    IN_MEMORY = "in-memory"
+    DISK_FULL = "disk-full"
+    DISK_PARTIAL = "disk-partial"
+    EXPERTS_ON_DISK = "experts-on-disk"
+    ACCELERATE_CPU = "accelerate-cpu"
+    ACCELERATE_DISK = "accelerate-disk"
+
+
+BASELINE_MODE = "in-memory"
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    placement: Placement
+    offload_buffers: bool
+    description: str
+
+    def load_kwargs(self, skeleton: nn.Module, offload_folder: Path) -> dict[str, object]:
+        """from_pretrained keyword arguments; `skeleton` is the model built on the meta device."""
+        common: dict[str, object] = {"offload_folder": str(offload_folder), "offload_buffers": self.offload_buffers}
+        match self.placement:
+            case Placement.IN_MEMORY | Placement.ACCELERATE_CPU | Placement.ACCELERATE_DISK:
+                return {}
+            case Placement.DISK_FULL:
+                # On a CPU-only machine this yields hf_device_map == {"": "disk"}.
+                return {"device_map": "auto", "max_memory": {"cpu": 1}, **common}
+            case Placement.DISK_PARTIAL:
+                return {"device_map": partial_device_map(skeleton), **common}
+            case Placement.EXPERTS_ON_DISK:
+                return {"device_map": experts_device_map(skeleton, self.offload_buffers), **common}
+        raise ValueError(f"mode {self.name!r}: placement {self.placement!r} has no load arguments")
+
+    def after_load(self, model: Any, offload_folder: Path) -> None:
+        """Offloading applied to an already loaded model."""
+        import torch
+        from accelerate import cpu_offload, disk_offload
+
+        cpu = torch.device("cpu")
+        if self.placement is Placement.ACCELERATE_CPU:
+            cpu_offload(model, execution_device=cpu, offload_buffers=self.offload_buffers)
+        elif self.placement is Placement.ACCELERATE_DISK:
+            disk_offload(model, str(offload_folder), execution_device=cpu, offload_buffers=self.offload_buffers)
+
+
+def _base(skeleton: nn.Module) -> tuple[str, nn.Module]:
+    """The child holding the decoder layers (model.model for a causal LM)."""
+    from torch import nn
+
+    for name, child in skeleton.named_children():
+        if any(isinstance(c, nn.ModuleList) for c in child.children()):
+            return name, child
+    return "", skeleton
+
+
+def partial_device_map(skeleton: nn.Module) -> dict[str, str]:
+    """Decoder layers on disk; embeddings, final norm, rotary embedding and head on cpu."""
+    from torch import nn
+
+    base_name, base = _base(skeleton)
+    prefix = f"{base_name}." if base_name else ""
+    device_map: dict[str, str] = {}
+    for name, child in base.named_children():
+        if isinstance(child, nn.ModuleList):
+            device_map.update({f"{prefix}{name}.{i}": "disk" for i in range(len(child))})
+        else:
+            device_map[f"{prefix}{name}"] = "cpu"
+    device_map.update({name: "cpu" for name, _ in skeleton.named_children() if name != base_name})
+    return device_map
+
+
+def experts_device_map(skeleton: nn.Module, offload_buffers: bool) -> dict[str, str]:
+    """Only routed-expert modules on disk (and their routers, which hold the buffers, when offload_buffers)."""
+    targets = {name for name, _ in skeleton.named_modules() if name.rsplit(".", 1)[-1] == "experts"}
+    if offload_buffers:
+        parents = {t.rsplit(".", 1)[0] for t in targets}
+        targets |= {
+            n
+            for n, m in skeleton.named_modules()
+            if n.rsplit(".", 1)[0] in parents
+            and n.rsplit(".", 1)[-1] in ("gate", "router")
+            and any(True for _ in m.buffers())
+        }
+    device_map: dict[str, str] = {}
+
+    def place(name: str, module: nn.Module) -> None:
+        if name in targets:
+            device_map[name] = "disk"
+        elif any(t.startswith(f"{name}.") for t in targets) or name == "":
+            for child_name, child in module.named_children():
+                place(f"{name}.{child_name}" if name else child_name, child)
+        else:
+            device_map[name] = "cpu"
+
+    place("", skeleton)
+    return device_map
+
+
+def _modes() -> tuple[Mode, ...]:
+    out = [Mode(BASELINE_MODE, Placement.IN_MEMORY, False, "control: everything in RAM")]
+    for placement, what in (
+        (Placement.DISK_FULL, "whole model in offload_folder (device_map=auto, max_memory={'cpu': 1})"),
+        (Placement.DISK_PARTIAL, "decoder layers on disk, embeddings/norm/head on cpu (explicit device_map)"),
+        (
+            Placement.EXPERTS_ON_DISK,
+            "only routed experts on disk (+ routers with offload_buffers); explicit device_map",
+        ),
+        (Placement.ACCELERATE_CPU, "loaded in RAM, then accelerate.cpu_offload (no hf_device_map)"),
+        (Placement.ACCELERATE_DISK, "loaded in RAM, then accelerate.disk_offload (no hf_device_map)"),
+    ):
+        out.append(Mode(str(placement), placement, False, what))
+        out.append(Mode(f"{placement}+offload_buffers", placement, True, f"{what}, offload_buffers=True"))
+    return tuple(out)
+
+
+MODES: tuple[Mode, ...] = _modes()
+
+
+class UnknownMode(ValueError):
+    pass
+
+
+def by_name(name: str) -> Mode:
+    for mode in MODES:
+        if mode.name == name:
+            return mode
+    raise UnknownMode(f"unknown mode {name!r} (known: {', '.join(m.name for m in MODES)})")

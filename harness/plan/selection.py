@@ -1,0 +1,123 @@
+"""The one planning core behind the CLI and the pytest plugin: what the user asked for, as cells.
+
+Both front-ends turn their options into a `Selection` and `Settings` and call `plan`; every bad
+value is one `PlanError` naming it, raised before any cell runs.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import dataclass, field
+
+from huggingface_hub.serialization._base import parse_size_to_int
+from offload_conformance.harness.judge.budget import Budget, BudgetError
+from offload_conformance.harness.outcomes import Grade
+from offload_conformance.harness.plan.cells import DEFAULT_SHARDS, SHARD_SIZES, Cell, matrix, save_options
+from offload_conformance.harness.plan.impls import BUILTIN, ImplError, resolve
+from offload_conformance.harness.plan.modes import MODES, Mode, UnknownMode
+from offload_conformance.harness.plan.modes import by_name as mode_by_name
+
+
+class PlanError(ValueError):
+    """A selection that names no valid cell: one line, shown as a usage error."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which cells to run; an empty axis means its default."""
+
+    fixtures: tuple[str, ...] = ()  # names of registered fixtures
+    specs: tuple[str, ...] = ()  # fixtures given as FixtureSpec JSON (what fuzz prints)
+    modes: tuple[str, ...] = ()
+    impls: tuple[str, ...] = ()
+    shard_sizes: tuple[str, ...] = ()
+    cells: tuple[str, ...] = ()  # fnmatch patterns over cell ids
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to run and judge the cells."""
+
+    require: Grade = Grade.BYTES
+    timeout: float = 600.0
+    jobs: int = 1
+    memory_limit: int | None = None  # bytes of RSS before a cell is killed
+    budget: Budget = field(default_factory=Budget)
+
+
+def settings(
+    require: str = "bytes",
+    timeout: float = 600.0,
+    jobs: int = 1,
+    memory_limit: str | None = None,
+    max_read_amplification: float | None = None,
+    max_extra_rss: str | None = None,
+) -> Settings:
+    if jobs < 1 or timeout <= 0:
+        raise PlanError("--jobs must be >= 1 and --timeout > 0")
+    try:
+        limit = parse_size_to_int(memory_limit) if memory_limit else None
+    except ValueError:
+        raise PlanError(f"--memory-limit {memory_limit!r}: expected a size like 8GB") from None
+    try:
+        budget = Budget.parse(max_read_amplification, max_extra_rss)
+    except BudgetError as e:
+        raise PlanError(str(e)) from None
+    return Settings(Grade(require), timeout, jobs, limit, budget)
+
+
+def _fixtures(selection: Selection) -> list:
+    from offload_conformance.fixtures import DEFAULT_FIXTURES, FixtureSpec, SpecError
+    from offload_conformance.fixtures import by_name as fixture_by_name
+    from offload_conformance.fixtures.catalog import layout_for
+
+    try:
+        named = [fixture_by_name(n) for n in selection.fixtures]
+        given = [FixtureSpec.from_json(json.loads(text)) for text in selection.specs]
+        for spec in given:
+            layout_for(spec)  # unknown architecture or quantization: an error now, not in a cell
+    except SpecError as e:
+        raise PlanError(str(e)) from None
+    except (ValueError, TypeError, AttributeError) as e:
+        raise PlanError(f"--spec: not a FixtureSpec JSON object ({e})") from None
+    return (named + given) or list(DEFAULT_FIXTURES)
+
+
+def modes(names: tuple[str, ...]) -> list[Mode]:
+    try:
+        return [mode_by_name(n) for n in names] if names else list(MODES)
+    except UnknownMode as e:
+        raise PlanError(str(e)) from None
+
+
+def impl(spec: str) -> str:
+    """An IUT spec, checked in this process (a typo is one line here, not an error in every cell)."""
+    try:
+        resolve(spec)
+    except ImplError as e:
+        raise PlanError(str(e)) from None
+    return spec
+
+
+def shard_options(size: str) -> tuple:
+    if size != DEFAULT_SHARDS:
+        try:
+            parse_size_to_int(size)
+        except ValueError:
+            raise PlanError(f"--max-shard-size {size!r}: expected '{DEFAULT_SHARDS}' or a size like 24KB") from None
+    return save_options(size)
+
+
+def plan(selection: Selection) -> list[Cell]:
+    cells = matrix(
+        _fixtures(selection),
+        modes(selection.modes),
+        [impl(i) for i in selection.impls or BUILTIN],
+        [shard_options(s) for s in selection.shard_sizes or SHARD_SIZES],
+    )
+    if selection.cells:
+        cells = [c for c in cells if any(fnmatch.fnmatchcase(c.cell_id, p) for p in selection.cells)]
+        if not cells:
+            raise PlanError(f"--cell {' '.join(selection.cells)}: matches no cell of the planned matrix")
+    return cells

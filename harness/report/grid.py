@@ -1,0 +1,62 @@
+"""What every matrix view shares: cells laid out by IUT, row (fixture and save options) and mode,
+and how a cell is marked."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from offload_conformance.harness.outcomes import Grade, Outcome
+from offload_conformance.harness.plan.cells import options_label
+from offload_conformance.harness.results import CellResult, RunResult
+
+STANDARD = {
+    Grade.BYTES: "a cell passes only if every saved file is byte-identical to the in-memory save",
+    Grade.TENSORS: "a cell passes if its named tensors are identical to the in-memory save (layout, header and"
+    " index drift allowed)",
+}
+SYMBOL = {Outcome.PASS: "✓", Outcome.FAIL: "✗", Outcome.ERROR: "!", Outcome.UNSUPPORTED: "○"}
+XFAIL = "xfail"
+COLOR = {
+    Outcome.PASS: "#c8f0c8",
+    Outcome.FAIL: "#f5b5b5",
+    Outcome.ERROR: "#f3d27a",
+    Outcome.UNSUPPORTED: "#dddddd",
+    XFAIL: "#e6d5f5",
+}
+
+Grids = dict[str, dict[str, dict[str, CellResult]]]
+
+
+def grids(result: RunResult) -> Grids:
+    """IUT (and version, when merged) -> row (fixture + save options) -> mode -> cell."""
+    out: Grids = defaultdict(lambda: defaultdict(dict))
+    for c in result.cells:
+        table = c.impl + (f" @ transformers {c.transformers}" if c.transformers else "")
+        label = options_label(c.save_options)
+        out[table][c.fixture + (f" [{label}]" if label else "")][c.mode] = c
+    return out
+
+
+def modes(result: RunResult) -> list[str]:
+    return list(dict.fromkeys(c.mode for c in result.cells))
+
+
+def color_key(c: CellResult) -> str:
+    return XFAIL if c.known_failure else c.outcome
+
+
+def counts(result: RunResult) -> dict[Outcome, int]:
+    return {o: sum(c.outcome is o for c in result.cells) for o in Outcome}
+
+
+def mark(c: CellResult) -> str:
+    if c.known_failure:
+        return XFAIL
+    text = SYMBOL[c.outcome]
+    if c.outcome is Outcome.PASS and c.grade is Grade.TENSORS:
+        text += " (tensors)"
+    if c.outcome is Outcome.FAIL:
+        text += " " + ",".join(c.classes)
+    if c.stale_xfail:
+        text += " (stale xfail)"
+    return text

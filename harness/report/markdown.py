@@ -1,0 +1,25 @@
+"""summary.md: the matrix as Markdown, for a PR comment or a CI step summary."""
+
+from __future__ import annotations
+
+from offload_conformance.harness.environment import describe_transformers
+from offload_conformance.harness.report.grid import STANDARD, SYMBOL, counts, grids, mark, modes
+from offload_conformance.harness.results import RunResult
+
+
+def markdown(result: RunResult) -> str:
+    lines = [
+        f"## offload-conformance: {describe_transformers(result.environment)}",
+        "",
+        f"Standard: `--require {result.require}`: {STANDARD[result.require]}.",
+        "",
+        " · ".join(f"{SYMBOL[o]} {o}: {n}" for o, n in counts(result).items() if n),
+        "",
+    ]
+    columns = modes(result)
+    for table, rows in grids(result).items():
+        lines += [f"### {table}", "", "| fixture | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+        for row, cells in rows.items():
+            lines.append(f"| {row} | " + " | ".join(mark(cells[m]) if m in cells else "" for m in columns) + " |")
+        lines.append("")
+    return "\n".join(lines)

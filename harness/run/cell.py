@@ -1,0 +1,122 @@
+"""One cell, run in a subprocess of its own: load a fixture in a mode, save it with an IUT.
+
+The runner forks each cell from a server process that has torch and transformers imported
+already (multiprocessing's forkserver), so a cell costs its load and save, not the imports.
+`python -m offload_conformance.harness.run.cell REQUEST.json` runs one cell in a plain interpreter, for debugging.
+The parent compares the saved files; this process only loads and saves, so a crash here
+cannot lose anything but this cell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from offload_conformance.harness.outcomes import Stage
+from offload_conformance.harness.results import Failure
+
+
+def _failure(stage: Stage, e: BaseException) -> dict[str, str]:
+    tb = traceback.extract_tb(e.__traceback__)
+    where = f"{Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
+    message = str(e).strip().splitlines()[0][:500] if str(e).strip() else ""
+    return asdict(Failure(stage, type(e).__name__, message, where))
+
+
+def run(request: dict[str, Any]) -> dict[str, Any]:
+    import torch
+    from offload_conformance.fixtures.manifest import read_manifest
+    from offload_conformance.harness.plan.impls import resolve
+    from offload_conformance.harness.plan.modes import by_name
+    from offload_conformance.harness.run.cost import measured
+    from transformers import AutoConfig, AutoModelForCausalLM, __version__
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    fixture = Path(request["fixture_dir"])
+    mode = by_name(request["mode"])
+    offload = Path(request["offload_dir"])
+    out = Path(request["save_dir"])
+    dtype = getattr(torch, read_manifest(fixture)["spec"]["dtype"])  # type: ignore[index]
+    report: dict[str, Any] = {"hf_device_map": None}
+    stage = Stage.LOAD
+    try:
+        save = resolve(request["impl"])
+        model_type = json.loads((fixture / "config.json").read_text())["model_type"]
+        if model_type not in CONFIG_MAPPING_NAMES:
+            missing = Failure(Stage.LOAD, "UnknownArchitecture", f"transformers {__version__} has no {model_type!r}")
+            report["unsupported"] = asdict(missing)
+            return report
+        config = AutoConfig.from_pretrained(fixture)
+        with torch.device("meta"):
+            skeleton = AutoModelForCausalLM.from_config(config, dtype=dtype)
+        kwargs = mode.load_kwargs(skeleton, offload)
+        del skeleton
+        t0 = time.perf_counter()
+        model = AutoModelForCausalLM.from_pretrained(fixture, dtype=dtype, **kwargs)
+        mode.after_load(model, offload)
+        report["load_seconds"] = time.perf_counter() - t0
+        report["hf_device_map"] = getattr(model, "hf_device_map", None)
+        stage = Stage.SAVE
+        t0 = time.perf_counter()
+        with measured(model) as cost:
+            save(model, str(out), **request["save_options"])
+        report["save_seconds"] = time.perf_counter() - t0
+        report["cost"] = asdict(cost[0])
+    except ImportError as e:
+        # This environment lacks what loading the fixture needs (e.g. a quantizer's package):
+        # the cell cannot be run here, which is not the IUT's fault.
+        report["unsupported" if stage is Stage.LOAD else "failure"] = _failure(stage, e)
+        traceback.print_exc()
+    except Exception as e:
+        report["failure"] = _failure(stage, e)
+        traceback.print_exc()
+    return report
+
+
+# Imported once by the fork server; every cell then starts from this warm state.
+PRELOAD = [
+    "torch",
+    "transformers",
+    "transformers.modeling_utils",
+    "accelerate",
+    "safetensors.torch",
+    "offload_conformance.harness.run.cell",
+    "offload_conformance.reference_impl",
+]
+
+
+def serve(request_path: str) -> None:
+    """Entry point of a forked cell: its own session (so a timeout kills its children too) and
+    its output to the cell's log file."""
+    os.setsid()
+    request = json.loads(Path(request_path).read_text())
+    fd = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    write_execution(Path(request["execution"]), run(request))
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+def write_execution(path: Path, execution: dict[str, Any]) -> None:
+    """Atomically: the file on disk means the cell finished, whatever its exit status says."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(execution, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def main() -> int:
+    request = json.loads(Path(sys.argv[1]).read_text())
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    write_execution(Path(request["execution"]), run(request))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

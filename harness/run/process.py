@@ -1,0 +1,142 @@
+"""Run one cell in a process of its own, forked from a server with torch and transformers imported.
+
+A timeout, a memory limit and a child that dies are all reasons the cell has no checkpoint,
+recorded as a `Failure` of stage `process`; nothing a cell does can raise here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import multiprocessing.context
+import os
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from offload_conformance.harness.outcomes import Stage
+from offload_conformance.harness.plan.cells import Cell
+from offload_conformance.harness.results import Failure, SaveCost
+from offload_conformance.harness.run.cell import PRELOAD, serve
+
+LOG_TAIL_LINES = 15
+EXECUTION = "execution.json"  # what the cell process did (see harness.run.cell)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What a cell process did: whether it saved, and why not."""
+
+    save_dir: Path
+    log_tail: str
+    seconds: float
+    failure: Failure | None = None  # no checkpoint: the load or save raised, or the process failed
+    unsupported: Failure | None = None  # this environment cannot run the cell at all
+    hf_device_map: dict[str, Any] | None = None
+    cost: SaveCost | None = None
+    save_seconds: float | None = None  # the save call alone, timed in the cell
+
+
+def _tail(log: Path) -> str:
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 64 * 1024))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-LOG_TAIL_LINES:])
+
+
+_CONTEXT: multiprocessing.context.ForkServerContext | None = None
+_CONTEXT_LOCK = threading.Lock()
+
+
+def _context() -> multiprocessing.context.ForkServerContext:
+    """A fork server with torch and transformers imported; started once, on first use."""
+    global _CONTEXT
+    with _CONTEXT_LOCK:
+        if _CONTEXT is None:
+            os.environ["HF_HUB_OFFLINE"] = "1"
+            os.environ.setdefault("OMP_NUM_THREADS", "1")
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(PRELOAD)
+            _CONTEXT = ctx
+        return _CONTEXT
+
+
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _watch(proc: multiprocessing.process.BaseProcess, timeout: float, memory_limit: int | None) -> Failure | None:
+    """Wait for the cell; why it was killed (timeout, memory limit), or None when it ended."""
+    deadline = time.monotonic() + timeout
+    while True:
+        proc.join(min(0.05, max(0.0, deadline - time.monotonic())))
+        if proc.exitcode is not None:
+            return None
+        if time.monotonic() >= deadline:
+            return Failure(Stage.PROCESS, "timeout", f"timed out after {timeout:g}s")
+        if memory_limit is not None and (rss := _rss(proc.pid)) > memory_limit:
+            what = f"exceeded the memory limit: RSS {rss / 2**20:.0f} MiB > {memory_limit / 2**20:.0f} MiB"
+            return Failure(Stage.PROCESS, "memory-limit", what)
+
+
+def execute(cell: Cell, fixture_dir: Path, workdir: Path, timeout: float, memory_limit: int | None = None) -> Execution:
+    """Load and save one cell in a process of its own; never raises for anything the cell does."""
+    workdir = workdir.resolve()  # the cell must not depend on the working directory
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    log, done = workdir / "log.txt", workdir / EXECUTION
+    request = {
+        "fixture_dir": str(fixture_dir),
+        "mode": cell.mode.name,
+        "impl": cell.impl,
+        "save_options": dict(cell.save_options),
+        "save_dir": str(workdir / "saved"),
+        "offload_dir": str(workdir / "offload"),
+        "execution": str(done),
+        "log": str(log),
+    }
+    (workdir / "request.json").write_text(json.dumps(request, indent=2))
+    t0 = time.perf_counter()
+    proc = _context().Process(target=serve, args=(str(workdir / "request.json"),), daemon=True)
+    proc.start()
+    killed = _watch(proc, timeout, memory_limit)
+    if killed is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the cell and anything it started
+        proc.join()
+        return Execution(workdir / "saved", _tail(log), time.perf_counter() - t0, failure=killed)
+    seconds = time.perf_counter() - t0
+    # The file is the truth: multiprocessing's forkserver occasionally loses a child's exit
+    # status (reported as 255) even after the child finished and wrote it.
+    if not done.exists():
+        code = proc.exitcode or 0
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        died = Failure(Stage.PROCESS, "died", f"cell process died ({how}) before reporting")
+        return Execution(workdir / "saved", _tail(log), seconds, failure=died)
+    report = json.loads(done.read_text())
+    return Execution(
+        workdir / "saved",
+        _tail(log),
+        seconds,
+        failure=Failure.from_json(report.get("failure")),
+        unsupported=Failure.from_json(report.get("unsupported")),
+        hf_device_map=report.get("hf_device_map"),
+        cost=SaveCost(**report["cost"]) if report.get("cost") else None,
+        save_seconds=report.get("save_seconds"),
+    )

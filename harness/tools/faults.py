@@ -1,0 +1,304 @@
+"""Injectable save faults: the reference implementation, mutated, one realistic bug per fault.
+
+This module is the one place where the harness builds on reference_impl: a fault is a correct
+save with one bug in it (nothing that judges a checkpoint imports reference_impl). Every fault is
+an IUT (`--impl faults:NAME`) that declares the failure classes the runner must report for it and
+where it applies. `offload-conformance faults` prints the kill table.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub.constants import SAFETENSORS_INDEX_FILE
+from offload_conformance.harness.outcomes import FailureClass
+from offload_conformance.harness.outcomes import FailureClass as C
+from offload_conformance.harness.plan.impls import Saver
+from offload_conformance.reference_impl.offload import owner_of
+from offload_conformance.reference_impl.save import DEFAULT_MAX_SHARD_SIZE
+from offload_conformance.reference_impl.simple import StateDict, checkpoint_state, prepare_target, write_checkpoint
+from safetensors.torch import load_file, save_file
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    description: str
+    expected: frozenset[FailureClass]  # exactly the classes the runner must report
+    save: Saver = field(kw_only=True)
+    needs: frozenset[str] = frozenset()  # fixture kinds the bug needs to show
+    sharded_save: bool = False  # the bug only exists in a sharded save
+    # Classes the bug adds on fixtures of a kind, e.g. an unreverted *rename* leaves the values
+    # under another name: permuted.
+    also: tuple[tuple[str, frozenset[FailureClass]], ...] = ()
+
+    def expected_for(self, kinds: frozenset[str]) -> frozenset[FailureClass]:
+        return self.expected.union(*(extra for kind, extra in self.also if kind in kinds))
+
+
+def _state_fault(transform: Callable[[Any, StateDict], StateDict], **checkpoint_kwargs: Any) -> Saver:
+    """A reference save whose checkpoint-named state goes through `transform` before writing."""
+
+    def save(model: Any, save_directory: str, max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE) -> None:
+        target = prepare_target(model, save_directory)
+        state = transform(model, checkpoint_state(model, **checkpoint_kwargs))
+        write_checkpoint(model, state, target, max_shard_size)
+
+    return save
+
+
+def _file_fault(mutate: Callable[[Path], None]) -> Saver:
+    """A correct save, then its files altered on disk."""
+
+    def save(model: Any, save_directory: str, max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE) -> None:
+        target = prepare_target(model, save_directory)
+        write_checkpoint(model, checkpoint_state(model), target, max_shard_size)
+        mutate(target)
+
+    return save
+
+
+def _victim(state: StateDict) -> str:
+    """One tensor to damage: a norm weight where the model has one (small, always present), else the first."""
+    return next((n for n in state if re.search(r"norm\.weight$", n)), next(iter(state)))
+
+
+# --- state faults ---------------------------------------------------------------------------
+
+
+def _zeros(model: Any, name: str) -> torch.Tensor:
+    t = owner_of(model, name)  # the meta parameter or buffer: its shape and dtype, no state_dict per call
+    return torch.zeros(t.shape, dtype=t.dtype)
+
+
+def _drop_buffers(model: Any, state: StateDict) -> StateDict:
+    buffers = {n for n, _ in model.named_buffers()}
+    return {k: v for k, v in state.items() if k not in buffers}
+
+
+def _swap_gate_up(model: Any, state: StateDict) -> StateDict:
+    out = dict(state)
+    for name, t in state.items():
+        if name.endswith("experts.gate_up_proj"):
+            gate, up = t.chunk(2, dim=1)
+            out[name] = torch.cat([up, gate], dim=1)
+    return out
+
+
+def _swap_experts(model: Any, state: StateDict) -> StateDict:
+    out = dict(state)
+    for name in state:
+        if ".experts.0." in name:
+            other = name.replace(".experts.0.", ".experts.1.")
+            out[name], out[other] = state[other], state[name]
+    return out
+
+
+def _shared_as_routed(model: Any, state: StateDict) -> StateDict:
+    routed = {int(m.group(1)) for n in state if (m := re.search(r"\.experts\.(\d+)\.", n))}
+    nxt = max(routed) + 1
+    return {n.replace(".shared_experts.", f".experts.{nxt}."): t for n, t in state.items()}
+
+
+def _duplicate_tied(model: Any, state: StateDict) -> StateDict:
+    tied = dict(getattr(model, "all_tied_weights_keys", None) or {})
+    out = dict(state)
+    for target, source in tied.items():
+        if source in state and target not in state:
+            out[target] = state[source].clone()
+    return out
+
+
+def _drop_tied(model: Any, state: StateDict) -> StateDict:
+    sources = set((getattr(model, "all_tied_weights_keys", None) or {}).values())
+    return {k: v for k, v in state.items() if k not in sources}
+
+
+def _cast_one(model: Any, state: StateDict) -> StateDict:
+    name = _victim(state)
+    other = torch.float32 if state[name].dtype != torch.float32 else torch.bfloat16
+    return {**state, name: state[name].to(other)}
+
+
+def _perturb_one(model: Any, state: StateDict) -> StateDict:
+    name = _victim(state)
+    t = state[name].clone()
+    t.view(-1)[0] += 0.5
+    return {**state, name: t}
+
+
+def _drop_last_expert(model: Any, state: StateDict) -> StateDict:
+    last = max(int(m.group(1)) for n in state if (m := re.search(r"\.experts\.(\d+)\.", n)))
+    return {k: v for k, v in state.items() if f".experts.{last}." not in k}
+
+
+def _transpose_one(model: Any, state: StateDict) -> StateDict:
+    name = next(n for n in state if ".experts.0." in n and state[n].shape[0] != state[n].shape[-1])
+    return {**state, name: state[name].t().contiguous()}
+
+
+def _with_metadata(model: Any, save_directory: str, max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE) -> None:
+    target = prepare_target(model, save_directory)
+    write_checkpoint(
+        model, checkpoint_state(model), target, max_shard_size, metadata={"format": "pt", "offloaded": "true"}
+    )
+
+
+# --- file faults ----------------------------------------------------------------------------
+
+INDEX = SAFETENSORS_INDEX_FILE
+
+
+def _index_wrong_shard(d: Path) -> None:
+    index = json.loads((d / INDEX).read_text())
+    weight_map = index["weight_map"]
+    name = sorted(weight_map)[0]
+    weight_map[name] = next(f for f in sorted(set(weight_map.values())) if f != weight_map[name])
+    (d / INDEX).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+
+
+def _stale_shard(d: Path) -> None:
+    # What a larger earlier save leaves behind when the new save does not clean up.
+    first = sorted(d.glob("*.safetensors"))[0]
+    tensors = load_file(first)
+    save_file(dict(list(tensors.items())[:1]), d / "model-00099-of-00099.safetensors", metadata={"format": "pt"})
+
+
+def _drop_index(d: Path) -> None:
+    (d / INDEX).unlink()
+
+
+def write_reordered(path: Path) -> None:
+    """Rewrite a safetensors file with its tensors in reverse name order: a valid file whose
+    bytes differ only in layout (safetensors itself sorts by dtype size, then name)."""
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    metadata = header.pop("__metadata__", None)
+    data = raw[8 + n :]
+    new_header: dict[str, Any] = {"__metadata__": metadata} if metadata is not None else {}
+    blobs, offset = [], 0
+    for name in sorted(header, reverse=True):
+        begin, end = header[name]["data_offsets"]
+        new_header[name] = {**header[name], "data_offsets": [offset, offset + end - begin]}
+        blobs.append(data[begin:end])
+        offset += end - begin
+    text = json.dumps(new_header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+def _reorder_all(d: Path) -> None:
+    for p in d.glob("*.safetensors"):
+        write_reordered(p)
+
+
+def _faults() -> tuple[Fault, ...]:
+    F = frozenset
+    return (
+        Fault(
+            "skip-persistent-buffers",
+            "persistent buffers (e_score_correction_bias) not saved",
+            F({C.MISSING_TENSOR}),
+            F({"buffer-persistent"}),
+            save=_state_fault(lambda m, s: s, before_revert=_drop_buffers),
+        ),
+        Fault(
+            "offloaded-as-zeros",
+            "offloaded tensors written as zeros, never read back from disk",
+            F({C.META_OR_EMPTY}),
+            save=_state_fault(lambda m, s: s, read=_zeros),
+        ),
+        Fault(
+            "unreverted-fusion",
+            "fused in-memory experts saved without reverting to checkpoint names",
+            F({C.MISSING_TENSOR, C.EXTRA_TENSOR}),
+            F({"fused"}),
+            save=_state_fault(lambda m, s: s, revert=False),
+            also=(("renamed", F({C.PERMUTED})),),
+        ),
+        Fault(
+            "swap-experts", "experts 0 and 1 exchanged", F({C.PERMUTED}), F({"fused"}), save=_state_fault(_swap_experts)
+        ),
+        Fault(
+            "gate-up-order",
+            "fused gate_up_proj split in the wrong order (up as gate)",
+            F({C.PERMUTED}),
+            F({"fused"}),
+            save=_state_fault(lambda m, s: s, before_revert=_swap_gate_up),
+        ),
+        Fault(
+            "shared-as-routed",
+            "shared_experts saved under a routed expert's name (transformers #45782 class)",
+            F({C.MISSING_TENSOR, C.EXTRA_TENSOR, C.PERMUTED}),
+            F({"shared-experts"}),
+            save=_state_fault(_shared_as_routed),
+        ),
+        Fault(
+            "duplicate-tied",
+            "tied weight saved twice",
+            F({C.EXTRA_TENSOR}),
+            F({"tied"}),
+            save=_state_fault(_duplicate_tied),
+        ),
+        Fault(
+            "drop-tied",
+            "tied weight dropped entirely",
+            F({C.MISSING_TENSOR}),
+            F({"tied"}),
+            save=_state_fault(_drop_tied),
+        ),
+        Fault("cast-dtype", "one tensor saved in another dtype", F({C.DTYPE}), save=_state_fault(_cast_one)),
+        Fault("perturb-values", "one element of one tensor off", F({C.VALUES}), save=_state_fault(_perturb_one)),
+        Fault(
+            "drop-last-expert",
+            "off-by-one in the expert count: the last expert not saved",
+            F({C.MISSING_TENSOR}),
+            F({"fused"}),
+            save=_state_fault(_drop_last_expert),
+        ),
+        Fault(
+            "transpose-expert",
+            "one expert projection saved transposed",
+            F({C.SHAPE}),
+            F({"fused"}),
+            save=_state_fault(_transpose_one),
+        ),
+        Fault("header-metadata", "extra safetensors metadata", F({C.HEADER_METADATA}), save=_with_metadata),
+        Fault(
+            "index-wrong-shard",
+            "index names the wrong shard for one tensor",
+            F({C.INDEX}),
+            sharded_save=True,
+            save=_file_fault(_index_wrong_shard),
+        ),
+        Fault(
+            "drop-index",
+            "sharded save without its index",
+            F({C.INDEX}),
+            sharded_save=True,
+            save=_file_fault(_drop_index),
+        ),
+        Fault(
+            "stale-shard",
+            "a stale shard from an earlier save left beside the new files",
+            F({C.SHARD_LAYOUT}),
+            save=_file_fault(_stale_shard),
+        ),
+        Fault(
+            "tensor-order",
+            "tensors written in a nondeterministic (non-canonical) order",
+            F({C.ORDER}),
+            save=_file_fault(_reorder_all),
+        ),
+    )
+
+
+FAULTS: dict[str, Fault] = {f.name: f for f in _faults()}

@@ -1,0 +1,103 @@
+"""The kill table: every fault run where it applies; caught means failed with exactly its classes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from offload_conformance.fixtures import DEFAULT_FIXTURES, FixtureSpec
+from offload_conformance.fixtures.catalog import layout_for
+from offload_conformance.harness.outcomes import Outcome
+from offload_conformance.harness.plan.cells import SMALL_SHARDS, Cell, save_options
+from offload_conformance.harness.plan.modes import Mode, by_name
+from offload_conformance.harness.plan.selection import Settings
+from offload_conformance.harness.report.table import aligned
+from offload_conformance.harness.results import CellResult
+from offload_conformance.harness.run.runner import run_cells
+from offload_conformance.harness.tools.faults import FAULTS, Fault
+
+KILL_MODE = "disk-full+offload_buffers"  # everything offloaded, buffers included
+
+
+class Verdict(StrEnum):
+    CAUGHT = "caught"  # failed with exactly the fault's expected classes
+    WRONG_CLASS = "wrong-class"
+    MISSED = "missed"
+    ERROR = "error"
+    NOT_APPLICABLE = "n/a"  # no correct save to inject a bug into (upstream cannot save it in memory)
+
+
+@dataclass(frozen=True)
+class Kill:
+    fault: str
+    fixture: str
+    verdict: Verdict
+    cell: CellResult
+
+
+def applies(fault: Fault, spec: FixtureSpec) -> bool:
+    return fault.needs <= layout_for(spec).kinds
+
+
+def cells_for(fixtures: list[FixtureSpec], mode: Mode) -> list[Cell]:
+    cells = []
+    for fault in FAULTS.values():
+        options = save_options(SMALL_SHARDS) if fault.sharded_save else ()
+        cells += [Cell(spec, mode, f"faults:{fault.name}", options) for spec in fixtures if applies(fault, spec)]
+    return cells
+
+
+def verdict(fault: Fault, spec: FixtureSpec, cell: CellResult) -> Verdict:
+    if cell.outcome is Outcome.UNSUPPORTED or cell.baseline_failure is not None:
+        return Verdict.NOT_APPLICABLE
+    if cell.outcome is Outcome.PASS:
+        return Verdict.MISSED
+    if cell.outcome is not Outcome.FAIL:
+        return Verdict.ERROR
+    return Verdict.CAUGHT if set(cell.classes) == fault.expected_for(layout_for(spec).kinds) else Verdict.WRONG_CLASS
+
+
+def kill_table(out: Path, fixtures: list[FixtureSpec] | None = None, jobs: int = 2) -> list[Kill]:
+    cells = cells_for(fixtures or list(DEFAULT_FIXTURES), by_name(KILL_MODE))
+    result = run_cells(cells, out, Settings(jobs=jobs))
+    kills = []
+    for cell, res in zip(cells, result.cells, strict=True):
+        fault = FAULTS[cell.impl.removeprefix("faults:")]
+        kills.append(Kill(fault.name, cell.fixture.name, verdict(fault, cell.fixture, res), res))
+    return kills
+
+
+def render(kills: list[Kill]) -> str:
+    fixtures = sorted({k.fixture for k in kills}, key=[s.name for s in DEFAULT_FIXTURES].index)
+    by = {(k.fault, k.fixture): k for k in kills}
+    mark = {
+        Verdict.CAUGHT: "x",
+        Verdict.MISSED: "MISSED",
+        Verdict.WRONG_CLASS: "WRONG",
+        Verdict.ERROR: "ERROR",
+        Verdict.NOT_APPLICABLE: "n/a",
+    }
+    rows = [["fault", "expected", *fixtures]]
+    for name, fault in FAULTS.items():
+        rows.append(
+            [
+                name,
+                ",".join(sorted(fault.expected)),
+                *(mark[by[(name, f)].verdict] if (name, f) in by else "-" for f in fixtures),
+            ]
+        )
+    lines = [aligned(rows)]
+    counted = [k for k in kills if k.verdict is not Verdict.NOT_APPLICABLE]
+    caught = sum(k.verdict is Verdict.CAUGHT for k in counted)
+    lines.append(
+        f"\nmode {KILL_MODE}; x = failed with exactly the expected classes; - = does not apply;"
+        " n/a = no baseline to inject into"
+    )
+    lines.append(f"caught {caught} of {len(counted)} fault cells ({100 * caught / max(len(counted), 1):.0f}%)")
+    for k in counted:
+        if k.verdict is not Verdict.CAUGHT:
+            lines.append(
+                f"  {k.fault} on {k.fixture}: {k.verdict}: {k.cell.outcome} {','.join(k.cell.classes)}: {k.cell.detail}"
+            )
+    return "\n".join(lines)

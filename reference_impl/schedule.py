@@ -1,0 +1,112 @@
+"""The save's schedule: the in-memory save's checkpoint, worked out before any offloaded byte is read.
+
+Everything here works on the model's state dict with offloaded tensors still on the `meta`
+device: names, dtypes and shapes come from transformers' own revert of the weight conversions
+(run on meta tensors), and the shard plan from huggingface_hub's own planner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from huggingface_hub import StateDictSplit, split_state_dict_into_shards_factory
+from offload_conformance.reference_impl.offload import owner_of
+from torch import nn
+from transformers.core_model_loading import revert_weight_conversion
+
+
+class ScheduleError(RuntimeError):
+    """A model the streaming save cannot schedule."""
+
+
+@dataclass(frozen=True)
+class Group:
+    """In-memory tensors that revert together, and the checkpoint tensors they become."""
+
+    sources: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    groups: tuple[Group, ...]
+    outputs: dict[str, torch.Tensor] = field(repr=False)  # checkpoint name -> meta tensor (dtype, shape)
+    split: StateDictSplit = field(repr=False)
+
+
+def saved_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """model.state_dict() minus what the in-memory save drops: ignored keys and tied duplicates.
+
+    The in-memory save drops a declared tie target (e.g. lm_head.weight) when it shares storage
+    with its source. Offloaded twins are meta tensors with no storage, and accelerate's
+    disk_offload even gives them separate parameter objects: a declared tie whose two sides are
+    the same object, or both offloaded, counts as shared.
+    """
+    state = model.state_dict()
+    for key in getattr(model, "_keys_to_ignore_on_save", None) or []:
+        state.pop(key, None)
+    tied: dict[str, str] = dict(getattr(model, "all_tied_weights_keys", None) or {})
+    for target, source in tied.items():
+        if target in state and source in state:
+            same = owner_of(model, target) is owner_of(model, source)
+            both_offloaded = state[target].device.type == state[source].device.type == "meta"
+            if same or both_offloaded:
+                del state[target]
+    return state
+
+
+def _meta(t: torch.Tensor) -> torch.Tensor:
+    return torch.empty(t.shape, dtype=t.dtype, device="meta")
+
+
+def _revert(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    try:
+        return revert_weight_conversion(model, dict(state))
+    except Exception as e:  # a partial group cannot revert: the caller groups it with its partners
+        raise ScheduleError(f"cannot revert {sorted(state)[:3]}...: {type(e).__name__}: {e}") from e
+
+
+def _groups(model: nn.Module, meta: dict[str, torch.Tensor], full: dict[str, torch.Tensor]) -> list[Group]:
+    """Each in-memory tensor alone when it reverts alone to exactly the full revert's outputs
+    (renames, fused experts split per expert); tensors that only revert together (many-to-one,
+    e.g. the reverse of a Chunk) form one group."""
+    groups: list[Group] = []
+    coupled: list[str] = []
+    for name, t in meta.items():
+        try:
+            out = _revert(model, {name: t})
+        except ScheduleError:
+            coupled.append(name)
+            continue
+        if all(n in full and full[n].shape == o.shape and full[n].dtype == o.dtype for n, o in out.items()):
+            groups.append(Group((name,), tuple(out)))
+        else:
+            coupled.append(name)
+    if coupled:
+        out = _revert(model, {n: meta[n] for n in coupled})
+        groups.append(Group(tuple(coupled), tuple(out)))
+    produced = [n for g in groups for n in g.outputs]
+    if sorted(produced) != sorted(full):
+        raise ScheduleError("reverting tensor by tensor does not give the checkpoint the full revert gives")
+    return groups
+
+
+def schedule(model: nn.Module, max_shard_size: int | str) -> Schedule:
+    state = saved_state(model)
+    meta = {n: _meta(t) for n, t in state.items()}
+    full = _revert(model, meta)  # checkpoint names, in the order the in-memory save plans them
+    groups = _groups(model, meta, full)
+
+    # The in-memory save hands huggingface_hub real tensors, and its planner keeps tensors that
+    # share a storage in one shard, counted once at the storage's size. Meta tensors keep the same
+    # aliasing through the revert (a view shares its base's StorageImpl, a copy gets its own), so
+    # the storage identity and size the planner needs come from the meta outputs themselves.
+    split = split_state_dict_into_shards_factory(
+        full,
+        get_storage_size=lambda t: t.untyped_storage().nbytes(),
+        get_storage_id=lambda t: t.untyped_storage()._cdata,
+        filename_pattern="model{suffix}.safetensors",
+        max_shard_size=max_shard_size,
+    )
+    return Schedule(tuple(groups), full, split)

@@ -1,0 +1,57 @@
+"""How a cell's execution is judged against its baseline's, without running any cell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from offload_conformance.fixtures import DEFAULT_FIXTURES
+from offload_conformance.harness.judge.verdict import judge
+from offload_conformance.harness.outcomes import Grade, Outcome, Stage
+from offload_conformance.harness.plan.cells import Cell
+from offload_conformance.harness.plan.modes import by_name
+from offload_conformance.harness.results import Failure
+from offload_conformance.harness.run.process import Execution
+
+from tests.ckpt import base_tensors, write
+
+CELL = Cell(DEFAULT_FIXTURES[0], by_name("disk-full"), "upstream")
+
+
+def _saved(tmp: Path, name: str) -> Execution:
+    return Execution(write(tmp / name, base_tensors()), "", 1.0, hf_device_map={"": "disk"})
+
+
+def _raised(tmp: Path, key: str, stage: Stage = Stage.LOAD) -> Execution:
+    err = Failure(stage, "ImportError", "compressed_tensors is not installed", "x.py:1")
+    return Execution(tmp / "none", "log", 1.0, **{key: err})
+
+
+def test_saved_and_identical_passes(tmp_path: Path) -> None:
+    result = judge(CELL, _saved(tmp_path, "a"), _saved(tmp_path, "b"), Grade.BYTES)
+    assert (result.outcome, result.grade, result.hf_device_map) == (Outcome.PASS, Grade.BYTES, {"": "disk"})
+
+
+def test_unsupported_cell_and_unsupported_baseline(tmp_path: Path) -> None:
+    cell = judge(CELL, _raised(tmp_path, "unsupported"), _saved(tmp_path, "b"), Grade.BYTES)
+    assert cell.outcome is Outcome.UNSUPPORTED
+    assert cell.detail == "load raised ImportError: compressed_tensors is not installed (x.py:1)"
+    base = judge(CELL, _saved(tmp_path, "a"), _raised(tmp_path, "unsupported"), Grade.BYTES)
+    assert base.outcome is Outcome.UNSUPPORTED and base.detail.startswith("baseline load raised ImportError")
+
+
+def test_error_cell_and_error_baseline(tmp_path: Path) -> None:
+    cell = judge(CELL, _raised(tmp_path, "failure", Stage.SAVE), _saved(tmp_path, "b"), Grade.BYTES)
+    assert (cell.outcome, cell.log_tail, cell.baseline_failure) == (Outcome.ERROR, "log", None)
+    assert cell.failure is not None and (cell.failure.stage, cell.failure.type) == (Stage.SAVE, "ImportError")
+    assert cell.detail.startswith("save raised ImportError")
+    base = judge(CELL, _saved(tmp_path, "a"), _raised(tmp_path, "failure"), Grade.BYTES)
+    assert base.outcome is Outcome.ERROR and base.detail.startswith("baseline failed: load raised")
+    # Whether the baseline failed is a field, not a phrase of the detail.
+    assert base.baseline_failure is not None and base.baseline_failure.stage is Stage.LOAD and base.failure is None
+
+
+def test_process_death_is_error(tmp_path: Path) -> None:
+    what = "cell process died (killed by SIGSEGV) before reporting"
+    died = Execution(tmp_path / "none", "tail", 1.0, failure=Failure(Stage.PROCESS, "died", what))
+    result = judge(CELL, died, _saved(tmp_path, "b"), Grade.BYTES)
+    assert (result.outcome, result.detail) == (Outcome.ERROR, what)
