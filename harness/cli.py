@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -87,6 +88,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="cells run in parallel")
     run.add_argument("--list", action="store_true", help="print the planned cell ids and exit, running nothing")
+    run.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="run only the K-th of N parts of the selected cells (one per CI job; `merge` combines the parts)",
+    )
     fz = sub.add_parser("fuzz", help="run hypothesis-generated specs through the runner; shrink and print a failure")
     fz.add_argument("--impl", default="reference", help="the IUT (default: reference)")
     fz.add_argument("--mode", action="append", help="modes to draw from (repeatable; default: all)")
@@ -264,6 +270,7 @@ def _run(args: argparse.Namespace) -> int:
         impls=tuple(args.impl or ()),
         shard_sizes=tuple(args.max_shard_size or ()),
         cells=tuple(args.cell or ()),
+        shard=args.shard,
     )
     settings = _planned(
         selection.settings,
@@ -274,7 +281,7 @@ def _run(args: argparse.Namespace) -> int:
         args.max_read_amplification,
         args.max_extra_rss,
     )
-    cells = _planned(selection.plan, wanted)
+    cells, shard = _planned(selection.plan_with_shard, wanted)
     if args.list:
         print("\n".join(c.cell_id for c in cells))
         return 0
@@ -287,9 +294,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.xfails and str(args.xfails) == known_failures.AUTO and not known.source:
         print("--xfails auto: no known-failures file for the installed transformers", file=sys.stderr)
 
-    def progress(i: int, n: int, cell: object) -> None:
-        print(terminal.progress_line(i, n, cell), file=sys.stderr, flush=True)  # type: ignore[arg-type]
-
+    from offload_conformance.harness.report.progress import Progress
     from offload_conformance.harness.run.runner import Runner
 
     runner = Runner(args.out, settings)
@@ -297,7 +302,11 @@ def _run(args: argparse.Namespace) -> int:
     for spec in dict.fromkeys(c.fixture for c in cells):
         runner.fixture_dir(spec)
     print(f"running {len(cells)} cells with {args.jobs} job(s), output in {args.out}", file=sys.stderr, flush=True)
-    result = known.apply(runner.run(cells, progress))
+    progress = Progress(len(cells))
+    try:
+        result = dataclasses.replace(known.apply(runner.run(cells, progress)), shard=shard)
+    finally:
+        progress.close()
     result.write(args.out / "results.json")
     write_reports(result, args.out)
     print(terminal.render(result))

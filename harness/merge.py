@@ -25,13 +25,40 @@ def check_fixtures(docs: list[tuple[str, RunResult]]) -> None:
             seen.setdefault(name, (label, digest))
 
 
+def _shards(docs: list[tuple[str, RunResult]]) -> tuple[str, ...] | None:
+    """The planned cell order when the documents are the parts of one split run; refuses overlaps, gaps
+    and parts of different runs."""
+    parts = [(label, doc.shard) for label, doc in docs if doc.shard is not None]
+    if not parts:
+        return None
+    if len(parts) != len(docs):
+        unsplit = next(label for label, doc in docs if doc.shard is None)
+        raise MergeError(f"{unsplit} is not a part of a split run, but {parts[0][0]} is (--shard)")
+    first_label, first = parts[0]
+    by_index: dict[int, str] = {}
+    for label, shard in parts:
+        if (shard.count, shard.planned) != (first.count, first.planned):
+            raise MergeError(f"{label} and {first_label} are parts of different runs (--shard and selection differ)")
+        if shard.index in by_index:
+            raise MergeError(f"shard {shard.index}/{shard.count} is in both {by_index[shard.index]} and {label}")
+        by_index[shard.index] = label
+    missing = sorted(set(range(1, first.count + 1)) - by_index.keys())
+    if missing:
+        raise MergeError(f"a gap: shard(s) {', '.join(f'{k}/{first.count}' for k in missing)} missing")
+    return first.planned
+
+
 def merge(docs: list[tuple[str, RunResult]]) -> RunResult:
     if not docs:
         raise MergeError("nothing to merge")
     check_fixtures(docs)
+    planned = _shards(docs)
     standards = {doc.require for _, doc in docs}
     if len(standards) > 1:
         raise MergeError(f"documents use different standards: --require {' and '.join(sorted(standards))}")
+    versions = {c.transformers or describe_transformers(d.environment) for _, d in docs for c in d.cells}
+    # Cells name what ran them only where the documents come from several transformers.
+    tag = len(versions) > 1
     cells, seen = [], {}
     for label, doc in docs:
         version = describe_transformers(doc.environment)
@@ -40,10 +67,14 @@ def merge(docs: list[tuple[str, RunResult]]) -> RunResult:
             if key in seen:
                 raise MergeError(f"cell {cell.cell_id} ({key[1]}) is in both {seen[key]} and {label}")
             seen[key] = label
-            cells.append(dataclasses.replace(cell, transformers=cell.transformers or version))
+            cells.append(dataclasses.replace(cell, transformers=cell.transformers or version) if tag else cell)
+    if planned is not None:
+        order = {cell_id: i for i, cell_id in enumerate(planned)}
+        if len(cells) != len(planned) or any(c.cell_id not in order for c in cells):
+            raise MergeError(f"the parts hold {len(cells)} cells, the split run planned {len(planned)}")
+        cells.sort(key=lambda c: order[c.cell_id])
     first = docs[0][1]
-    versions = sorted({c.transformers for c in cells})
-    env = dict(first.environment) if len(versions) == 1 else {**first.environment, "transformers": ", ".join(versions)}
-    baselines = {k: v for _, d in docs for k, v in d.baselines.items()}
+    env = dict(first.environment) if not tag else {**first.environment, "transformers": ", ".join(sorted(versions))}
+    baselines = {k: v for _, d in docs for k, v in sorted(d.baselines.items())}
     fixtures = {k: v for _, d in docs for k, v in d.fixtures.items()}
-    return RunResult(first.require, env, tuple(cells), baselines, fixtures)
+    return RunResult(first.require, env, tuple(cells), dict(sorted(baselines.items())), fixtures)

@@ -34,11 +34,24 @@ class Failure:
 
 
 @dataclass(frozen=True)
+class TensorFacts:
+    """One side of a difference: where a tensor is and what it holds."""
+
+    file: str
+    dtype: str  # safetensors spelling: BF16, F8_E4M3, ...
+    shape: tuple[int, ...]
+    sha256: str
+
+
+@dataclass(frozen=True)
 class Difference:
     cls: FailureClass
     detail: str
     tensor: str | None = None
     file: str | None = None
+    expected: TensorFacts | None = None  # the tensor in the in-memory save, when it has one
+    actual: TensorFacts | None = None  # the tensor in the IUT's save, when it has one
+    max_abs_diff: float | None = None  # for `values`
 
 
 @dataclass(frozen=True)
@@ -121,12 +134,22 @@ class BaselineResult:
 
 
 @dataclass(frozen=True)
+class Shard:
+    """This document is part `index` of `count` of a run split over CI jobs (`run --shard K/N`)."""
+
+    index: int
+    count: int
+    planned: tuple[str, ...]  # every cell id of the unsplit run, in its order: merge checks for gaps with it
+
+
+@dataclass(frozen=True)
 class RunResult:
     require: Grade  # the grade a cell needs to pass
     environment: dict[str, str]
     cells: tuple[CellResult, ...]
     baselines: dict[str, BaselineResult] = field(default_factory=dict)
     fixtures: dict[str, str] = field(default_factory=dict)  # name -> content digest
+    shard: Shard | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -149,6 +172,7 @@ class RunResult:
             tuple(_cell(c) for c in d["cells"]),
             {k: _baseline(v) for k, v in d.get("baselines", {}).items()},
             d.get("fixtures", {}),
+            Shard(d["shard"]["index"], d["shard"]["count"], tuple(d["shard"]["planned"])) if d.get("shard") else None,
         )
 
     @classmethod
@@ -162,6 +186,22 @@ class RunResult:
         return {c.cell_id: c for c in self.cells}
 
 
+def _facts(d: dict[str, Any] | None) -> TensorFacts | None:
+    return None if d is None else TensorFacts(d["file"], d["dtype"], tuple(d["shape"]), d["sha256"])
+
+
+def _difference(d: dict[str, Any]) -> Difference:
+    return Difference(
+        FailureClass(d["cls"]),
+        d["detail"],
+        d.get("tensor"),
+        d.get("file"),
+        _facts(d.get("expected")),
+        _facts(d.get("actual")),
+        d.get("max_abs_diff"),
+    )
+
+
 def _cell(c: dict[str, Any]) -> CellResult:
     return CellResult(
         **{
@@ -169,10 +209,7 @@ def _cell(c: dict[str, Any]) -> CellResult:
             "outcome": Outcome(c["outcome"]),
             "grade": Grade(c["grade"]) if c["grade"] else None,
             "classes": tuple(FailureClass(x) for x in c["classes"]),
-            "differences": tuple(
-                Difference(FailureClass(d["cls"]), d["detail"], d.get("tensor"), d.get("file"))
-                for d in c["differences"]
-            ),
+            "differences": tuple(_difference(d) for d in c["differences"]),
             "failure": Failure.from_json(c.get("failure")),
             "baseline_failure": Failure.from_json(c.get("baseline_failure")),
             "cost": SaveCost(**c["cost"]) if c.get("cost") else None,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 from huggingface_hub import split_torch_state_dict_into_shards
+from huggingface_hub.constants import SAFETENSORS_INDEX_FILE as INDEX
+from offload_conformance.fixtures.spec import SINGLE_FILE
 from safetensors.torch import save_file
-
-INDEX = "model.safetensors.index.json"
 
 
 def base_tensors() -> dict[str, torch.Tensor]:
@@ -31,7 +31,7 @@ def write(
     directory: Path,
     tensors: dict[str, torch.Tensor],
     *,
-    max_shard_size: int | str = "50GB",
+    max_shard_size: int | str = SINGLE_FILE,
     metadata: dict[str, str] | None = None,
     config: str = '{"model_type": "toy"}\n',
 ) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from offload_conformance.harness.judge.checkpoint import (
 )
 from offload_conformance.harness.outcomes import FailureClass as C
 from offload_conformance.harness.outcomes import Grade, ordered
-from offload_conformance.harness.results import Difference
+from offload_conformance.harness.results import Difference, TensorFacts
 
 
 @dataclass(frozen=True)
@@ -33,15 +34,15 @@ class Comparison:
         return self.grade is not None and self.grade.meets(require)
 
 
-def _max_abs_diff(a: bytes, b: bytes, dtype: str) -> str:
+def _max_abs_diff(a: bytes, b: bytes, dtype: str) -> tuple[str, float | None]:
     tdt = TORCH_DTYPES.get(dtype)
     if tdt is None:
         differing = sum(x != y for x, y in zip(a, b, strict=False))
-        return f"{differing} of {len(a)} bytes differ"
+        return f"{differing} of {len(a)} bytes differ", None
     ta = torch.frombuffer(bytearray(a), dtype=tdt).to(torch.float64)
     tb = torch.frombuffer(bytearray(b), dtype=tdt).to(torch.float64)
     worst = (ta - tb).abs().nan_to_num(nan=float("inf")).max().item()
-    return f"max abs diff {worst:.6g}, {int((ta != tb).sum())} of {ta.numel()} elements differ"
+    return f"max abs diff {worst:.6g}, {int((ta != tb).sum())} of {ta.numel()} elements differ", worst
 
 
 def _compare_tensors(exp: Checkpoint, act: Checkpoint) -> list[Difference]:
@@ -86,8 +87,8 @@ def _classify_values(
     twins = [n for n in by_digest.get(a.sha256, []) if n != e.name]
     if twins:
         return Difference(C.PERMUTED, f"{e.name} holds the values of {twins[0]}", tensor=e.name, file=a.file)
-    detail = _max_abs_diff(exp.read(e), abytes, e.dtype)
-    return Difference(C.VALUES, f"{e.name}: {detail}", tensor=e.name, file=a.file)
+    detail, worst = _max_abs_diff(exp.read(e), abytes, e.dtype)
+    return Difference(C.VALUES, f"{e.name}: {detail}", tensor=e.name, file=a.file, max_abs_diff=worst)
 
 
 def _compare_layout(exp: Checkpoint, act: Checkpoint) -> list[Difference]:
@@ -171,6 +172,17 @@ def _compare_index(exp: Checkpoint, act: Checkpoint) -> list[Difference]:
     return out
 
 
+def _facts(t: TensorEntry | None) -> TensorFacts | None:
+    return None if t is None else TensorFacts(t.file, t.dtype, t.shape, t.sha256)
+
+
+def _with_facts(d: Difference, et: dict[str, TensorEntry], at: dict[str, TensorEntry]) -> Difference:
+    """Both sides of a difference that names a tensor, for the reports."""
+    if d.tensor is None:
+        return d
+    return dataclasses.replace(d, expected=_facts(et.get(d.tensor)), actual=_facts(at.get(d.tensor)))
+
+
 def compare(expected: Path, actual: Path, *, weights_only: bool = False) -> Comparison:
     """Classify every way `actual` differs from `expected`; `weights_only` ignores non-weight files."""
     # Bytes first: most cells pass, and identical files need no header parsing or tensor hashing.
@@ -182,7 +194,8 @@ def compare(expected: Path, actual: Path, *, weights_only: bool = False) -> Comp
     if exp.unreadable:
         raise ValueError(f"expected checkpoint {expected} is unreadable: {exp.unreadable}")
     diffs = [Difference(C.UNREADABLE_FILE, reason, file=f) for f, reason in sorted(act.unreadable.items())]
-    diffs += _compare_tensors(exp, act) + _compare_layout(exp, act)
+    et, at = exp.tensors, act.tensors
+    diffs += [_with_facts(d, et, at) for d in _compare_tensors(exp, act) + _compare_layout(exp, act)]
     if not diffs:  # Should not happen: bytes differ, so something must explain it.
         diffs.append(Difference(C.ORDER, "files differ in bytes for a reason the comparator cannot name"))
     grade = Grade.TENSORS if not any(d.cls.is_content for d in diffs) else None

@@ -63,21 +63,25 @@ def gate(base: RunResult, candidate: RunResult) -> Verdict:
     )
 
 
+def _table(changes: tuple[Change, ...]) -> list[str]:
+    rows = [f"| `{c.cell_id}` | {c.base} | {c.candidate} | {c.detail[:200].replace('|', '/')} |" for c in changes]
+    return ["| cell | base | candidate | detail |", "|---|---|---|---|", *rows]
+
+
 def markdown(v: Verdict) -> str:
+    """As a PR comment shows it: regressions first, then fixes; unchanged failures folded."""
     head = "PASS: no regressions" if v.passed else f"FAIL: {len(v.regressions)} regression(s)"
     lines = [f"## offload-conformance gate: {head}", "", f"- base: {v.base}", f"- candidate: {v.candidate}", ""]
     for title, changes in (
         ("Regressions (pass on base, not on candidate)", v.regressions),
         ("Fixes (fail on base, pass on candidate)", v.fixes),
-        ("Unchanged failures", v.unchanged_failures),
     ):
         lines.append(f"### {title}: {len(changes)}")
-        if changes:
-            lines += ["", "| cell | base | candidate | detail |", "|---|---|---|---|"]
-            lines += [
-                f"| `{c.cell_id}` | {c.base} | {c.candidate} | {c.detail[:200].replace('|', '/')} |" for c in changes
-            ]
-        lines.append("")
+        lines += ["", *_table(changes), ""] if changes else [""]
+    if v.unchanged_failures:
+        n = len(v.unchanged_failures)
+        lines += [f"<details><summary>Unchanged failures: {n}</summary>", "", *_table(v.unchanged_failures), ""]
+        lines += ["</details>", ""]
     for title, ids in (("Only in base", v.only_in_base), ("Only in candidate", v.only_in_candidate)):
         if ids:
             lines.append(f"{title}: {', '.join(f'`{i}`' for i in ids)}")

@@ -17,6 +17,7 @@ from offload_conformance.harness.plan.cells import DEFAULT_SHARDS, SHARD_SIZES, 
 from offload_conformance.harness.plan.impls import BUILTIN, ImplError, resolve
 from offload_conformance.harness.plan.modes import MODES, Mode, UnknownMode
 from offload_conformance.harness.plan.modes import by_name as mode_by_name
+from offload_conformance.harness.results import Shard
 
 
 class PlanError(ValueError):
@@ -33,6 +34,7 @@ class Selection:
     impls: tuple[str, ...] = ()
     shard_sizes: tuple[str, ...] = ()
     cells: tuple[str, ...] = ()  # fnmatch patterns over cell ids
+    shard: str | None = None  # "K/N": the K-th of N parts of the selected cells (for parallel CI jobs)
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,47 @@ def shard_options(size: str) -> tuple:
     return save_options(size)
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise PlanError(f"--shard {text!r}: expected K/N, e.g. 2/4") from None
+    if not 1 <= k <= n:
+        raise PlanError(f"--shard {text!r}: K must be between 1 and N")
+    return k, n
+
+
+def split(cells: list[Cell], count: int) -> list[list[Cell]]:
+    """`count` parts of `cells`, each keeping the cells of one baseline together (so a baseline runs in one
+    job only), balanced greedily by size; deterministic: the same cells give the same parts on any machine.
+    Each part keeps the cells' planned order."""
+    groups: dict[Cell, list[Cell]] = {}
+    for c in cells:
+        groups.setdefault(c.baseline, []).append(c)
+    loads = [0] * count
+    owner: dict[Cell, int] = {}
+    for base in sorted(groups, key=lambda b: (-len(groups[b]), b.cell_id)):
+        part = loads.index(min(loads))
+        owner[base] = part
+        loads[part] += len(groups[base])
+    return [[c for c in cells if owner[c.baseline] == part] for part in range(count)]
+
+
 def plan(selection: Selection) -> list[Cell]:
+    """The selected cells (of this shard, with --shard)."""
+    return plan_with_shard(selection)[0]
+
+
+def plan_with_shard(selection: Selection) -> tuple[list[Cell], Shard | None]:
+    """The selected cells of this shard, and the shard's record (None for an unsplit run)."""
+    cells = _all_selected(selection)
+    if selection.shard is None:
+        return cells, None
+    k, n = parse_shard(selection.shard)
+    return split(cells, n)[k - 1], Shard(k, n, tuple(c.cell_id for c in cells))
+
+
+def _all_selected(selection: Selection) -> list[Cell]:
     cells = matrix(
         _fixtures(selection),
         modes(selection.modes),

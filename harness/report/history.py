@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 
+from offload_conformance.harness.environment import describe_transformers
 from offload_conformance.harness.outcomes import Outcome
 from offload_conformance.harness.plan.cells import options_label
 from offload_conformance.harness.results import CellResult, RunResult
@@ -45,13 +46,16 @@ def _short(c: CellResult) -> str:
 
 
 def table(merged: RunResult, impl: str | None = None) -> str:
-    versions = sorted({c.transformers for c in merged.cells}, key=_version_key)
+    def version(c: CellResult) -> str:
+        return c.transformers or describe_transformers(merged.environment)
+
+    versions = sorted({version(c) for c in merged.cells}, key=_version_key)
     rows: dict[tuple[str, str, str], dict[str, list[CellResult]]] = defaultdict(lambda: defaultdict(list))
     for c in merged.cells:
         if impl is not None and c.impl != impl:
             continue
         options = options_label(c.save_options) or "default shards"
-        rows[(c.impl, c.mode, options)][c.transformers].append(c)
+        rows[(c.impl, c.mode, options)][version(c)].append(c)
     head = ["impl", "mode", "save options", *(v.removeprefix("transformers ") for v in versions)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (impl, mode, options), by_version in sorted(rows.items()):

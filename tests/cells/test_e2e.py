@@ -141,3 +141,20 @@ def test_accelerate_helpers_reference_passes(tmp_path: Path, mode: str) -> None:
     result = run_cells(cells, tmp_path, Settings(jobs=2))
     assert [c.outcome for c in result.cells] == ["pass", "pass"], [c.detail for c in result.cells]
     assert all(c.hf_device_map is None for c in result.cells)  # accelerate's helpers leave none
+
+
+def test_a_run_split_over_jobs_merges_into_the_unsplit_run(tmp_path: Path) -> None:
+    """`run --shard K/N` in N jobs, then `merge`: the same cells, in the same order, with the same verdicts."""
+    args = ["run", "--fixture", "deepseek_v3", "--mode", "disk-full+offload_buffers"]
+    args += ["--impl", "reference", "--impl", "faults:offloaded-as-zeros"]
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 1  # the fault fails its cells
+    for k in (1, 2):
+        main([*args, "--shard", f"{k}/2", "--out", str(tmp_path / f"part{k}")])
+    parts = [str(tmp_path / f"part{k}" / "results.json") for k in (1, 2)]
+    assert main(["merge", *parts, "--out", str(tmp_path / "merged")]) == 1
+    whole = RunResult.read(tmp_path / "whole" / "results.json")
+    merged = RunResult.read(tmp_path / "merged" / "results.json")
+    verdicts = [[(c.cell_id, c.outcome, c.grade, c.classes) for c in doc.cells] for doc in (whole, merged)]
+    assert verdicts[0] == verdicts[1] and len(verdicts[0]) == 4
+    assert merged.baselines.keys() == whole.baselines.keys()
+    assert all(len(RunResult.read(Path(p)).cells) == 2 for p in parts)  # each job ran half

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from offload_conformance.harness.outcomes import FailureClass, Grade, Outcome, Stage
-from offload_conformance.harness.results import CellResult, Difference, Failure, RunResult
+from offload_conformance.harness.results import CellResult, Difference, Failure, RunResult, TensorFacts
 
 SAVE_CRASH = Failure(Stage.SAVE, "NotImplementedError", "Cannot copy out of meta tensor; no data!", "torch.py:479")
 
@@ -23,7 +23,17 @@ def cell(cell_id: str, outcome: Outcome, classes: tuple[FailureClass, ...] = (),
         classes=classes,
         detail=f"{outcome} detail",
         seconds=0.1,
-        differences=tuple(Difference(c, f"{c} here", "t", "model.safetensors") for c in classes),
+        differences=tuple(
+            Difference(
+                c,
+                f"{c} here",
+                "model.norm.weight",
+                "model-00002-of-00002.safetensors",
+                expected=TensorFacts("model-00001-of-00002.safetensors", "BF16", (8,), "e" * 64),
+                actual=TensorFacts("model-00002-of-00002.safetensors", "BF16", (8,), "e" * 64),
+            )
+            for c in classes
+        ),
         **kw,
     )  # type: ignore[arg-type]
 

@@ -36,6 +36,9 @@ def test_gate_cli_writes_files_and_exit_code(tmp_path: Path, capsys: pytest.Capt
     assert json.loads((tmp_path / "gate.json").read_text())["verdict"] == "fail"
     md = (tmp_path / "gate.md").read_text()
     assert "FAIL: 1 regression(s)" in md and "`fx-full-upstream`" in md and "transformers 5.15.1" in md
+    # As a PR comment: regressions, then fixes, then the unchanged failures folded away.
+    regressions, fixes, folded = (md.index(s) for s in ("### Regressions", "### Fixes", "<details>"))
+    assert regressions < fixes < folded and md.index("`fx-acc-upstream`") > folded
     assert main(["gate", str(tmp_path / "cand.json"), str(tmp_path / "cand.json"), "--out", str(tmp_path)]) == 0
     assert main(["gate", str(tmp_path / "missing.json"), str(tmp_path / "cand.json")]) == 2
     assert "no such file" in capsys.readouterr().err
