@@ -70,13 +70,14 @@ def _cache_env(session: nox.Session) -> dict[str, str]:
     }
 
 
-def _conformance(session: nox.Session, args: list[str], out: str, *, verdict: bool) -> None:
+def _conformance(session: nox.Session, args: list[str], out: str, *, verdict: bool, step_summary: bool = True) -> None:
     """Run the matrix into `out`. With `verdict`, a failing cell fails the session (the harness exits 1);
     without, failing cells are the finding and only a harness that wrote no results.json fails it."""
     results = Path(out) / "results.json"
     results.unlink(missing_ok=True)
     codes = [0] if verdict else [0, 1]
-    session.run(CLI, "run", "--out", out, *args, env=_cache_env(session), success_codes=codes)
+    env = _cache_env(session) | ({} if step_summary else {"GITHUB_STEP_SUMMARY": ""})
+    session.run(CLI, "run", "--out", out, *args, env=env, success_codes=codes)
     if not results.exists():
         session.error(f"the harness wrote no {results}: see its output above")
 
@@ -114,25 +115,20 @@ def matrix(session: nox.Session, transformers: str) -> None:
 
 @nox.session(python=PYTHON)
 def gate(session: nox.Session) -> None:
-    """`-- --base SPEC --candidate SPEC [run args]`: the same cells on both, then gate.md and gate.json
-    in gate-out/; fails on any regression (pass on base, not on candidate)."""
+    """`-- --base SPEC --candidate SPEC [--out DIR] [run args]`: the same cells on both, then gate.md and
+    gate.json in DIR (default gate-out/); fails on any regression (pass on base, not on candidate). The
+    gate's Markdown, not the two runs' matrices, goes to $GITHUB_STEP_SUMMARY."""
     base, args = _take(list(session.posargs), "--base")
     candidate, args = _take(args, "--candidate")
+    out, args = _take(args, "--out")
+    out = out or "gate-out"
     if not base or not candidate:
-        session.error(f"usage: nox -s gate -- --base SPEC --candidate SPEC [{CLI} run arguments]")
+        session.error(f"usage: nox -s gate -- --base SPEC --candidate SPEC [--out DIR] [{CLI} run arguments]")
     _install(session, "quant")
     for label, spec in (("base", base), ("candidate", candidate)):
         _install_transformers(session, spec)
-        _conformance(session, args, f"gate-out/{label}", verdict=False)
-    session.run(
-        CLI,
-        "gate",
-        "gate-out/base/results.json",
-        "gate-out/candidate/results.json",
-        "--out",
-        "gate-out",
-        env=ENV,
-    )
+        _conformance(session, args, f"{out}/{label}", verdict=False, step_summary=False)
+    session.run(CLI, "gate", f"{out}/base/results.json", f"{out}/candidate/results.json", "--out", out, env=ENV)
 
 
 def _releases(good: str, bad: str) -> list[str]:

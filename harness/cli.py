@@ -174,6 +174,10 @@ def _gate(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     gate.write(verdict, args.out)
     print(gate.markdown(verdict))
+    step = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step:  # the job summary of a GitHub Actions run
+        with open(step, "a", encoding="utf-8") as f:
+            f.write(gate.markdown(verdict) + "\n")
     return 0 if verdict.passed else 1
 
 
