@@ -14,7 +14,7 @@ from offload_conformance.fixtures import DEFAULT_FIXTURES, FixtureError, SpecErr
 from offload_conformance.fixtures import by_name as fixture_by_name
 from offload_conformance.harness import merge
 from offload_conformance.harness.judge import gate
-from offload_conformance.harness.outcomes import Grade
+from offload_conformance.harness.outcomes import Fp8OnCpu, Grade
 from offload_conformance.harness.plan import known_failures, selection
 from offload_conformance.harness.plan.cells import DEFAULT_SHARDS, SMALL_SHARDS
 from offload_conformance.harness.plan.impls import BUILTIN
@@ -80,6 +80,13 @@ def _parser() -> argparse.ArgumentParser:
         " before it (class memory-budget)",
     )
     run.add_argument("--memory-limit", metavar="SIZE", help="kill a cell whose RSS exceeds SIZE (e.g. 8GB)")
+    run.add_argument(
+        "--fp8-on-cpu",
+        choices=[o.value for o in Fp8OnCpu],
+        default=Fp8OnCpu.KEEP.value,
+        help="fine-grained FP8 fixtures on a machine with no GPU: keep them float8 (default; the save path a GPU"
+        " user takes) or let transformers dequantize them to bf16",
+    )
     run.add_argument(
         "--xfails",
         type=Path,
@@ -284,6 +291,7 @@ def _run(args: argparse.Namespace) -> int:
         args.memory_limit,
         args.max_read_amplification,
         args.max_extra_rss,
+        args.fp8_on_cpu,
     )
     cells, shard = _planned(selection.plan_with_shard, wanted)
     if args.list:

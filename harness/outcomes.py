@@ -82,3 +82,15 @@ class Stage(StrEnum):
     LOAD = "load"
     SAVE = "save"
     PROCESS = "process"  # the cell process itself: timeout, memory limit, died before reporting
+
+
+class Fp8OnCpu(StrEnum):
+    """What a fine-grained FP8 checkpoint (`quant_method: fp8`) becomes when loaded on a machine with no GPU/XPU.
+
+    transformers' FP8 quantizer dequantizes it to bf16 there (so every save writes bf16, and no quantized byte
+    would be compared); `keep` makes the quantizer keep float8 weights and `*_scale_inv`, as it does on a GPU.
+    The save path exercised is then the real one: only the accelerator check is bypassed (harness.run.fp8_on_cpu).
+    """
+
+    KEEP = "keep"
+    DEQUANTIZE = "dequantize"

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 from huggingface_hub import StateDictSplit
+from offload_conformance.reference_impl import quantized
 from offload_conformance.reference_impl.atomic import replace_directory
 from offload_conformance.reference_impl.offload import read_offloaded
 from offload_conformance.reference_impl.preflight import preflight
@@ -67,8 +68,10 @@ def num_parameters(model: PreTrainedModel) -> int:
 
 
 def _check(model: PreTrainedModel, save_directory: str | os.PathLike[str]) -> Path:
-    if getattr(model, "hf_quantizer", None) is not None:
-        raise SaveError("quantized models are not supported by the reference save yet")
+    try:
+        quantized.check(model)
+    except quantized.QuantizedSaveError as e:
+        raise SaveError(str(e)) from None
     target = Path(save_directory)
     if target.is_symlink():
         # Save into the directory the link names (as writing through it would); the link stays.

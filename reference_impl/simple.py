@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 from huggingface_hub import split_torch_state_dict_into_shards
+from offload_conformance.reference_impl import quantized
 from offload_conformance.reference_impl.offload import Reader, materialized_state_dict, read_offloaded
 from offload_conformance.reference_impl.save import (
     DEFAULT_MAX_SHARD_SIZE,
@@ -40,8 +41,10 @@ def checkpoint_state(
 ) -> StateDict:
     """The tensors an in-memory save writes, under checkpoint names. The keyword arguments exist
     so that harness.faults can inject one realistic bug at a time; a correct save uses none."""
-    if getattr(model, "hf_quantizer", None) is not None:
-        raise SaveError("quantized models are not supported by the reference save yet")
+    try:
+        quantized.check(model)
+    except quantized.QuantizedSaveError as e:
+        raise SaveError(str(e)) from None
     state = materialized_state_dict(model, read)
     for key in getattr(model, "_keys_to_ignore_on_save", None) or []:
         state.pop(key, None)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from huggingface_hub.serialization._base import parse_size_to_int
 from offload_conformance.harness.judge.budget import Budget, BudgetError
-from offload_conformance.harness.outcomes import Grade
+from offload_conformance.harness.outcomes import Fp8OnCpu, Grade
 from offload_conformance.harness.plan.cells import DEFAULT_SHARDS, SHARD_SIZES, Cell, matrix, save_options
 from offload_conformance.harness.plan.impls import BUILTIN, ImplError, resolve
 from offload_conformance.harness.plan.modes import MODES, Mode, UnknownMode
@@ -46,6 +46,7 @@ class Settings:
     jobs: int = 1
     memory_limit: int | None = None  # bytes of RSS before a cell is killed
     budget: Budget = field(default_factory=Budget)
+    fp8_on_cpu: Fp8OnCpu = Fp8OnCpu.KEEP
 
 
 def settings(
@@ -55,6 +56,7 @@ def settings(
     memory_limit: str | None = None,
     max_read_amplification: float | None = None,
     max_extra_rss: str | None = None,
+    fp8_on_cpu: str = Fp8OnCpu.KEEP,
 ) -> Settings:
     if jobs < 1 or timeout <= 0:
         raise PlanError("--jobs must be >= 1 and --timeout > 0")
@@ -66,7 +68,7 @@ def settings(
         budget = Budget.parse(max_read_amplification, max_extra_rss)
     except BudgetError as e:
         raise PlanError(str(e)) from None
-    return Settings(Grade(require), timeout, jobs, limit, budget)
+    return Settings(Grade(require), timeout, jobs, limit, budget, Fp8OnCpu(fp8_on_cpu))
 
 
 def _fixtures(selection: Selection) -> list:

@@ -9,6 +9,7 @@ cannot lose anything but this cell.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -27,6 +28,16 @@ def _failure(stage: Stage, e: BaseException) -> dict[str, str]:
     where = f"{Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
     message = str(e).strip().splitlines()[0][:500] if str(e).strip() else ""
     return asdict(Failure(stage, type(e).__name__, message, where))
+
+
+def _fp8_loading(option: str, fixture: Path) -> contextlib.AbstractContextManager[None]:
+    """`--fp8-on-cpu keep`: a fine-grained FP8 checkpoint stays float8 on this CPU-only machine."""
+    config = json.loads((fixture / "config.json").read_text())
+    if option != "keep" or config.get("quantization_config", {}).get("quant_method") != "fp8":
+        return contextlib.nullcontext()
+    from offload_conformance.harness.run.fp8_on_cpu import keep_fp8_quantized
+
+    return keep_fp8_quantized()  # a no-op where a GPU or XPU is present: the quantizer keeps FP8 there
 
 
 def run(request: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +69,8 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         kwargs = mode.load_kwargs(skeleton, offload)
         del skeleton
         t0 = time.perf_counter()
-        model = AutoModelForCausalLM.from_pretrained(fixture, dtype=dtype, **kwargs)
+        with _fp8_loading(request.get("fp8_on_cpu", "keep"), fixture):
+            model = AutoModelForCausalLM.from_pretrained(fixture, dtype=dtype, **kwargs)
         mode.after_load(model, offload)
         report["load_seconds"] = time.perf_counter() - t0
         report["hf_device_map"] = getattr(model, "hf_device_map", None)

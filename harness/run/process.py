@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from offload_conformance.harness.outcomes import Stage
+from offload_conformance.harness.outcomes import Fp8OnCpu, Stage
 from offload_conformance.harness.plan.cells import Cell
 from offload_conformance.harness.results import Failure, SaveCost
 from offload_conformance.harness.run.cell import PRELOAD, serve
@@ -94,7 +94,14 @@ def _watch(proc: multiprocessing.process.BaseProcess, timeout: float, memory_lim
             return Failure(Stage.PROCESS, "memory-limit", what)
 
 
-def execute(cell: Cell, fixture_dir: Path, workdir: Path, timeout: float, memory_limit: int | None = None) -> Execution:
+def execute(
+    cell: Cell,
+    fixture_dir: Path,
+    workdir: Path,
+    timeout: float,
+    memory_limit: int | None = None,
+    fp8_on_cpu: Fp8OnCpu = Fp8OnCpu.KEEP,
+) -> Execution:
     """Load and save one cell in a process of its own; never raises for anything the cell does."""
     workdir = workdir.resolve()  # the cell must not depend on the working directory
     if workdir.exists():
@@ -106,6 +113,7 @@ def execute(cell: Cell, fixture_dir: Path, workdir: Path, timeout: float, memory
         "mode": cell.mode.name,
         "impl": cell.impl,
         "save_options": dict(cell.save_options),
+        "fp8_on_cpu": str(fp8_on_cpu),
         "save_dir": str(workdir / "saved"),
         "offload_dir": str(workdir / "offload"),
         "execution": str(done),
