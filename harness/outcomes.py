@@ -42,6 +42,7 @@ class FailureClass(StrEnum):
     PERMUTED = "permuted"
     META_OR_EMPTY = "meta-or-empty"
     UNREADABLE_FILE = "unreadable-file"
+    QUANTIZATION_CONFIG = "quantization-config"  # config.json's quantization_config lost or changed
     HEADER_METADATA = "header-metadata"
     INDEX = "index"
     SHARD_LAYOUT = "shard-layout"
@@ -66,6 +67,7 @@ CONTENT_CLASSES = frozenset(
         FailureClass.PERMUTED,
         FailureClass.META_OR_EMPTY,
         FailureClass.UNREADABLE_FILE,
+        FailureClass.QUANTIZATION_CONFIG,
     }
 )
 COST_CLASSES = frozenset({FailureClass.READ_AMPLIFICATION, FailureClass.MEMORY_BUDGET})

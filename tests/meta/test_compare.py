@@ -70,6 +70,14 @@ CASES: list[tuple[str, Callable[[Path], None], set[str], str | None]] = [
     ("file-set", lambda d: (write(d, base_tensors()), (d / "README.md").write_text("hi")), {"file-set"}, "tensors"),
     ("other-file", lambda d: write(d, base_tensors(), config='{"model_type": "other"}\n'), {"other-file"}, "tensors"),
     (
+        "quantization-config",
+        lambda d: write(
+            d, base_tensors(), config='{"model_type": "toy", "quantization_config": {"quant_method": "fp8"}}'
+        ),
+        {"quantization-config", "other-file"},
+        None,
+    ),
+    (
         "unreadable-file",
         lambda d: (write(d, base_tensors()), _truncate(d / "model.safetensors")),
         {"unreadable-file", "missing-tensor"},
