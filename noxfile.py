@@ -103,6 +103,22 @@ def conformance(session: nox.Session) -> None:
     _conformance(session, args, out or "conformance-out", verdict=True)
 
 
+# The sweep's cells: every generated fixture in the disk modes, both shard sizes, upstream and the reference.
+SWEEP_MODES = ["disk-full", "disk-partial", "experts-on-disk"]
+
+
+@nox.session(python=PYTHON)
+def sweep(session: nox.Session) -> None:
+    """Every architecture of the installed transformers whose load converts weights (and every MoE), built tiny
+    (`offload-conformance fixtures list --set all`), in the disk modes, both shard sizes, upstream and the
+    reference; sweep-out/. Fails on a failure not listed in the shipped known failures of the set. Arguments go
+    to `offload-conformance run` (e.g. --shard 1/4 for one CI job of four)."""
+    _install(session, "report")
+    modes = [arg for m in SWEEP_MODES for arg in ("--mode", m, "--mode", f"{m}+offload_buffers")]
+    out, args = _take(list(session.posargs), "--out")
+    _conformance(session, ["--set", "all", "--xfails", "auto", *modes, *args], out or "sweep-out", verdict=True)
+
+
 @nox.session(python=PYTHON)
 @nox.parametrize("transformers", TRANSFORMERS_VERSIONS)
 def matrix(session: nox.Session, transformers: str) -> None:

@@ -12,6 +12,7 @@ from typing import NoReturn
 
 from offload_conformance.fixtures import DEFAULT_FIXTURES, FixtureError, SpecError, coverage
 from offload_conformance.fixtures import by_name as fixture_by_name
+from offload_conformance.fixtures.sets import SETS, generated_set
 from offload_conformance.harness import merge
 from offload_conformance.harness.judge import gate
 from offload_conformance.harness.outcomes import Fp8OnCpu, Grade
@@ -20,6 +21,7 @@ from offload_conformance.harness.plan.cells import DEFAULT_SHARDS, SMALL_SHARDS
 from offload_conformance.harness.plan.impls import BUILTIN
 from offload_conformance.harness.plan.modes import MODES
 from offload_conformance.harness.report import history, terminal, write_reports
+from offload_conformance.harness.report.coverage import generated_table
 from offload_conformance.harness.report.coverage import table as coverage_table
 from offload_conformance.harness.results import RunResult
 
@@ -41,7 +43,14 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="offload-conformance", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="run conformance cells and compare with the in-memory save")
-    run.add_argument("--fixture", action="append", help="fixture name (repeatable; default: all default fixtures)")
+    run.add_argument(
+        "--set",
+        dest="fixture_set",
+        choices=SETS,
+        help="a fixture set (default: default; all: every"
+        " architecture of the installed transformers whose load converts weights, and every MoE)",
+    )
+    run.add_argument("--fixture", action="append", help="fixture name (repeatable; default: the whole set)")
     run.add_argument(
         "--spec",
         action="append",
@@ -136,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("modes", help="list offload modes")
     fx = sub.add_parser("fixtures", help="fixtures: 'list' prints the coverage table (generating what is missing)")
     fx.add_argument("action", nargs="?", choices=["list"], default="list")
+    fx.add_argument("--set", dest="fixture_set", choices=SETS, default="default", help="which set to list")
     return p
 
 
@@ -269,12 +279,20 @@ def _modes_list(args: argparse.Namespace) -> int:
 
 
 def _fixtures_list(args: argparse.Namespace) -> int:
-    print(coverage_table([coverage.describe(f) for f in DEFAULT_FIXTURES]))
+    if args.fixture_set == "default":
+        print(coverage_table([coverage.describe(f) for f in DEFAULT_FIXTURES]))
+        return 0
+    built, failed = generated_set()
+    print(generated_table(built))
+    print(f"\n{len(built)} architectures build; {len(failed)} cannot:")
+    for u in failed:
+        print(f"  {u.model_type}: {u.reason}")
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
     wanted = selection.Selection(
+        fixture_set=args.fixture_set,
         fixtures=tuple(args.fixture or ()),
         specs=tuple(args.spec or ()),
         modes=tuple(args.mode or ()),
@@ -300,7 +318,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file, not a directory")
     try:
-        known = known_failures.load(args.xfails) if args.xfails else known_failures.NONE
+        known = known_failures.load(args.xfails, args.fixture_set or "default") if args.xfails else known_failures.NONE
     except known_failures.KnownFailuresError as e:
         raise UsageError(str(e)) from None
     if args.xfails and str(args.xfails) == known_failures.AUTO and not known.source:

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from offload_conformance.reference_impl.offload import OffloadError, hooked_maps
-from offload_conformance.reference_impl.writer import DTYPES_BY_CODE
 from safetensors import SafetensorError, safe_open
 from torch import nn
+
+from offload_conformance.reference_impl.offload import OffloadError, hooked_maps
+from offload_conformance.reference_impl.writer import DTYPES_BY_CODE
 
 
 def _unwrap(weights_map: Mapping[str, Any], key: str) -> tuple[Any, str]:

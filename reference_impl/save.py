@@ -21,15 +21,16 @@ from pathlib import Path
 
 import torch
 from huggingface_hub import StateDictSplit
+from transformers import PreTrainedModel
+from transformers.core_model_loading import revert_weight_conversion
+from transformers.utils import SAFE_WEIGHTS_INDEX_NAME
+
 from offload_conformance.reference_impl import quantized
 from offload_conformance.reference_impl.atomic import replace_directory
 from offload_conformance.reference_impl.offload import read_offloaded
 from offload_conformance.reference_impl.preflight import preflight
 from offload_conformance.reference_impl.schedule import saved_state, schedule
 from offload_conformance.reference_impl.writer import StreamingWriter, TensorPlan
-from transformers import PreTrainedModel
-from transformers.core_model_loading import revert_weight_conversion
-from transformers.utils import SAFE_WEIGHTS_INDEX_NAME
 
 INDEX_NAME = SAFE_WEIGHTS_INDEX_NAME
 # The installed transformers' own default, so the reference shards as its in-memory save does.

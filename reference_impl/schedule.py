@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 
 import torch
 from huggingface_hub import StateDictSplit, split_state_dict_into_shards_factory
-from offload_conformance.reference_impl.offload import owner_of
 from torch import nn
 from transformers.core_model_loading import revert_weight_conversion
+
+from offload_conformance.reference_impl.offload import owner_of
 
 
 class ScheduleError(RuntimeError):

@@ -15,6 +15,11 @@ from pathlib import Path
 
 import torch
 from huggingface_hub import split_torch_state_dict_into_shards
+from safetensors.torch import save_file
+from transformers import PreTrainedModel
+from transformers.core_model_loading import revert_weight_conversion
+from transformers.modeling_utils import remove_tied_weights_from_state_dict
+
 from offload_conformance.reference_impl import quantized
 from offload_conformance.reference_impl.offload import Reader, materialized_state_dict, read_offloaded
 from offload_conformance.reference_impl.save import (
@@ -24,10 +29,6 @@ from offload_conformance.reference_impl.save import (
     save_config,
     write_index,
 )
-from safetensors.torch import save_file
-from transformers import PreTrainedModel
-from transformers.core_model_loading import revert_weight_conversion
-from transformers.modeling_utils import remove_tied_weights_from_state_dict
 
 StateDict = dict[str, torch.Tensor]
 

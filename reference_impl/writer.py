@@ -45,6 +45,7 @@ from types import TracebackType
 from typing import Self
 
 import torch
+
 from offload_conformance.reference_impl.atomic import fsync_dir
 
 __all__ = ["DTYPES_BY_CODE", "SUPPORTED_DTYPES", "StreamingWriter", "TensorPlan", "dtype_code", "header_bytes"]

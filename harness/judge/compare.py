@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
 from offload_conformance.harness.judge.checkpoint import (
     INDEX_NAME,
     TORCH_DTYPES,

@@ -42,18 +42,23 @@ def _fp8_loading(option: str, fixture: Path) -> contextlib.AbstractContextManage
 
 def run(request: dict[str, Any]) -> dict[str, Any]:
     import torch
+    import transformers
+    from transformers import AutoConfig, __version__
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
     from offload_conformance.fixtures.manifest import read_manifest
     from offload_conformance.harness.plan.impls import resolve
     from offload_conformance.harness.plan.modes import by_name
     from offload_conformance.harness.run.cost import measured
-    from transformers import AutoConfig, AutoModelForCausalLM, __version__
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
     fixture = Path(request["fixture_dir"])
     mode = by_name(request["mode"])
     offload = Path(request["offload_dir"])
     out = Path(request["save_dir"])
-    dtype = getattr(torch, read_manifest(fixture)["spec"]["dtype"])  # type: ignore[index]
+    spec = read_manifest(fixture)["spec"]
+    dtype = getattr(torch, spec["dtype"])  # type: ignore[index]
+    # Hand-written fixtures are causal LMs; a generated one names the Auto class that builds it.
+    auto = getattr(transformers, spec.get("auto_class", "AutoModelForCausalLM"))  # type: ignore[union-attr]
     report: dict[str, Any] = {"hf_device_map": None}
     stage = Stage.LOAD
     try:
@@ -65,12 +70,12 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             return report
         config = AutoConfig.from_pretrained(fixture)
         with torch.device("meta"):
-            skeleton = AutoModelForCausalLM.from_config(config, dtype=dtype)
+            skeleton = auto.from_config(config, dtype=dtype)
         kwargs = mode.load_kwargs(skeleton, offload)
         del skeleton
         t0 = time.perf_counter()
         with _fp8_loading(request.get("fp8_on_cpu", "keep"), fixture):
-            model = AutoModelForCausalLM.from_pretrained(fixture, dtype=dtype, **kwargs)
+            model = auto.from_pretrained(fixture, dtype=dtype, **kwargs)
         mode.after_load(model, offload)
         report["load_seconds"] = time.perf_counter() - t0
         report["hf_device_map"] = getattr(model, "hf_device_map", None)

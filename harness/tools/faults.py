@@ -18,13 +18,14 @@ from typing import Any
 
 import torch
 from huggingface_hub.constants import SAFETENSORS_INDEX_FILE
+from safetensors.torch import load_file, save_file
+
 from offload_conformance.harness.outcomes import FailureClass
 from offload_conformance.harness.outcomes import FailureClass as C
 from offload_conformance.harness.plan.impls import Saver
 from offload_conformance.reference_impl.offload import owner_of
 from offload_conformance.reference_impl.save import DEFAULT_MAX_SHARD_SIZE
 from offload_conformance.reference_impl.simple import StateDict, checkpoint_state, prepare_target, write_checkpoint
-from safetensors.torch import load_file, save_file
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from offload_conformance.harness.results import RunResult
 
 pytestmark = pytest.mark.e2e

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from offload_conformance.harness.run.fp8_on_cpu import fp8_parameters, keep_fp8_quantized
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, Qwen3MoeConfig
+
+from offload_conformance.harness.run.fp8_on_cpu import fp8_parameters, keep_fp8_quantized
 
 BLOCK = 16
 PLACEMENTS = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from offload_conformance.fixtures import by_name
 from offload_conformance.fixtures.catalog import layout_for
 from offload_conformance.harness.tools.faults import FAULTS

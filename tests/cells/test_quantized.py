@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from safetensors import safe_open
+
 from offload_conformance.fixtures import by_name
 from offload_conformance.harness.outcomes import Fp8OnCpu, Grade, Outcome
 from offload_conformance.harness.plan.cells import matrix
 from offload_conformance.harness.plan.modes import by_name as mode
 from offload_conformance.harness.plan.selection import Settings
 from offload_conformance.harness.run.runner import run_cells
-from safetensors import safe_open
 
 pytestmark = pytest.mark.e2e
 pytest.importorskip("compressed_tensors")  # the tests session installs it (extra "quant")

@@ -15,6 +15,7 @@ import venv
 from pathlib import Path
 
 import pytest
+
 from offload_conformance.harness.results import RunResult
 
 pytestmark = pytest.mark.e2e

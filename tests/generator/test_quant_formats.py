@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
+
 from offload_conformance.fixtures.quantization import ct_formats as qf
 
 ct = pytest.importorskip(

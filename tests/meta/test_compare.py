@@ -10,9 +10,9 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from offload_conformance.harness.judge.compare import compare
 from offload_conformance.harness.outcomes import COST_CLASSES, FailureClass
-
 from tests.ckpt import INDEX, base_tensors, write, write_reordered
 
 E0 = "model.layers.0.mlp.experts.0.up_proj.weight"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from importlib.metadata import version
 
 import pytest
-from offload_conformance.harness.plan import known_failures as kf
 
+from offload_conformance.harness.plan import known_failures as kf
 from tests.meta.documents import BASE
 
 

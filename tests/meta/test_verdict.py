@@ -11,7 +11,6 @@ from offload_conformance.harness.plan.cells import Cell
 from offload_conformance.harness.plan.modes import by_name
 from offload_conformance.harness.results import Failure
 from offload_conformance.harness.run.process import Execution
-
 from tests.ckpt import base_tensors, write
 
 CELL = Cell(DEFAULT_FIXTURES[0], by_name("disk-full"), "upstream")

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
+
 from offload_conformance.fixtures import by_name, generate
 from offload_conformance.harness.judge.compare import compare
 from offload_conformance.harness.plan.modes import by_name as mode
 from offload_conformance.reference_impl import OffloadError, SaveError, save_pretrained
-from safetensors.torch import save_file
 
 QWEN = by_name("qwen3_moe")
 FUSED = "model.layers.0.mlp.experts.gate_up_proj"
