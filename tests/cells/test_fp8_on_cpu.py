@@ -3,17 +3,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
-from transformers import AutoModelForCausalLM, Qwen3MoeConfig
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM
 
+from offload_conformance.fixtures import FixtureSpec, generate
 from offload_conformance.harness.run.fp8_on_cpu import fp8_parameters, keep_fp8_quantized
 
-BLOCK = 16
 PLACEMENTS = {
     "in-memory": {},
     "disk-full": {"device_map": "auto", "max_memory": {"cpu": 1}},
@@ -22,47 +21,10 @@ PLACEMENTS = {
 
 
 @pytest.fixture(scope="module")
-def fp8_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def fp8_checkpoint() -> Path:
     """The fixture generator's fp8-block layout: float8 weight + float32 weight_scale_inv (absmax / 448) per block,
     on every Linear but the head and the routers."""
-    root = tmp_path_factory.mktemp("fp8")
-    config = Qwen3MoeConfig(
-        vocab_size=128,
-        hidden_size=64,
-        intermediate_size=128,
-        moe_intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        num_experts=4,
-        num_experts_per_tok=2,
-        max_position_embeddings=128,
-    )
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).save_pretrained(root / "dense")
-    tensors = {}
-    for name, t in load_file(root / "dense" / "model.safetensors").items():
-        if t.ndim == 2 and name.endswith("proj.weight"):
-            rows, cols = t.shape
-            blocks = t.float().reshape(rows // BLOCK, BLOCK, cols // BLOCK, BLOCK)
-            scale = blocks.abs().amax(dim=(1, 3)) / torch.finfo(torch.float8_e4m3fn).max
-            tensors[name] = (blocks / scale[:, None, :, None]).reshape(rows, cols).to(torch.float8_e4m3fn)
-            tensors[f"{name}_scale_inv"] = scale
-        else:
-            tensors[name] = t
-    out = root / "fp8"
-    out.mkdir()
-    save_file(tensors, out / "model.safetensors", metadata={"format": "pt"})
-    cfg = json.loads((root / "dense" / "config.json").read_text())
-    cfg["quantization_config"] = {
-        "quant_method": "fp8",
-        "fmt": "e4m3",
-        "activation_scheme": "dynamic",
-        "weight_block_size": [BLOCK, BLOCK],
-    }
-    (out / "config.json").write_text(json.dumps(cfg))
-    return out
+    return generate(FixtureSpec(name="qwen3_moe_fp8_block", architecture="qwen3_moe", quantization="fp8-block"))
 
 
 def _tensors(d: Path) -> dict[str, tuple[torch.dtype, bytes]]:
