@@ -46,8 +46,19 @@ from typing import Self
 
 import torch
 from offload_conformance.reference_impl.atomic import fsync_dir
+from offload_conformance.reference_impl.transfer import copy_range
 
-__all__ = ["DTYPES_BY_CODE", "SUPPORTED_DTYPES", "StreamingWriter", "TensorPlan", "dtype_code", "header_bytes"]
+__all__ = [
+    "DTYPES_BY_CODE",
+    "SUPPORTED_DTYPES",
+    "FileRange",
+    "Part",
+    "StreamingWriter",
+    "TensorPlan",
+    "dtype_code",
+    "header_bytes",
+    "tensor_bytes",
+]
 
 # (torch dtype, safetensors code) in the declaration order of the Rust `Dtype` enum; the list
 # index is the sort rank. Only dtypes that `safetensors.torch.save_file` accepts are listed.
@@ -106,6 +117,19 @@ class TensorPlan:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", tuple(self.shape))  # accept torch.Size / list too
+
+
+@dataclass(frozen=True)
+class FileRange:
+    """`nbytes` bytes of the open file `fd` from byte `offset`: copied in the kernel, never read into memory."""
+
+    fd: int
+    offset: int
+    nbytes: int
+
+
+# A run of a tensor's bytes: in a file, or in memory.
+Part = FileRange | memoryview
 
 
 def _nbytes(dtype: torch.dtype, shape: tuple[int, ...]) -> int:
@@ -181,7 +205,7 @@ def header_bytes(plan: list[TensorPlan], metadata: dict[str, str] | None) -> tup
     return struct.pack("<Q", len(raw)) + raw, offsets
 
 
-def _tensor_bytes(tensor: torch.Tensor) -> memoryview:
+def tensor_bytes(tensor: torch.Tensor) -> memoryview:
     """The tensor's bytes as save_file writes them (little-endian, C order), zero-copy if possible."""
     t = tensor.detach()
     if t.device.type != "cpu":
@@ -253,10 +277,33 @@ class StreamingWriter:
             raise ValueError(f"tensor {name!r} has shape {tuple(tensor.shape)}, the plan says {plan.shape}")
         begin, end = self._offsets[name]
         if end > begin:
-            data = _tensor_bytes(tensor)
+            data = tensor_bytes(tensor)
             if len(data) != end - begin:  # pragma: no cover - guarded by the dtype/shape checks
                 raise ValueError(f"tensor {name!r} has {len(data)} bytes, expected {end - begin}")
             self._pwrite(data, self._base + begin)
+        self._written.add(name)
+
+    def write_parts(self, name: str, parts: list[Part]) -> None:
+        """Write one planned tensor from its bytes in order, given as runs in files or in memory (any
+        order across tensors; each name exactly once). The caller vouches that the bytes are those of
+        a tensor of the planned dtype and shape; their total length is checked."""
+        if self._fd is None:
+            raise ValueError(f"cannot write tensor {name!r}: writer for {self.path} is closed")
+        if name not in self._plan:
+            raise ValueError(f"tensor {name!r} is not in the plan for {self.path}")
+        if name in self._written:
+            raise ValueError(f"tensor {name!r} was already written to {self.path}")
+        begin, end = self._offsets[name]
+        total = sum(p.nbytes for p in parts)
+        if total != end - begin:
+            raise ValueError(f"tensor {name!r} has {total} bytes, expected {end - begin}")
+        pos = self._base + begin
+        for part in parts:
+            if isinstance(part, FileRange):
+                copy_range(part.fd, part.offset, self._fd, pos, part.nbytes)
+            else:
+                self._pwrite(part, pos)
+            pos += part.nbytes
         self._written.add(name)
 
     def close(self) -> None:
