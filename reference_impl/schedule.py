@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 import torch
 from huggingface_hub import StateDictSplit, split_state_dict_into_shards_factory
 from offload_conformance.reference_impl.offload import owner_of
+from offload_conformance.reference_impl.views import Piece, revert_traced
 from torch import nn
 from transformers.core_model_loading import revert_weight_conversion
+
+Views = dict[str, tuple[Piece, ...]]
 
 
 class ScheduleError(RuntimeError):
@@ -22,10 +25,13 @@ class ScheduleError(RuntimeError):
 
 @dataclass(frozen=True)
 class Group:
-    """In-memory tensors that revert together, and the checkpoint tensors they become."""
+    """In-memory tensors that revert together, and the checkpoint tensors they become. `views` gives,
+    per checkpoint tensor, the byte ranges of the sources it consists of, when the revert is pure data
+    movement (reference_impl.views); None sends the group through transformers' revert."""
 
     sources: tuple[str, ...]
     outputs: tuple[str, ...]
+    views: tuple[tuple[str, tuple[Piece, ...]], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -67,28 +73,82 @@ def _revert(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch
         raise ScheduleError(f"cannot revert {sorted(state)[:3]}...: {type(e).__name__}: {e}") from e
 
 
+def _traced(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], Views | None]:
+    try:
+        out, views = revert_traced(model, state)
+    except Exception as e:  # a partial group cannot revert: the caller groups it with its partners
+        raise ScheduleError(f"cannot revert {sorted(state)[:3]}...: {type(e).__name__}: {e}") from e
+    return out, views
+
+
+def _fits(out: dict[str, torch.Tensor], full: dict[str, torch.Tensor]) -> bool:
+    return all(n in full and full[n].shape == o.shape and full[n].dtype == o.dtype for n, o in out.items())
+
+
+def _group(names: list[str], out: dict[str, torch.Tensor], views: Views | None) -> Group:
+    return Group(tuple(names), tuple(out), None if views is None else tuple(views.items()))
+
+
+def _partners(lone: dict[str, set[str]]) -> list[list[str]]:
+    """Tensors that produce a checkpoint name in common when reverted alone (the parts of one
+    many-to-one output, e.g. HRM-Text's gate/q/k/v of one layer's `gqkv_proj`), joined transitively;
+    in state order."""
+    owner: dict[str, str] = {}  # output name -> the first tensor producing it
+    root = {name: name for name in lone}
+
+    def find(n: str) -> str:
+        while root[n] != n:
+            root[n] = root[root[n]]
+            n = root[n]
+        return n
+
+    for name, outputs in lone.items():
+        for o in outputs:
+            if o in owner:
+                root[find(name)] = find(owner[o])
+            else:
+                owner[o] = name
+    components: dict[str, list[str]] = {}
+    for name in lone:
+        components.setdefault(find(name), []).append(name)
+    return list(components.values())
+
+
 def _groups(model: nn.Module, meta: dict[str, torch.Tensor], full: dict[str, torch.Tensor]) -> list[Group]:
-    """Each in-memory tensor alone when it reverts alone to exactly the full revert's outputs
-    (renames, fused experts split per expert); tensors that only revert together (many-to-one,
-    e.g. the reverse of a Chunk) form one group."""
+    """Each in-memory tensor alone when it reverts alone to exactly the full revert's outputs (renames,
+    fused experts split per expert). Tensors that only revert together (many-to-one, e.g. the reverse
+    of a Chunk) are grouped per smallest set that does: the tensors whose lone reverts name the same
+    checkpoint tensor. Whatever still does not revert to the full revert's outputs forms one last
+    group, as large as it has to be."""
     groups: list[Group] = []
-    coupled: list[str] = []
+    lone: dict[str, set[str]] = {}
+    leftover: list[str] = []
     for name, t in meta.items():
         try:
-            out = _revert(model, {name: t})
+            out, views = _traced(model, {name: t})
         except ScheduleError:
-            coupled.append(name)
+            leftover.append(name)
             continue
-        if all(n in full and full[n].shape == o.shape and full[n].dtype == o.dtype for n, o in out.items()):
-            groups.append(Group((name,), tuple(out)))
+        if _fits(out, full):
+            groups.append(_group([name], out, views))
         else:
-            coupled.append(name)
-    if coupled:
-        out = _revert(model, {n: meta[n] for n in coupled})
-        groups.append(Group(tuple(coupled), tuple(out)))
+            lone[name] = set(out)
+    for names in _partners(lone):
+        try:
+            out, views = _traced(model, {n: meta[n] for n in names})
+        except ScheduleError:
+            leftover += names
+            continue
+        if _fits(out, full):
+            groups.append(_group(names, out, views))
+        else:
+            leftover += names
+    if leftover:
+        out, views = _traced(model, {n: meta[n] for n in leftover})
+        groups.append(_group(leftover, out, views))
     produced = [n for g in groups for n in g.outputs]
     if sorted(produced) != sorted(full):
-        raise ScheduleError("reverting tensor by tensor does not give the checkpoint the full revert gives")
+        raise ScheduleError("reverting group by group does not give the checkpoint the full revert gives")
     return groups
 
 
