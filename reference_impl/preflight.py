@@ -12,18 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from offload_conformance.reference_impl.offload import OffloadError, hooked_maps
+from offload_conformance.reference_impl.offload import OffloadError, hooked_maps, unwrap
 from offload_conformance.reference_impl.writer import DTYPES_BY_CODE
 from safetensors import SafetensorError, safe_open
 from torch import nn
-
-
-def _unwrap(weights_map: Mapping[str, Any], key: str) -> tuple[Any, str]:
-    """(the storage behind accelerate's PrefixedDataset wrappers, the key it stores under)."""
-    while hasattr(weights_map, "dataset") and hasattr(weights_map, "prefix"):
-        key = f"{weights_map.prefix}{key}"
-        weights_map = weights_map.dataset
-    return weights_map, key
 
 
 def _within(path: Path, roots: list[Path]) -> bool:
@@ -74,7 +66,7 @@ def _check_dat(name: str, key: str, entry: dict[str, Any], expected: torch.Tenso
 
 def _checked(name: str, tensor: torch.Tensor, weights_map: Mapping[str, Any], key: str, source: Path) -> bool:
     """Whether this weights map holds `name` (checking its storage if so)."""
-    store, key = _unwrap(weights_map, key)
+    store, key = unwrap(weights_map, key)
     if key in getattr(store, "state_dict", {}) or (isinstance(store, dict) and key in store):
         return True  # held in RAM (cpu_offload)
     index = getattr(store, "index", None)

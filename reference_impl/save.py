@@ -1,11 +1,14 @@
 """Offload-aware save_pretrained, streaming: the checkpoint an in-memory save would write.
 
-The checkpoint is scheduled first with no data read (reference_impl.schedule). Then each group of
-in-memory tensors is read from offload storage once, reverted to checkpoint tensors with
-transformers' own conversion machinery, written straight into its place in its shard file
-(reference_impl.writer computes every header up front), and freed: memory holds one group at a
-time, whatever max_shard_size is. Everything is written into a new directory beside the target,
-which then replaces the target in one atomic rename, so a crash leaves the old save or the new one.
+The checkpoint is scheduled first with no data read (reference_impl.schedule). Where a group's
+revert only moves bytes (renames, fused experts split per expert, many-to-one concatenation;
+reference_impl.views), each checkpoint tensor is copied from its sources' byte ranges in the offload
+files straight into its place in its shard file, inside the kernel (reference_impl.sources,
+reference_impl.transfer): no tensor is built. Any other group is read from offload storage once,
+reverted with transformers' own conversion machinery, written and freed: memory holds one group at
+a time, whatever max_shard_size is. reference_impl.writer computes every header up front.
+Everything is written into a new directory beside the target, which then replaces the target in one
+atomic rename, so a crash leaves the old save or the new one.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from pathlib import Path
 import torch
 from huggingface_hub import StateDictSplit
 from offload_conformance.reference_impl.atomic import replace_directory
-from offload_conformance.reference_impl.offload import read_offloaded
+from offload_conformance.reference_impl.offload import OffloadError, read_offloaded
 from offload_conformance.reference_impl.preflight import preflight
 from offload_conformance.reference_impl.schedule import saved_state, schedule
+from offload_conformance.reference_impl.sources import Sources
 from offload_conformance.reference_impl.writer import StreamingWriter, TensorPlan
 from transformers import PreTrainedModel
 from transformers.core_model_loading import revert_weight_conversion
@@ -100,6 +104,7 @@ def save_pretrained(
         save_config(model, staging)
         shard_of = checkpoint.split.tensor_to_filename
         with ExitStack() as stack:
+            sources = stack.enter_context(Sources(model, state))
             writers = {
                 filename: stack.enter_context(
                     StreamingWriter(
@@ -111,12 +116,20 @@ def save_pretrained(
                 for filename, names in checkpoint.split.filename_to_tensors.items()
             }
             for group in checkpoint.groups:
-                sources = {n: _load(model, n, state[n]) for n in group.sources}
-                for name, tensor in revert_weight_conversion(model, sources).items():
+                if group.views is not None:  # byte ranges of the sources: copied, never materialized
+                    for name, parts in sources.parts(group.views).items():
+                        writers[shard_of[name]].write_parts(name, parts)
+                    continue
+                # transformers' own revert, one group in memory at a time (reference_impl.views says which)
+                tensors = {n: _load(model, n, state[n]) for n in group.sources}
+                for name, tensor in revert_weight_conversion(model, tensors).items():
                     writers[shard_of[name]].write(name, tensor)
-                del sources
+                del tensors
         write_index(model, checkpoint.split, staging)
         replace_directory(staging, target, keep=_kept(target, set(checkpoint.split.filename_to_tensors)))
+    except EOFError as e:  # an offload file shortened after preflight checked it
+        shutil.rmtree(staging, ignore_errors=True)
+        raise OffloadError(f"reading offloaded data failed: {e}; the target is unchanged") from None
     except OSError as e:
         shutil.rmtree(staging, ignore_errors=True)
         raise SaveError(f"writing {target} failed ({e.strerror or e}); the target is unchanged") from None

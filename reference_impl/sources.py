@@ -1,0 +1,91 @@
+"""The bytes of a group's in-memory tensors, as the writer takes them: file ranges or memory.
+
+An offloaded tensor that accelerate keeps in a file (reference_impl.storage) is a range of that
+file: the writer copies from it in the kernel, and nothing of it enters this process. Any other
+tensor (in RAM, on the CPU, or in a storage only accelerate knows) is read once through its
+weights_map and written from memory. Each source is resolved once per group, so a fused tensor
+split into many checkpoint tensors is still read once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import torch
+from offload_conformance.reference_impl.offload import OffloadError, read_offloaded
+from offload_conformance.reference_impl.storage import Locator
+from offload_conformance.reference_impl.views import Piece
+from offload_conformance.reference_impl.writer import FileRange, Part, tensor_bytes
+from torch import nn
+
+# Source files kept open across groups: a checkpoint shard the offload index points into serves many.
+_OPEN_FILES = 64
+
+
+class Sources:
+    """Resolves Pieces of a model's state to Parts; a context manager that closes the files it opened."""
+
+    def __init__(self, model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+        self._model = model
+        self._state = state
+        self._locator = Locator()
+        self._fds: OrderedDict[Path, int] = OrderedDict()
+
+    def _fd(self, path: Path) -> int:
+        if path in self._fds:
+            self._fds.move_to_end(path)
+            return self._fds[path]
+        if len(self._fds) >= _OPEN_FILES:
+            os.close(self._fds.popitem(last=False)[1])
+        self._fds[path] = os.open(path, os.O_RDONLY)
+        return self._fds[path]
+
+    def _resolve(self, name: str) -> FileRange | memoryview | torch.Tensor:
+        tensor = self._state[name]
+        if tensor.device.type != "meta":
+            return tensor
+        span = self._locator.span(self._model, name, tensor)
+        if span is None:
+            return read_offloaded(self._model, name)
+        return FileRange(self._fd(span.path), span.offset, span.nbytes)
+
+    def parts(self, views: tuple[tuple[str, tuple[Piece, ...]], ...]) -> dict[str, list[Part]]:
+        """Each checkpoint tensor of a group, as the Parts its bytes are made of."""
+        resolved: dict[str, FileRange | memoryview] = {}
+        held: list[torch.Tensor] = []  # tensors read for this group stay alive while their bytes are used
+        for _, pieces in views:
+            for p in pieces:
+                if p.source not in resolved:
+                    where = self._resolve(p.source)
+                    if isinstance(where, torch.Tensor):
+                        held.append(where)
+                        where = tensor_bytes(where)
+                    resolved[p.source] = where
+        out: dict[str, list[Part]] = {}
+        for name, pieces in views:
+            out[name] = []
+            for p in pieces:
+                where = resolved[p.source]
+                if isinstance(where, FileRange):
+                    if p.offset + p.nbytes > where.nbytes:
+                        raise OffloadError(f"offloaded {p.source}: a range past its end was asked for")
+                    out[name].append(FileRange(where.fd, where.offset + p.offset, p.nbytes))
+                else:
+                    out[name].append(where[p.offset : p.offset + p.nbytes])
+        return out
+
+    def close(self) -> None:
+        while self._fds:
+            os.close(self._fds.popitem()[1])
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
