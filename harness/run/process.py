@@ -94,8 +94,16 @@ def _watch(proc: multiprocessing.process.BaseProcess, timeout: float, memory_lim
             return Failure(Stage.PROCESS, "memory-limit", what)
 
 
-def execute(cell: Cell, fixture_dir: Path, workdir: Path, timeout: float, memory_limit: int | None = None) -> Execution:
-    """Load and save one cell in a process of its own; never raises for anything the cell does."""
+def execute(
+    cell: Cell,
+    fixture_dir: Path,
+    workdir: Path,
+    timeout: float,
+    memory_limit: int | None = None,
+    sync_before_save: bool = False,
+) -> Execution:
+    """Load and save one cell in a process of its own; never raises for anything the cell does.
+    `sync_before_save`: write back all dirty data between the load and the save (the bench)."""
     workdir = workdir.resolve()  # the cell must not depend on the working directory
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -110,6 +118,7 @@ def execute(cell: Cell, fixture_dir: Path, workdir: Path, timeout: float, memory
         "offload_dir": str(workdir / "offload"),
         "execution": str(done),
         "log": str(log),
+        "sync_before_save": sync_before_save,
     }
     (workdir / "request.json").write_text(json.dumps(request, indent=2))
     t0 = time.perf_counter()
