@@ -115,16 +115,23 @@ def save_pretrained(
                 )
                 for filename, names in checkpoint.split.filename_to_tensors.items()
             }
+            # transformers' own revert, one group in memory at a time (reference_impl.views says which)
             for group in checkpoint.groups:
-                if group.views is not None:  # byte ranges of the sources: copied, never materialized
-                    for name, parts in sources.parts(group.views).items():
-                        writers[shard_of[name]].write_parts(name, parts)
-                    continue
-                # transformers' own revert, one group in memory at a time (reference_impl.views says which)
-                tensors = {n: _load(model, n, state[n]) for n in group.sources}
-                for name, tensor in revert_weight_conversion(model, tensors).items():
-                    writers[shard_of[name]].write(name, tensor)
-                del tensors
+                if group.views is None:
+                    tensors = {n: _load(model, n, state[n]) for n in group.sources}
+                    for name, tensor in revert_weight_conversion(model, tensors).items():
+                        writers[shard_of[name]].write(name, tensor)
+                    del tensors
+            # Byte ranges of the sources, copied in file order: nothing is built, each shard is written
+            # front to back (its writeback streams behind the copy) and closed once it is complete.
+            rank = {filename: i for i, filename in enumerate(writers)}
+            views = [v for g in checkpoint.groups if g.views is not None for v in g.views]
+            views.sort(key=lambda v: (rank[shard_of[v[0]]], writers[shard_of[v[0]]].offset(v[0])))
+            for name, parts in sources.in_order(views):
+                writer = writers[shard_of[name]]
+                writer.write_parts(name, parts)
+                if writer.complete:
+                    writer.close()
         write_index(model, checkpoint.split, staging)
         replace_directory(staging, target, keep=_kept(target, set(checkpoint.split.filename_to_tensors)))
     except EOFError as e:  # an offload file shortened after preflight checked it

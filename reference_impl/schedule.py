@@ -89,29 +89,42 @@ def _group(names: list[str], out: dict[str, torch.Tensor], views: Views | None) 
     return Group(tuple(names), tuple(out), None if views is None else tuple(views.items()))
 
 
-def _partners(lone: dict[str, set[str]]) -> list[list[str]]:
-    """Tensors that produce a checkpoint name in common when reverted alone (the parts of one
-    many-to-one output, e.g. HRM-Text's gate/q/k/v of one layer's `gqkv_proj`), joined transitively;
-    in state order."""
-    owner: dict[str, str] = {}  # output name -> the first tensor producing it
-    root = {name: name for name in lone}
+def _components(links: dict[str, set[str]]) -> list[list[str]]:
+    """The keys of `links` joined, transitively, when they link to a value in common; in key order."""
+    owner: dict[str, str] = {}  # value -> the first key linking to it
+    root = {key: key for key in links}
 
-    def find(n: str) -> str:
-        while root[n] != n:
-            root[n] = root[root[n]]
-            n = root[n]
-        return n
+    def find(k: str) -> str:
+        while root[k] != k:
+            root[k] = root[root[k]]
+            k = root[k]
+        return k
 
-    for name, outputs in lone.items():
-        for o in outputs:
-            if o in owner:
-                root[find(name)] = find(owner[o])
+    for key, values in links.items():
+        for v in values:
+            if v in owner:
+                root[find(key)] = find(owner[v])
             else:
-                owner[o] = name
+                owner[v] = key
     components: dict[str, list[str]] = {}
-    for name in lone:
-        components.setdefault(find(name), []).append(name)
+    for key in links:
+        components.setdefault(find(key), []).append(key)
     return list(components.values())
+
+
+def _view_groups(model: nn.Module, meta: dict[str, torch.Tensor], full: dict[str, torch.Tensor]) -> list[Group] | None:
+    """One traced revert of the whole state: when every checkpoint tensor is byte ranges of in-memory
+    tensors, the groups are read off the ranges (checkpoint tensors sharing a source go together), with
+    no revert per tensor. None when some conversion is not pure data movement."""
+    out, views = _traced(model, meta)
+    if views is None or list(out) != list(full) or not _fits(out, full):
+        return None
+    order = {name: i for i, name in enumerate(meta)}
+    groups = []
+    for outputs in _components({name: {p.source for p in pieces} for name, pieces in views.items()}):
+        sources = sorted({p.source for o in outputs for p in views[o]}, key=order.__getitem__)
+        groups.append(Group(tuple(sources), tuple(outputs), tuple((o, views[o]) for o in outputs)))
+    return groups
 
 
 def _groups(model: nn.Module, meta: dict[str, torch.Tensor], full: dict[str, torch.Tensor]) -> list[Group]:
@@ -133,7 +146,9 @@ def _groups(model: nn.Module, meta: dict[str, torch.Tensor], full: dict[str, tor
             groups.append(_group([name], out, views))
         else:
             lone[name] = set(out)
-    for names in _partners(lone):
+    # Tensors that name a checkpoint tensor in common when reverted alone are the parts of one
+    # many-to-one output (e.g. HRM-Text's gate/q/k/v of one layer's `gqkv_proj`).
+    for names in _components(lone):
         try:
             out, views = _traced(model, {n: meta[n] for n in names})
         except ScheduleError:
@@ -156,7 +171,7 @@ def schedule(model: nn.Module, max_shard_size: int | str) -> Schedule:
     state = saved_state(model)
     meta = {n: _meta(t) for n, t in state.items()}
     full = _revert(model, meta)  # checkpoint names, in the order the in-memory save plans them
-    groups = _groups(model, meta, full)
+    groups = _view_groups(model, meta, full) or _groups(model, meta, full)
 
     # The in-memory save hands huggingface_hub real tensors, and its planner keeps tensors that
     # share a storage in one shard, counted once at the storage's size. Meta tensors keep the same

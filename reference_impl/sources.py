@@ -3,14 +3,15 @@
 An offloaded tensor that accelerate keeps in a file (reference_impl.storage) is a range of that
 file: the writer copies from it in the kernel, and nothing of it enters this process. Any other
 tensor (in RAM, on the CPU, or in a storage only accelerate knows) is read once through its
-weights_map and written from memory. Each source is resolved once per group, so a fused tensor
-split into many checkpoint tensors is still read once.
+weights_map and written from memory. Each source is resolved once, so a fused tensor split into
+many checkpoint tensors is still read once.
 """
 
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
+from collections import Counter, OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -44,39 +45,38 @@ class Sources:
         self._fds[path] = os.open(path, os.O_RDONLY)
         return self._fds[path]
 
-    def _resolve(self, name: str) -> FileRange | memoryview | torch.Tensor:
+    def _resolve(self, name: str) -> tuple[FileRange | memoryview, torch.Tensor | None]:
+        """Where the source's bytes are, and the tensor that must stay alive while they are used."""
         tensor = self._state[name]
-        if tensor.device.type != "meta":
-            return tensor
-        span = self._locator.span(self._model, name, tensor)
-        if span is None:
-            return read_offloaded(self._model, name)
-        return FileRange(self._fd(span.path), span.offset, span.nbytes)
+        if tensor.device.type == "meta":
+            span = self._locator.span(self._model, name, tensor)
+            if span is not None:
+                return FileRange(self._fd(span.path), span.offset, span.nbytes), None
+            tensor = read_offloaded(self._model, name)
+        return tensor_bytes(tensor), tensor
 
-    def parts(self, views: tuple[tuple[str, tuple[Piece, ...]], ...]) -> dict[str, list[Part]]:
-        """Each checkpoint tensor of a group, as the Parts its bytes are made of."""
-        resolved: dict[str, FileRange | memoryview] = {}
-        held: list[torch.Tensor] = []  # tensors read for this group stay alive while their bytes are used
-        for _, pieces in views:
+    def in_order(self, views: list[tuple[str, tuple[Piece, ...]]]) -> Iterator[tuple[str, list[Part]]]:
+        """Each checkpoint tensor of `views`, in that order, as the Parts its bytes are made of. Each
+        source is resolved once, and let go after the last checkpoint tensor that uses it."""
+        left = Counter(p.source for _, pieces in views for p in pieces)
+        resolved: dict[str, tuple[FileRange | memoryview, torch.Tensor | None]] = {}
+        for name, pieces in views:
+            parts: list[Part] = []
             for p in pieces:
                 if p.source not in resolved:
-                    where = self._resolve(p.source)
-                    if isinstance(where, torch.Tensor):
-                        held.append(where)
-                        where = tensor_bytes(where)
-                    resolved[p.source] = where
-        out: dict[str, list[Part]] = {}
-        for name, pieces in views:
-            out[name] = []
-            for p in pieces:
-                where = resolved[p.source]
+                    resolved[p.source] = self._resolve(p.source)
+                where = resolved[p.source][0]
                 if isinstance(where, FileRange):
                     if p.offset + p.nbytes > where.nbytes:
                         raise OffloadError(f"offloaded {p.source}: a range past its end was asked for")
-                    out[name].append(FileRange(where.fd, where.offset + p.offset, p.nbytes))
+                    parts.append(FileRange(where.fd, where.offset + p.offset, p.nbytes))
                 else:
-                    out[name].append(where[p.offset : p.offset + p.nbytes])
-        return out
+                    parts.append(where[p.offset : p.offset + p.nbytes])
+            yield name, parts
+            for p in pieces:
+                left[p.source] -= 1
+                if not left[p.source]:
+                    del resolved[p.source]
 
     def close(self) -> None:
         while self._fds:

@@ -149,13 +149,14 @@ def revert_traced(
         out = revert_weight_conversion(model, inputs)
     finally:
         _impure.reset(token)
-    plain = {name: torch.empty(t.shape, dtype=t.dtype, device="meta") for name, t in out.items()}
-    if impure:
-        return plain, None
-    views: dict[str, tuple[Piece, ...]] = {}
-    for name, t in out.items():
-        pieces = _pieces(t, sources)
-        if pieces is None or sum(p.nbytes for p in pieces) != t.numel() * t.element_size():
+    with torch._C.DisableTorchFunctionSubclass():  # reading the results needs no watching
+        plain = {name: torch.empty(t.shape, dtype=t.dtype, device="meta") for name, t in out.items()}
+        if impure:
             return plain, None
-        views[name] = tuple(p for p in pieces if p.nbytes)
+        views: dict[str, tuple[Piece, ...]] = {}
+        for name, t in out.items():
+            pieces = _pieces(t, sources)
+            if pieces is None or sum(p.nbytes for p in pieces) != t.numel() * t.element_size():
+                return plain, None
+            views[name] = tuple(p for p in pieces if p.nbytes)
     return plain, views

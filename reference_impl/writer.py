@@ -47,6 +47,7 @@ from typing import Self
 import torch
 from offload_conformance.reference_impl.atomic import fsync_dir
 from offload_conformance.reference_impl.transfer import copy_range
+from offload_conformance.reference_impl.writeback import Writeback
 
 __all__ = [
     "DTYPES_BY_CODE",
@@ -239,6 +240,7 @@ class StreamingWriter:
         # O_EXCL on a fresh name, mode 0o600: save_file 0.8.0 also writes a sibling tempfile
         # (Rust `tempfile`, 0o600) and renames it over `path`, so the final modes agree too.
         self._fd: int | None = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._writeback = Writeback(self._fd)
         try:
             total = self._base + max((end for _, end in offsets.values()), default=0)
             os.ftruncate(self._fd, total)
@@ -255,6 +257,15 @@ class StreamingWriter:
     def missing(self) -> list[str]:
         """Planned tensors not yet written, in plan order."""
         return [name for name in self._plan if name not in self._written]
+
+    @property
+    def complete(self) -> bool:
+        """Every planned tensor is written."""
+        return len(self._written) == len(self._plan)
+
+    def offset(self, name: str) -> int:
+        """Where the planned tensor `name`'s bytes start in the file."""
+        return self._base + self._offsets[name][0]
 
     def _pwrite(self, data: memoryview, pos: int) -> None:
         assert self._fd is not None
@@ -281,6 +292,7 @@ class StreamingWriter:
             if len(data) != end - begin:  # pragma: no cover - guarded by the dtype/shape checks
                 raise ValueError(f"tensor {name!r} has {len(data)} bytes, expected {end - begin}")
             self._pwrite(data, self._base + begin)
+            self._writeback.wrote(self._base + begin, end - begin)
         self._written.add(name)
 
     def write_parts(self, name: str, parts: list[Part]) -> None:
@@ -304,6 +316,7 @@ class StreamingWriter:
             else:
                 self._pwrite(part, pos)
             pos += part.nbytes
+        self._writeback.wrote(self._base + begin, total)
         self._written.add(name)
 
     def close(self) -> None:

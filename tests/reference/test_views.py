@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 import torch
 from offload_conformance.fixtures import by_name, generate
-from offload_conformance.reference_impl.schedule import saved_state, schedule
+from offload_conformance.reference_impl.schedule import _groups, saved_state, schedule
 from offload_conformance.reference_impl.views import revert_traced
 from offload_conformance.reference_impl.writer import tensor_bytes
 from transformers import AutoModelForCausalLM
@@ -62,16 +62,25 @@ def _hrm(layers: int) -> torch.nn.Module:
     return AutoModelForCausalLM.from_pretrained(generate(spec), dtype=torch.bfloat16)
 
 
-def test_many_to_one_groups_are_per_fused_tensor_whatever_the_depth() -> None:
+@pytest.mark.parametrize("grouping", ["read off the byte ranges", "revert tensor by tensor"])
+def test_many_to_one_groups_are_per_fused_tensor_whatever_the_depth(grouping: str) -> None:
+    """Both ways of grouping: from one traced revert (every conversion a byte move), and tensor by
+    tensor (what a model with any other conversion gets)."""
     sizes = {}
     for layers in (2, 5):
-        plan = schedule(_hrm(layers), "50GB")
-        coupled = [g for g in plan.groups if len(g.sources) > 1]
+        model = _hrm(layers)
+        if grouping == "revert tensor by tensor":
+            meta = {n: torch.empty(t.shape, dtype=t.dtype, device="meta") for n, t in saved_state(model).items()}
+            groups = _groups(model, meta, revert_weight_conversion(model, dict(meta)))
+        else:
+            groups = list(schedule(model, "50GB").groups)
+        coupled = [g for g in groups if len(g.sources) > 1]
         # one group per fused checkpoint tensor: gqkv_proj (gate, q, k, v) and gate_up_proj (gate, up)
         assert len(coupled) == 2 * 2 * layers  # two stacks
         for g in coupled:
             assert len(g.outputs) == 1 and len({s.rsplit(".", 3)[0] for s in g.sources}) == 1, g
-        sizes[layers] = max(len(g.sources) for g in plan.groups)
+            assert g.views is not None
+        sizes[layers] = max(len(g.sources) for g in groups)
     assert sizes[2] == sizes[5] == 4
 
 

@@ -360,3 +360,18 @@ def test_write_parts_checks_the_length_and_a_short_source(tmp_path: Path) -> Non
     finally:
         os.close(fd)
     no_leftovers(tmp_path, "short.bin")
+
+
+def test_writeback_is_requested_for_the_range_written_since_the_last_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    from offload_conformance.reference_impl import writeback
+
+    calls: list[tuple[int, int, int, int]] = []
+    monkeypatch.setattr(writeback, "_FN", lambda *args: calls.append(args) or 0)
+    monkeypatch.setattr(writeback, "EVERY", 100)
+    wb = writeback.Writeback(7)
+    wb.wrote(1000, 60)
+    assert calls == []
+    wb.wrote(1060, 60)  # 120 bytes pending: one request for [1000, 1120)
+    wb.wrote(1120, 30)
+    wb.wrote(500, 80)  # out of order (a group transformers reverted): the range grows to cover it
+    assert calls == [(7, 1000, 120, 2), (7, 500, 650, 2)]
