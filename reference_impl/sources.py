@@ -18,7 +18,7 @@ from typing import Self
 
 import torch
 from offload_conformance.reference_impl.offload import OffloadError, read_offloaded
-from offload_conformance.reference_impl.storage import Locator
+from offload_conformance.reference_impl.storage import FileSpan, Locator
 from offload_conformance.reference_impl.views import Piece
 from offload_conformance.reference_impl.writer import FileRange, Part, tensor_bytes
 from torch import nn
@@ -39,40 +39,46 @@ class Sources:
     def _fd(self, path: Path) -> int:
         if path in self._fds:
             self._fds.move_to_end(path)
-            return self._fds[path]
-        if len(self._fds) >= _OPEN_FILES:
-            os.close(self._fds.popitem(last=False)[1])
-        self._fds[path] = os.open(path, os.O_RDONLY)
+        else:
+            self._fds[path] = os.open(path, os.O_RDONLY)
         return self._fds[path]
 
-    def _resolve(self, name: str) -> tuple[FileRange | memoryview, torch.Tensor | None]:
+    def _trim(self) -> None:
+        """Close the least recently used files beyond _OPEN_FILES. Only between checkpoint tensors:
+        a descriptor handed out in a Part must stay open (and unreused) until that Part is written."""
+        while len(self._fds) > _OPEN_FILES:
+            os.close(self._fds.popitem(last=False)[1])
+
+    def _resolve(self, name: str) -> tuple[FileSpan | memoryview, torch.Tensor | None]:
         """Where the source's bytes are, and the tensor that must stay alive while they are used."""
         tensor = self._state[name]
         if tensor.device.type == "meta":
             span = self._locator.span(self._model, name, tensor)
             if span is not None:
-                return FileRange(self._fd(span.path), span.offset, span.nbytes), None
+                return span, None
             tensor = read_offloaded(self._model, name)
         return tensor_bytes(tensor), tensor
 
     def in_order(self, views: list[tuple[str, tuple[Piece, ...]]]) -> Iterator[tuple[str, list[Part]]]:
-        """Each checkpoint tensor of `views`, in that order, as the Parts its bytes are made of. Each
-        source is resolved once, and let go after the last checkpoint tensor that uses it."""
+        """Each checkpoint tensor of `views`, in that order, as the Parts its bytes are made of (to be
+        written before the next is asked for). Each source is resolved once, and let go after the last
+        checkpoint tensor that uses it."""
         left = Counter(p.source for _, pieces in views for p in pieces)
-        resolved: dict[str, tuple[FileRange | memoryview, torch.Tensor | None]] = {}
+        resolved: dict[str, tuple[FileSpan | memoryview, torch.Tensor | None]] = {}
         for name, pieces in views:
             parts: list[Part] = []
             for p in pieces:
                 if p.source not in resolved:
                     resolved[p.source] = self._resolve(p.source)
                 where = resolved[p.source][0]
-                if isinstance(where, FileRange):
+                if isinstance(where, FileSpan):
                     if p.offset + p.nbytes > where.nbytes:
                         raise OffloadError(f"offloaded {p.source}: a range past its end was asked for")
-                    parts.append(FileRange(where.fd, where.offset + p.offset, p.nbytes))
+                    parts.append(FileRange(self._fd(where.path), where.offset + p.offset, p.nbytes))
                 else:
                     parts.append(where[p.offset : p.offset + p.nbytes])
             yield name, parts
+            self._trim()
             for p in pieces:
                 left[p.source] -= 1
                 if not left[p.source]:
