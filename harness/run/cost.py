@@ -179,6 +179,7 @@ def measured(model: torch.nn.Module) -> Iterator[list[SaveCost]]:
     from accelerate.utils.offload import PrefixedDataset
 
     offloaded, largest = model_sizes(model)
+    file_reads = FileReads(offload_files(model))  # before the baseline: the save must not pay for it
     counter = [0]
     real_getitem = PrefixedDataset.__getitem__
 
@@ -201,7 +202,6 @@ def measured(model: torch.nn.Module) -> Iterator[list[SaveCost]]:
                 peak_anon[0] = now
 
     sampler = threading.Thread(target=sample, daemon=True)
-    file_reads = FileReads(offload_files(model))
     can_peak = _reset_peak()
     PrefixedDataset.__getitem__ = counting_getitem  # type: ignore[method-assign]
     file_reads.install()
