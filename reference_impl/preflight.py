@@ -112,10 +112,11 @@ def _checked(
     return True
 
 
-def preflight(model: nn.Module) -> None:
+def preflight(model: nn.Module, state: dict[str, torch.Tensor] | None = None) -> None:
+    """Check the storage of every offloaded tensor of `state` (default: the whole state dict)."""
     source = Path(getattr(model, "name_or_path", "") or ".")
     files = _Files()
-    for name, tensor in model.state_dict().items():
+    for name, tensor in (model.state_dict() if state is None else state).items():
         if tensor.device.type == "meta" and not any(
             _checked(name, tensor, weights_map, key, source, files) for weights_map, key in hooked_maps(model, name)
         ):

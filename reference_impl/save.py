@@ -88,9 +88,9 @@ def save_pretrained(
     """Write what `model.save_pretrained(save_directory, max_shard_size=...)` writes for the same
     model held in memory, whatever of it is offloaded."""
     target = _check(model, save_directory)
-    preflight(model)  # a damaged offload folder fails here, before anything is written
-    checkpoint = schedule(model, max_shard_size)
-    state = saved_state(model)
+    state = saved_state(model)  # one state dict for the whole save: its bookkeeping is per tensor
+    preflight(model, state)  # a damaged offload folder fails here, before anything is written
+    checkpoint = schedule(model, max_shard_size, state)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         # What an earlier save of this target left when it was killed mid-way.

@@ -167,8 +167,9 @@ def _groups(model: nn.Module, meta: dict[str, torch.Tensor], full: dict[str, tor
     return groups
 
 
-def schedule(model: nn.Module, max_shard_size: int | str) -> Schedule:
-    state = saved_state(model)
+def schedule(model: nn.Module, max_shard_size: int | str, state: dict[str, torch.Tensor] | None = None) -> Schedule:
+    """The checkpoint of `state` (default: saved_state(model)) as the in-memory save plans it."""
+    state = saved_state(model) if state is None else state
     meta = {n: _meta(t) for n, t in state.items()}
     full = _revert(model, meta)  # checkpoint names, in the order the in-memory save plans them
     groups = _view_groups(model, meta, full) or _groups(model, meta, full)
