@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 from huggingface_hub import StateDictSplit
-from offload_conformance.reference_impl.atomic import replace_directory
+from offload_conformance.reference_impl.atomic import fsync_file, replace_directory
 from offload_conformance.reference_impl.offload import OffloadError, read_offloaded
 from offload_conformance.reference_impl.preflight import preflight
 from offload_conformance.reference_impl.schedule import saved_state, schedule
@@ -111,6 +111,7 @@ def save_pretrained(
                         staging / filename,
                         [TensorPlan(n, checkpoint.outputs[n].dtype, tuple(checkpoint.outputs[n].shape)) for n in names],
                         METADATA,
+                        sync_dir=False,  # replace_directory fsyncs the staging directory before the swap
                     )
                 )
                 for filename, names in checkpoint.split.filename_to_tensors.items()
@@ -133,6 +134,9 @@ def save_pretrained(
                 if writer.complete:
                     writer.close()
         write_index(model, checkpoint.split, staging)
+        for small in staging.iterdir():  # config, generation config, index: the shards are fsynced already
+            if small.name not in checkpoint.split.filename_to_tensors:
+                fsync_file(small)
         replace_directory(staging, target, keep=_kept(target, set(checkpoint.split.filename_to_tensors)))
     except EOFError as e:  # an offload file shortened after preflight checked it
         shutil.rmtree(staging, ignore_errors=True)

@@ -229,8 +229,18 @@ class StreamingWriter:
     is left as it was.
     """
 
-    def __init__(self, path: str | os.PathLike[str], plan: list[TensorPlan], metadata: dict[str, str] | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        plan: list[TensorPlan],
+        metadata: dict[str, str] | None = None,
+        *,
+        sync_dir: bool = True,
+    ):
+        """`sync_dir=False`: the caller fsyncs the directory itself once all its files are in (one
+        directory fsync per save, not one per shard: each is a journal commit)."""
         self.path = Path(path)
+        self._sync_dir = sync_dir
         self._plan = {p.name: p for p in plan}
         prefix, offsets = header_bytes(list(plan), metadata)
         self._base = len(prefix)
@@ -335,7 +345,8 @@ class StreamingWriter:
         except BaseException:
             self.abort()
             raise
-        fsync_dir(self.path.parent)
+        if self._sync_dir:
+            fsync_dir(self.path.parent)
 
     def abort(self) -> None:
         """Discard the temporary file; ``path`` is left untouched. Idempotent."""
