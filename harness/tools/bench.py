@@ -278,8 +278,28 @@ def ratios(big: dict[str, Measured], cp: float, sweeps: dict[str, list[dict[str,
         "upstream_time_over_reference": big["upstream"].seconds / ref.seconds,
         "one_to_many_spread": spread([r["reference"]["extra_rss"] for r in sweeps["hrm_text"]]),
         "one_to_many_upstream_spread": spread([r["upstream"]["extra_rss"] for r in sweeps["hrm_text"]]),
+        # The spread is relative to a peak that may be tiny; these say how much it grows in absolute terms.
+        "one_to_many_growth_over_largest": growth(sweeps["hrm_text"], "reference") / _largest(sweeps["hrm_text"]),
+        "one_to_many_growth_over_checkpoint_growth": growth(sweeps["hrm_text"], "reference")
+        / growth(sweeps["hrm_text"], None),
+        "one_to_many_upstream_growth_over_checkpoint_growth": growth(sweeps["hrm_text"], "upstream")
+        / growth(sweeps["hrm_text"], None),
         "moe_spread": spread([r["reference"]["extra_rss"] for r in sweeps["qwen3_moe"]]),
+        "moe_growth_over_checkpoint_growth": growth(sweeps["qwen3_moe"], "reference")
+        / growth(sweeps["qwen3_moe"], None),
     }
+
+
+def growth(rows: list[dict[str, Any]], impl: str | None) -> float:
+    """From the fewest layers to the most: the growth of `impl`'s peak extra RSS (None: of the checkpoint)."""
+    first, last = rows[0], rows[-1]
+    if impl is None:
+        return float(last["checkpoint_bytes"] - first["checkpoint_bytes"])
+    return float(last[impl]["extra_rss"] - first[impl]["extra_rss"])
+
+
+def _largest(rows: list[dict[str, Any]]) -> float:
+    return float(rows[-1]["reference"]["largest_tensor"])
 
 
 def machine() -> str:
@@ -398,8 +418,13 @@ def markdown(doc: dict[str, Any]) -> str:
                 f" {_mib(ref['extra_anon'])} | {ref['seconds']:.2f} | {_mib(up['extra_rss'])} |"
                 f" {_mib(up['extra_anon'])} | {up['seconds']:.2f} |"
             )
-        key = "one_to_many_spread" if model == "hrm_text" else "moe_spread"
-        lines += ["", f"Reference peak RSS spread across layer counts: {100 * r[key]:.0f}% of the mean.", ""]
+        key = "one_to_many" if model == "hrm_text" else "moe"
+        lines += [
+            "",
+            f"Reference peak RSS spread across layer counts: {100 * r[f'{key}_spread']:.0f}% of the mean; its growth"
+            f" is {100 * r[f'{key}_growth_over_checkpoint_growth']:.2f}% of the checkpoint's growth.",
+            "",
+        ]
     x = doc["deepseek_v3"]["extrapolated"]
     lines += [
         "## Extrapolated: a DeepSeek-V3-sized checkpoint (671B parameters, 690 GB, 163 shards)",

@@ -33,8 +33,8 @@ def _sweep(ref: list[float], up: list[float]) -> list[dict]:
             "layers": n,
             "checkpoint_bytes": n * 100 * MIB,
             "tensors": n * 50,
-            "reference": {"extra_rss": r, "seconds": 1.0},
-            "upstream": {"extra_rss": u, "seconds": 1.0},
+            "reference": {"extra_rss": r, "seconds": 1.0, "largest_tensor": MIB},
+            "upstream": {"extra_rss": u, "seconds": 1.0, "largest_tensor": MIB},
         }
         for n, r, u in zip((4, 8, 16), ref, up, strict=True)
     ]
@@ -54,6 +54,8 @@ def test_ratios_have_every_required_key_as_a_number() -> None:
     assert r["reference_anon_over_largest"] == pytest.approx(0.5)
     assert r["reference_time_over_cp_min"] == r["reference_time_over_cp_max"] == pytest.approx(1.3)
     assert r["one_to_many_spread"] == pytest.approx(2 / 11)
+    assert r["one_to_many_growth_over_largest"] == pytest.approx(2)  # 12 - 10 MiB, largest 1 MiB
+    assert r["one_to_many_growth_over_checkpoint_growth"] == pytest.approx(2 / 1200)  # layers 4 -> 16: 1200 MiB
     assert r["upstream_rss_over_reference"] == pytest.approx(2.5)
 
 
