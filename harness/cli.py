@@ -137,10 +137,12 @@ def _parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="write summary.md, report.html and junit.xml from a results.json")
     rp.add_argument("document", type=Path)
     rp.add_argument("--out", type=Path, help="directory (default: beside the document)")
-    bn = sub.add_parser("bench", help="time and memory of offloaded saves, side by side (bench.md, bench.png)")
-    bn.add_argument("--scale", type=int, default=20, help="layers of the large fixture (20 = about 1.2 GB)")
-    bn.add_argument("--layers", default="4,8,16,32", help="layer counts for the memory sweep")
-    bn.add_argument("--repeats", type=int, default=3, help="runs per case (the median is reported)")
+    bn = sub.add_parser(
+        "bench", help="time and memory of offloaded saves, side by side (bench.md, bench.json, bench.png)"
+    )
+    bn.add_argument("--scale", type=int, default=20, help="layers of the large fixture (20 = about 1.1 GB)")
+    bn.add_argument("--layers", default="4,8,16,32", help="layer counts for the memory sweeps (MoE and one-to-many)")
+    bn.add_argument("--repeats", type=int, default=5, help="runs per case, interleaved (the median is reported)")
     bn.add_argument("--out", type=Path, default=Path("bench-out"))
     sub.add_parser("modes", help="list offload modes")
     fx = sub.add_parser("fixtures", help="fixtures: 'list' prints the coverage table (generating what is missing)")

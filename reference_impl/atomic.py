@@ -38,6 +38,15 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def fsync_file(path: Path) -> None:
+    """Make a file's data durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def replace_directory(staging: Path, target: Path, keep: list[str]) -> None:
     """Make `staging` the new `target`; names in `keep` come along from the old target unless
     staging has its own file of that name."""

@@ -8,6 +8,7 @@ device_map path and accelerate's cpu_offload/disk_offload both put it there).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -33,6 +34,14 @@ def hooked_maps(model: nn.Module, name: str) -> Iterator[tuple[Mapping[str, torc
         module = model.get_submodule(".".join(parts[:depth]))
         for weights_map in weights_maps(module):
             yield weights_map, ".".join(parts[depth:])
+
+
+def unwrap(weights_map: Mapping[str, Any], key: str) -> tuple[Any, str]:
+    """(the storage behind accelerate's PrefixedDataset wrappers, the key it stores `key` under)."""
+    while hasattr(weights_map, "dataset") and hasattr(weights_map, "prefix"):
+        key = f"{weights_map.prefix}{key}"
+        weights_map = weights_map.dataset
+    return weights_map, key
 
 
 def read_offloaded(model: nn.Module, name: str) -> torch.Tensor:

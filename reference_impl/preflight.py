@@ -15,27 +15,49 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
-from offload_conformance.reference_impl.offload import OffloadError, hooked_maps
+from offload_conformance.reference_impl.offload import OffloadError, hooked_maps, unwrap
 from offload_conformance.reference_impl.writer import DTYPES_BY_CODE
-
-
-def _unwrap(weights_map: Mapping[str, Any], key: str) -> tuple[Any, str]:
-    """(the storage behind accelerate's PrefixedDataset wrappers, the key it stores under)."""
-    while hasattr(weights_map, "dataset") and hasattr(weights_map, "prefix"):
-        key = f"{weights_map.prefix}{key}"
-        weights_map = weights_map.dataset
-    return weights_map, key
 
 
 def _within(path: Path, roots: list[Path]) -> bool:
     return any(path == root or root in path.parents for root in roots)
 
 
-def _check_safetensors(name: str, entry: dict[str, Any], expected: torch.Tensor, roots: list[Path]) -> None:
+class _Files:
+    """What preflight learns once per file: a checkpoint shard the offload index points into holds
+    many tensors, and opening it per tensor costs more than the whole rest of a save's bookkeeping."""
+
+    def __init__(self) -> None:
+        self._resolved: dict[Path, Path] = {}
+        self._tensors: dict[Path, dict[str, tuple[str, tuple[int, ...]]] | SafetensorError] = {}
+
+    def resolve(self, path: Path) -> Path:
+        if path not in self._resolved:
+            self._resolved[path] = path.resolve()
+        return self._resolved[path]
+
+    def tensors(self, path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+        """Every tensor of a safetensors file: name -> (dtype code, shape). Raises SafetensorError."""
+        if path not in self._tensors:
+            try:
+                with safe_open(path, framework="pt") as f:
+                    slices = {k: f.get_slice(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not a Mapping
+                    self._tensors[path] = {k: (s.get_dtype(), tuple(s.get_shape())) for k, s in slices.items()}
+            except SafetensorError as e:
+                self._tensors[path] = e
+        found = self._tensors[path]
+        if isinstance(found, SafetensorError):
+            raise found
+        return found
+
+
+def _check_safetensors(
+    name: str, entry: dict[str, Any], expected: torch.Tensor, roots: list[Path], files: _Files
+) -> None:
     # accelerate opens the entry's path as given, so a relative one is relative to the working
     # directory (transformers writes `os.path.join(offload_folder, name)`), not to the folder.
     path = Path(entry["safetensors_file"])
-    resolved = path.resolve()
+    resolved = files.resolve(path)
     if not _within(resolved, roots):
         raise OffloadError(f"offloaded {name}: index points outside the offload folder, to {entry['safetensors_file']}")
     if not resolved.is_file():
@@ -44,13 +66,12 @@ def _check_safetensors(name: str, entry: dict[str, Any], expected: torch.Tensor,
         raise OffloadError(f"offloaded {name}: index says dtype {entry['dtype']}, the model holds {expected.dtype}")
     weight = entry.get("weight_name", name)
     try:
-        with safe_open(resolved, framework="pt") as f:
-            if weight not in f.keys():  # noqa: SIM118 - safe_open is not a Mapping
-                raise OffloadError(f"offloaded {name}: {path} holds no tensor {weight!r}")
-            piece = f.get_slice(weight)
-            dtype, shape = piece.get_dtype(), tuple(piece.get_shape())
+        tensors = files.tensors(resolved)
     except SafetensorError as e:
         raise OffloadError(f"offloaded {name}: {path} is not a valid safetensors file ({e})") from None
+    if weight not in tensors:
+        raise OffloadError(f"offloaded {name}: {path} holds no tensor {weight!r}")
+    dtype, shape = tensors[weight]
     if DTYPES_BY_CODE.get(dtype) != expected.dtype or shape != tuple(expected.shape):
         raise OffloadError(
             f"offloaded {name}: {path} holds {dtype}{list(shape)}, the model holds"
@@ -73,9 +94,11 @@ def _check_dat(name: str, key: str, entry: dict[str, Any], expected: torch.Tenso
         raise OffloadError(f"offloaded {name}: {path} has {path.stat().st_size} bytes, {want} expected (truncated?)")
 
 
-def _checked(name: str, tensor: torch.Tensor, weights_map: Mapping[str, Any], key: str, source: Path) -> bool:
+def _checked(
+    name: str, tensor: torch.Tensor, weights_map: Mapping[str, Any], key: str, source: Path, files: _Files
+) -> bool:
     """Whether this weights map holds `name` (checking its storage if so)."""
-    store, key = _unwrap(weights_map, key)
+    store, key = unwrap(weights_map, key)
     if key in getattr(store, "state_dict", {}) or (isinstance(store, dict) and key in store):
         return True  # held in RAM (cpu_offload)
     index = getattr(store, "index", None)
@@ -83,17 +106,19 @@ def _checked(name: str, tensor: torch.Tensor, weights_map: Mapping[str, Any], ke
         return False
     folder = Path(store.save_folder) if getattr(store, "save_folder", None) else None
     if "safetensors_file" in index[key]:
-        roots = [p.resolve() for p in (folder, source) if p is not None and p.exists()]
-        _check_safetensors(name, index[key], tensor, roots)
+        roots = [files.resolve(p) for p in (folder, source) if p is not None and p.exists()]
+        _check_safetensors(name, index[key], tensor, roots, files)
     elif folder is not None:
         _check_dat(name, key, index[key], tensor, folder)
     return True
 
 
-def preflight(model: nn.Module) -> None:
+def preflight(model: nn.Module, state: dict[str, torch.Tensor] | None = None) -> None:
+    """Check the storage of every offloaded tensor of `state` (default: the whole state dict)."""
     source = Path(getattr(model, "name_or_path", "") or ".")
-    for name, tensor in model.state_dict().items():
+    files = _Files()
+    for name, tensor in (model.state_dict() if state is None else state).items():
         if tensor.device.type == "meta" and not any(
-            _checked(name, tensor, weights_map, key, source) for weights_map, key in hooked_maps(model, name)
+            _checked(name, tensor, weights_map, key, source, files) for weights_map, key in hooked_maps(model, name)
         ):
             raise OffloadError(f"offloaded {name}: no offload storage holds it (empty or replaced offload folder?)")

@@ -1,11 +1,14 @@
 """Offload-aware save_pretrained, streaming: the checkpoint an in-memory save would write.
 
-The checkpoint is scheduled first with no data read (reference_impl.schedule). Then each group of
-in-memory tensors is read from offload storage once, reverted to checkpoint tensors with
-transformers' own conversion machinery, written straight into its place in its shard file
-(reference_impl.writer computes every header up front), and freed: memory holds one group at a
-time, whatever max_shard_size is. Everything is written into a new directory beside the target,
-which then replaces the target in one atomic rename, so a crash leaves the old save or the new one.
+The checkpoint is scheduled first with no data read (reference_impl.schedule). Where a group's
+revert only moves bytes (renames, fused experts split per expert, many-to-one concatenation;
+reference_impl.views), each checkpoint tensor is copied from its sources' byte ranges in the offload
+files straight into its place in its shard file, inside the kernel (reference_impl.sources,
+reference_impl.transfer): no tensor is built. Any other group is read from offload storage once,
+reverted with transformers' own conversion machinery, written and freed: memory holds one group at
+a time, whatever max_shard_size is. reference_impl.writer computes every header up front.
+Everything is written into a new directory beside the target, which then replaces the target in one
+atomic rename, so a crash leaves the old save or the new one.
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ from transformers.core_model_loading import revert_weight_conversion
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME
 
 from offload_conformance.reference_impl import quantized
-from offload_conformance.reference_impl.atomic import replace_directory
-from offload_conformance.reference_impl.offload import read_offloaded
+from offload_conformance.reference_impl.atomic import fsync_file, replace_directory
+from offload_conformance.reference_impl.offload import OffloadError, read_offloaded
 from offload_conformance.reference_impl.preflight import preflight
 from offload_conformance.reference_impl.schedule import saved_state, schedule
+from offload_conformance.reference_impl.sources import Sources
 from offload_conformance.reference_impl.writer import StreamingWriter, TensorPlan
 
 INDEX_NAME = SAFE_WEIGHTS_INDEX_NAME
@@ -88,9 +92,9 @@ def save_pretrained(
     """Write what `model.save_pretrained(save_directory, max_shard_size=...)` writes for the same
     model held in memory, whatever of it is offloaded."""
     target = _check(model, save_directory)
-    preflight(model)  # a damaged offload folder fails here, before anything is written
-    checkpoint = schedule(model, max_shard_size)
-    state = saved_state(model)
+    state = saved_state(model)  # one state dict for the whole save: its bookkeeping is per tensor
+    preflight(model, state)  # a damaged offload folder fails here, before anything is written
+    checkpoint = schedule(model, max_shard_size, state)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         # What an earlier save of this target left when it was killed mid-way.
@@ -104,23 +108,43 @@ def save_pretrained(
         save_config(model, staging)
         shard_of = checkpoint.split.tensor_to_filename
         with ExitStack() as stack:
+            sources = stack.enter_context(Sources(model, state))
             writers = {
                 filename: stack.enter_context(
                     StreamingWriter(
                         staging / filename,
                         [TensorPlan(n, checkpoint.outputs[n].dtype, tuple(checkpoint.outputs[n].shape)) for n in names],
                         METADATA,
+                        sync_dir=False,  # replace_directory fsyncs the staging directory before the swap
                     )
                 )
                 for filename, names in checkpoint.split.filename_to_tensors.items()
             }
+            # transformers' own revert, one group in memory at a time (reference_impl.views says which)
             for group in checkpoint.groups:
-                sources = {n: _load(model, n, state[n]) for n in group.sources}
-                for name, tensor in revert_weight_conversion(model, sources).items():
-                    writers[shard_of[name]].write(name, tensor)
-                del sources
+                if group.views is None:
+                    tensors = {n: _load(model, n, state[n]) for n in group.sources}
+                    for name, tensor in revert_weight_conversion(model, tensors).items():
+                        writers[shard_of[name]].write(name, tensor)
+                    del tensors
+            # Byte ranges of the sources, copied in file order: nothing is built, each shard is written
+            # front to back (its writeback streams behind the copy) and closed once it is complete.
+            rank = {filename: i for i, filename in enumerate(writers)}
+            views = [v for g in checkpoint.groups if g.views is not None for v in g.views]
+            views.sort(key=lambda v: (rank[shard_of[v[0]]], writers[shard_of[v[0]]].offset(v[0])))
+            for name, parts in sources.in_order(views):
+                writer = writers[shard_of[name]]
+                writer.write_parts(name, parts)
+                if writer.complete:
+                    writer.close()
         write_index(model, checkpoint.split, staging)
+        for small in staging.iterdir():  # config, generation config, index: the shards are fsynced already
+            if small.name not in checkpoint.split.filename_to_tensors:
+                fsync_file(small)
         replace_directory(staging, target, keep=_kept(target, set(checkpoint.split.filename_to_tensors)))
+    except EOFError as e:  # an offload file shortened after preflight checked it
+        shutil.rmtree(staging, ignore_errors=True)
+        raise OffloadError(f"reading offloaded data failed: {e}; the target is unchanged") from None
     except OSError as e:
         shutil.rmtree(staging, ignore_errors=True)
         raise SaveError(f"writing {target} failed ({e.strerror or e}); the target is unchanged") from None

@@ -15,6 +15,9 @@ from torch import nn
 from transformers.core_model_loading import revert_weight_conversion
 
 from offload_conformance.reference_impl.offload import owner_of
+from offload_conformance.reference_impl.views import Piece, revert_traced
+
+Views = dict[str, tuple[Piece, ...]]
 
 
 class ScheduleError(RuntimeError):
@@ -23,10 +26,13 @@ class ScheduleError(RuntimeError):
 
 @dataclass(frozen=True)
 class Group:
-    """In-memory tensors that revert together, and the checkpoint tensors they become."""
+    """In-memory tensors that revert together, and the checkpoint tensors they become. `views` gives,
+    per checkpoint tensor, the byte ranges of the sources it consists of, when the revert is pure data
+    movement (reference_impl.views); None sends the group through transformers' revert."""
 
     sources: tuple[str, ...]
     outputs: tuple[str, ...]
+    views: tuple[tuple[str, tuple[Piece, ...]], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,36 +74,106 @@ def _revert(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch
         raise ScheduleError(f"cannot revert {sorted(state)[:3]}...: {type(e).__name__}: {e}") from e
 
 
-def _groups(model: nn.Module, meta: dict[str, torch.Tensor], full: dict[str, torch.Tensor]) -> list[Group]:
-    """Each in-memory tensor alone when it reverts alone to exactly the full revert's outputs
-    (renames, fused experts split per expert); tensors that only revert together (many-to-one,
-    e.g. the reverse of a Chunk) form one group."""
-    groups: list[Group] = []
-    coupled: list[str] = []
-    for name, t in meta.items():
-        try:
-            out = _revert(model, {name: t})
-        except ScheduleError:
-            coupled.append(name)
-            continue
-        if all(n in full and full[n].shape == o.shape and full[n].dtype == o.dtype for n, o in out.items()):
-            groups.append(Group((name,), tuple(out)))
-        else:
-            coupled.append(name)
-    if coupled:
-        out = _revert(model, {n: meta[n] for n in coupled})
-        groups.append(Group(tuple(coupled), tuple(out)))
-    produced = [n for g in groups for n in g.outputs]
-    if sorted(produced) != sorted(full):
-        raise ScheduleError("reverting tensor by tensor does not give the checkpoint the full revert gives")
+def _traced(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], Views | None]:
+    try:
+        out, views = revert_traced(model, state)
+    except Exception as e:  # a partial group cannot revert: the caller groups it with its partners
+        raise ScheduleError(f"cannot revert {sorted(state)[:3]}...: {type(e).__name__}: {e}") from e
+    return out, views
+
+
+def _fits(out: dict[str, torch.Tensor], full: dict[str, torch.Tensor]) -> bool:
+    return all(n in full and full[n].shape == o.shape and full[n].dtype == o.dtype for n, o in out.items())
+
+
+def _group(names: list[str], out: dict[str, torch.Tensor], views: Views | None) -> Group:
+    return Group(tuple(names), tuple(out), None if views is None else tuple(views.items()))
+
+
+def _components(links: dict[str, set[str]]) -> list[list[str]]:
+    """The keys of `links` joined, transitively, when they link to a value in common; in key order."""
+    owner: dict[str, str] = {}  # value -> the first key linking to it
+    root = {key: key for key in links}
+
+    def find(k: str) -> str:
+        while root[k] != k:
+            root[k] = root[root[k]]
+            k = root[k]
+        return k
+
+    for key, values in links.items():
+        for v in values:
+            if v in owner:
+                root[find(key)] = find(owner[v])
+            else:
+                owner[v] = key
+    components: dict[str, list[str]] = {}
+    for key in links:
+        components.setdefault(find(key), []).append(key)
+    return list(components.values())
+
+
+def _view_groups(model: nn.Module, meta: dict[str, torch.Tensor], full: dict[str, torch.Tensor]) -> list[Group] | None:
+    """One traced revert of the whole state: when every checkpoint tensor is byte ranges of in-memory
+    tensors, the groups are read off the ranges (checkpoint tensors sharing a source go together), with
+    no revert per tensor. None when some conversion is not pure data movement."""
+    out, views = _traced(model, meta)
+    if views is None or list(out) != list(full) or not _fits(out, full):
+        return None
+    order = {name: i for i, name in enumerate(meta)}
+    groups = []
+    for outputs in _components({name: {p.source for p in pieces} for name, pieces in views.items()}):
+        sources = sorted({p.source for o in outputs for p in views[o]}, key=order.__getitem__)
+        groups.append(Group(tuple(sources), tuple(outputs), tuple((o, views[o]) for o in outputs)))
     return groups
 
 
-def schedule(model: nn.Module, max_shard_size: int | str) -> Schedule:
-    state = saved_state(model)
+def _groups(model: nn.Module, meta: dict[str, torch.Tensor], full: dict[str, torch.Tensor]) -> list[Group]:
+    """Each in-memory tensor alone when it reverts alone to exactly the full revert's outputs (renames,
+    fused experts split per expert). Tensors that only revert together (many-to-one, e.g. the reverse
+    of a Chunk) are grouped per smallest set that does: the tensors whose lone reverts name the same
+    checkpoint tensor. Whatever still does not revert to the full revert's outputs forms one last
+    group, as large as it has to be."""
+    groups: list[Group] = []
+    lone: dict[str, set[str]] = {}
+    leftover: list[str] = []
+    for name, t in meta.items():
+        try:
+            out, views = _traced(model, {name: t})
+        except ScheduleError:
+            leftover.append(name)
+            continue
+        if _fits(out, full):
+            groups.append(_group([name], out, views))
+        else:
+            lone[name] = set(out)
+    # Tensors that name a checkpoint tensor in common when reverted alone are the parts of one
+    # many-to-one output (e.g. HRM-Text's gate/q/k/v of one layer's `gqkv_proj`).
+    for names in _components(lone):
+        try:
+            out, views = _traced(model, {n: meta[n] for n in names})
+        except ScheduleError:
+            leftover += names
+            continue
+        if _fits(out, full):
+            groups.append(_group(names, out, views))
+        else:
+            leftover += names
+    if leftover:
+        out, views = _traced(model, {n: meta[n] for n in leftover})
+        groups.append(_group(leftover, out, views))
+    produced = [n for g in groups for n in g.outputs]
+    if sorted(produced) != sorted(full):
+        raise ScheduleError("reverting group by group does not give the checkpoint the full revert gives")
+    return groups
+
+
+def schedule(model: nn.Module, max_shard_size: int | str, state: dict[str, torch.Tensor] | None = None) -> Schedule:
+    """The checkpoint of `state` (default: saved_state(model)) as the in-memory save plans it."""
+    state = saved_state(model) if state is None else state
     meta = {n: _meta(t) for n, t in state.items()}
     full = _revert(model, meta)  # checkpoint names, in the order the in-memory save plans them
-    groups = _groups(model, meta, full)
+    groups = _view_groups(model, meta, full) or _groups(model, meta, full)
 
     # The in-memory save hands huggingface_hub real tensors, and its planner keeps tensors that
     # share a storage in one shard, counted once at the storage's size. Meta tensors keep the same

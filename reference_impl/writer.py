@@ -47,8 +47,20 @@ from typing import Self
 import torch
 
 from offload_conformance.reference_impl.atomic import fsync_dir
+from offload_conformance.reference_impl.transfer import copy_range
+from offload_conformance.reference_impl.writeback import Writeback
 
-__all__ = ["DTYPES_BY_CODE", "SUPPORTED_DTYPES", "StreamingWriter", "TensorPlan", "dtype_code", "header_bytes"]
+__all__ = [
+    "DTYPES_BY_CODE",
+    "SUPPORTED_DTYPES",
+    "FileRange",
+    "Part",
+    "StreamingWriter",
+    "TensorPlan",
+    "dtype_code",
+    "header_bytes",
+    "tensor_bytes",
+]
 
 # (torch dtype, safetensors code) in the declaration order of the Rust `Dtype` enum; the list
 # index is the sort rank. Only dtypes that `safetensors.torch.save_file` accepts are listed.
@@ -107,6 +119,19 @@ class TensorPlan:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", tuple(self.shape))  # accept torch.Size / list too
+
+
+@dataclass(frozen=True)
+class FileRange:
+    """`nbytes` bytes of the open file `fd` from byte `offset`: copied in the kernel, never read into memory."""
+
+    fd: int
+    offset: int
+    nbytes: int
+
+
+# A run of a tensor's bytes: in a file, or in memory.
+Part = FileRange | memoryview
 
 
 def _nbytes(dtype: torch.dtype, shape: tuple[int, ...]) -> int:
@@ -182,7 +207,7 @@ def header_bytes(plan: list[TensorPlan], metadata: dict[str, str] | None) -> tup
     return struct.pack("<Q", len(raw)) + raw, offsets
 
 
-def _tensor_bytes(tensor: torch.Tensor) -> memoryview:
+def tensor_bytes(tensor: torch.Tensor) -> memoryview:
     """The tensor's bytes as save_file writes them (little-endian, C order), zero-copy if possible."""
     t = tensor.detach()
     if t.device.type != "cpu":
@@ -205,8 +230,18 @@ class StreamingWriter:
     is left as it was.
     """
 
-    def __init__(self, path: str | os.PathLike[str], plan: list[TensorPlan], metadata: dict[str, str] | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        plan: list[TensorPlan],
+        metadata: dict[str, str] | None = None,
+        *,
+        sync_dir: bool = True,
+    ):
+        """`sync_dir=False`: the caller fsyncs the directory itself once all its files are in (one
+        directory fsync per save, not one per shard: each is a journal commit)."""
         self.path = Path(path)
+        self._sync_dir = sync_dir
         self._plan = {p.name: p for p in plan}
         prefix, offsets = header_bytes(list(plan), metadata)
         self._base = len(prefix)
@@ -216,6 +251,7 @@ class StreamingWriter:
         # O_EXCL on a fresh name, mode 0o600: save_file 0.8.0 also writes a sibling tempfile
         # (Rust `tempfile`, 0o600) and renames it over `path`, so the final modes agree too.
         self._fd: int | None = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._writeback = Writeback(self._fd)
         try:
             total = self._base + max((end for _, end in offsets.values()), default=0)
             os.ftruncate(self._fd, total)
@@ -232,6 +268,15 @@ class StreamingWriter:
     def missing(self) -> list[str]:
         """Planned tensors not yet written, in plan order."""
         return [name for name in self._plan if name not in self._written]
+
+    @property
+    def complete(self) -> bool:
+        """Every planned tensor is written."""
+        return len(self._written) == len(self._plan)
+
+    def offset(self, name: str) -> int:
+        """Where the planned tensor `name`'s bytes start in the file."""
+        return self._base + self._offsets[name][0]
 
     def _pwrite(self, data: memoryview, pos: int) -> None:
         assert self._fd is not None
@@ -254,10 +299,35 @@ class StreamingWriter:
             raise ValueError(f"tensor {name!r} has shape {tuple(tensor.shape)}, the plan says {plan.shape}")
         begin, end = self._offsets[name]
         if end > begin:
-            data = _tensor_bytes(tensor)
+            data = tensor_bytes(tensor)
             if len(data) != end - begin:  # pragma: no cover - guarded by the dtype/shape checks
                 raise ValueError(f"tensor {name!r} has {len(data)} bytes, expected {end - begin}")
             self._pwrite(data, self._base + begin)
+            self._writeback.wrote(self._base + begin, end - begin)
+        self._written.add(name)
+
+    def write_parts(self, name: str, parts: list[Part]) -> None:
+        """Write one planned tensor from its bytes in order, given as runs in files or in memory (any
+        order across tensors; each name exactly once). The caller vouches that the bytes are those of
+        a tensor of the planned dtype and shape; their total length is checked."""
+        if self._fd is None:
+            raise ValueError(f"cannot write tensor {name!r}: writer for {self.path} is closed")
+        if name not in self._plan:
+            raise ValueError(f"tensor {name!r} is not in the plan for {self.path}")
+        if name in self._written:
+            raise ValueError(f"tensor {name!r} was already written to {self.path}")
+        begin, end = self._offsets[name]
+        total = sum(p.nbytes for p in parts)
+        if total != end - begin:
+            raise ValueError(f"tensor {name!r} has {total} bytes, expected {end - begin}")
+        pos = self._base + begin
+        for part in parts:
+            if isinstance(part, FileRange):
+                copy_range(part.fd, part.offset, self._fd, pos, part.nbytes)
+            else:
+                self._pwrite(part, pos)
+            pos += part.nbytes
+        self._writeback.wrote(self._base + begin, total)
         self._written.add(name)
 
     def close(self) -> None:
@@ -276,7 +346,8 @@ class StreamingWriter:
         except BaseException:
             self.abort()
             raise
-        fsync_dir(self.path.parent)
+        if self._sync_dir:
+            fsync_dir(self.path.parent)
 
     def abort(self) -> None:
         """Discard the temporary file; ``path`` is left untouched. Idempotent."""

@@ -101,8 +101,10 @@ def execute(
     timeout: float,
     memory_limit: int | None = None,
     fp8_on_cpu: Fp8OnCpu = Fp8OnCpu.KEEP,
+    sync_before_save: bool = False,
 ) -> Execution:
-    """Load and save one cell in a process of its own; never raises for anything the cell does."""
+    """Load and save one cell in a process of its own; never raises for anything the cell does.
+    `sync_before_save`: write back all dirty data between the load and the save (the bench)."""
     workdir = workdir.resolve()  # the cell must not depend on the working directory
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -118,6 +120,7 @@ def execute(
         "offload_dir": str(workdir / "offload"),
         "execution": str(done),
         "log": str(log),
+        "sync_before_save": sync_before_save,
     }
     (workdir / "request.json").write_text(json.dumps(request, indent=2))
     t0 = time.perf_counter()

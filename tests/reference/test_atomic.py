@@ -36,6 +36,7 @@ def _kill_at(k: int, model: Any, target: str) -> None:
         return wrapper
 
     StreamingWriter.write = counted(StreamingWriter.write)  # type: ignore[method-assign]
+    StreamingWriter.write_parts = counted(StreamingWriter.write_parts)  # type: ignore[method-assign]
     StreamingWriter.close = counted(StreamingWriter.close)  # type: ignore[method-assign]
     atomic._exchange = counted(atomic._exchange)
     atomic.fsync_dir = counted(atomic.fsync_dir)

@@ -220,3 +220,35 @@ def test_symlinked_target_keeps_its_link(tmp_path: Path, saved_before: tuple[Pat
     save_pretrained(_load(tmp_path / "offload"), link, max_shard_size="24KB")
     assert link.is_symlink() and link.resolve() == target.resolve()
     assert (target / "model.safetensors.index.json").exists() and (target / "tokenizer.json").exists()
+
+
+def test_every_file_and_the_directory_are_fsynced_before_the_swap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from offload_conformance.reference_impl import atomic, save
+
+    synced: set[int] = set()
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.add(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    unsynced: list[str] = []
+    real_replace = atomic.replace_directory
+
+    def replace(staging: Path, target: Path, keep: list[str]) -> None:
+        # the directory's own fsync happens inside replace_directory, before the exchange
+        unsynced.extend(p.name for p in staging.iterdir() if p.stat().st_ino not in synced)
+        directory = staging.stat().st_ino
+        real_replace(staging, target, keep)
+        if directory not in synced:
+            unsynced.append("the directory itself")
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(save, "replace_directory", replace)
+    save_pretrained(_load(tmp_path / "offload"), tmp_path / "target", max_shard_size="24KB")
+    assert unsynced == []
+    assert len(list((tmp_path / "target").glob("*.safetensors"))) > 1

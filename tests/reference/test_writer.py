@@ -307,3 +307,72 @@ def test_success_replaces_existing_file_with_save_files_mode(tmp_path: Path) -> 
     assert target.read_bytes() == (tmp_path / "ref.safetensors").read_bytes()
     assert os.stat(target).st_mode & 0o777 == os.stat(tmp_path / "ref.safetensors").st_mode & 0o777
     no_leftovers(tmp_path, "model.safetensors", "ref.safetensors")
+
+
+# --- write_parts: a tensor's bytes as runs in files (copied in the kernel) and in memory ----------
+
+
+@pytest.mark.parametrize("method", ["copy_file_range", "sendfile", "pread/pwrite"])
+def test_write_parts_from_file_ranges_and_memory_matches_save_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    from offload_conformance.reference_impl import transfer
+    from offload_conformance.reference_impl.writer import FileRange
+
+    refused = {"copy_file_range": 0, "sendfile": 1, "pread/pwrite": 2}[method]
+    if refused:  # as a kernel or filesystem that refuses the faster ways would (EXDEV, EINVAL)
+        for m in transfer._METHODS[:refused]:
+            monkeypatch.setattr(transfer, m.__name__, _refuse)
+        monkeypatch.setattr(transfer, "_METHODS", tuple(getattr(transfer, m.__name__) for m in transfer._METHODS))
+    tensors = {"a": make_tensor(torch.bfloat16, (64, 48), 1), "b": make_tensor(torch.float32, (33,), 2)}
+    source = tmp_path / "source.bin"
+    a = bytes(tensors["a"].contiguous().view(torch.uint8).reshape(-1).numpy())
+    source.write_bytes(b"header" + a[1000:] + b"gap" + a[:1000])
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        plan = [TensorPlan(n, t.dtype, tuple(t.shape)) for n, t in tensors.items()]
+        with StreamingWriter(tmp_path / "out.safetensors", plan, {"format": "pt"}) as writer:
+            b = memoryview(tensors["b"].numpy()).cast("B")
+            writer.write_parts("b", [b[:5], b[5:]])
+            tail = len(a) - 1000
+            writer.write_parts("a", [FileRange(fd, 6 + tail + 3, 1000), FileRange(fd, 6, tail)])
+    finally:
+        os.close(fd)
+    save_file(tensors, tmp_path / "ref.safetensors", metadata={"format": "pt"})
+    assert (tmp_path / "out.safetensors").read_bytes() == (tmp_path / "ref.safetensors").read_bytes()
+
+
+def _refuse(*args: object) -> int:
+    raise OSError(18, "Invalid cross-device link")  # EXDEV
+
+
+def test_write_parts_checks_the_length_and_a_short_source(tmp_path: Path) -> None:
+    from offload_conformance.reference_impl.writer import FileRange
+
+    plan = [TensorPlan("a", torch.float32, (4,))]
+    with pytest.raises(ValueError, match="has 12 bytes, expected 16"), StreamingWriter(tmp_path / "x", plan) as w:
+        w.write_parts("a", [memoryview(bytes(12))])
+    source = tmp_path / "short.bin"
+    source.write_bytes(bytes(10))
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        with pytest.raises(EOFError, match="6 bytes early"), StreamingWriter(tmp_path / "y", plan) as w:
+            w.write_parts("a", [FileRange(fd, 0, 16)])
+    finally:
+        os.close(fd)
+    no_leftovers(tmp_path, "short.bin")
+
+
+def test_writeback_is_requested_for_the_range_written_since_the_last_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    from offload_conformance.reference_impl import writeback
+
+    calls: list[tuple[int, int, int, int]] = []
+    monkeypatch.setattr(writeback, "_FN", lambda *args: calls.append(args) or 0)
+    monkeypatch.setattr(writeback, "EVERY", 100)
+    wb = writeback.Writeback(7)
+    wb.wrote(1000, 60)
+    assert calls == []
+    wb.wrote(1060, 60)  # 120 bytes pending: one request for [1000, 1120)
+    wb.wrote(1120, 30)
+    wb.wrote(500, 80)  # out of order (a group transformers reverted): the range grows to cover it
+    assert calls == [(7, 1000, 120, 2), (7, 500, 650, 2)]
