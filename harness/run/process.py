@@ -57,13 +57,14 @@ _CONTEXT_LOCK = threading.Lock()
 _EXTRA_PRELOAD: list[str] = []
 
 
-def preload(*modules: str) -> None:
+def preload(*modules: str) -> bool:
     """Modules the fork server imports as well, so that no cell pays for them (llm-compressor: ~2 s each).
-    Only before the first cell: the server's imports are fixed once it has started."""
+    False when the server has started already (its imports are fixed then): each cell imports them itself."""
     with _CONTEXT_LOCK:
         if _CONTEXT is not None:
-            raise RuntimeError("the cell fork server has started already; call preload() before the first cell")
+            return all(m in _EXTRA_PRELOAD for m in modules)
         _EXTRA_PRELOAD.extend(m for m in modules if m not in _EXTRA_PRELOAD)
+        return True
 
 
 def _context() -> multiprocessing.context.ForkServerContext:
