@@ -138,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     lc.add_argument("--fixture", action="append", help="qwen3_moe, deepseek_v3, llama (repeatable; default: all)")
     lc.add_argument("--scheme", action="append", help="fp8_dynamic, w4a16_g32 (repeatable; default: all)")
-    lc.add_argument("--mode", action="append", help="offload mode (repeatable; default: in-memory and the disk modes)")
+    lc.add_argument("--mode", action="append", help="offload mode (repeatable; default: all of them)")
     lc.add_argument("--saver", action="append", help="upstream, reference (repeatable; default: both)")
     lc.add_argument("--out", type=Path, default=Path("llmcompressor-out"))
     lc.add_argument("--jobs", type=int, default=2, help="cell processes at a time")

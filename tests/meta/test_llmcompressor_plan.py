@@ -17,7 +17,7 @@ from offload_conformance.harness.tools.llmcompressor.plan import MODE_NAMES, SCH
 def test_every_fixture_scheme_mode_and_saver_once() -> None:
     cells = plan()
     ids = [c.cell_id for c in cells]
-    assert len(ids) == len(set(ids)) == 2 * 2 * 7 * 2 + 2 * 5 * 2  # two MoE fixtures, llama without experts-on-disk
+    assert len(ids) == len(set(ids)) == 2 * 2 * 11 * 2 + 2 * 9 * 2  # two MoE fixtures, llama without experts-on-disk
     assert ids[:3] == [
         "qwen3_moe-fp8_dynamic-in-memory-upstream",
         "qwen3_moe-fp8_dynamic-in-memory-reference",
@@ -25,6 +25,7 @@ def test_every_fixture_scheme_mode_and_saver_once() -> None:
     ]
     assert "deepseek_v3-w4a16_g32-experts-on-disk+offload_buffers-reference" in ids
     assert "llama-w4a16_g32-disk-partial+offload_buffers-upstream" in ids
+    assert "llama-fp8_dynamic-accelerate-disk+offload_buffers-reference" in ids
     assert not [i for i in ids if i.startswith("llama-") and "experts-on-disk" in i]
     assert set(MODE_NAMES) == {c.mode.name for c in cells}
 
@@ -53,7 +54,7 @@ def test_schemes_are_data_free_quantization_modifiers() -> None:
     [
         ((("nope",), (), (), ()), "unknown fixture 'nope'"),
         (((), ("W4A16",), (), ()), "unknown scheme 'W4A16'"),
-        (((), (), ("accelerate-cpu",), ()), "unknown mode 'accelerate-cpu'"),
+        (((), (), ("ram",), ()), "unknown mode 'ram'"),
         (((), (), (), ("faults:x",)), "unknown saver 'faults:x'"),
     ],
 )

@@ -18,10 +18,10 @@ from offload_conformance.harness.plan.selection import PlanError
 FLOW = "offload_conformance.harness.tools.llmcompressor.flow"  # the savers a cell process resolves
 SAVERS = ("upstream", "reference")
 BASELINE_SAVER = "upstream"  # llm-compressor's own save_pretrained wrapper, on the in-memory model
-MODE_NAMES = tuple(
-    [BASELINE_MODE]
-    + [f"{p}{b}" for p in ("disk-full", "disk-partial", "experts-on-disk") for b in ("", "+offload_buffers")]
-)
+# Disk placements from from_pretrained's device_map, then accelerate's own cpu_offload/disk_offload of a loaded
+# model (no hf_device_map): both are ways users hand llm-compressor an offloaded model.
+PLACEMENTS = ("disk-full", "disk-partial", "experts-on-disk", "accelerate-cpu", "accelerate-disk")
+MODE_NAMES = tuple([BASELINE_MODE] + [f"{p}{b}" for p in PLACEMENTS for b in ("", "+offload_buffers")])
 
 
 @dataclass(frozen=True)
