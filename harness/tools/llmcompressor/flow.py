@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from offload_conformance.harness.plan.impls import resolve
 from offload_conformance.harness.tools.llmcompressor.plan import scheme_by_name
 
 # The wrapper's own default: one shard for any model of ours (and not transformers' 50GB).
@@ -51,13 +52,13 @@ def save_compressed(model: Any, save_directory: str) -> None:
         resave_config,
         update_and_save_recipe,
     )
-    from offload_conformance.reference_impl import save_pretrained
 
     compressor = ModelCompressor.from_pretrained_model(model, quantization_format=None)
     compressor.compress_model(model, skip_compressed=True)
     _retie_embeddings(model)
     to_accelerate(model)
-    save_pretrained(model, save_directory, max_shard_size=WRAPPER_MAX_SHARD_SIZE)
+    # Through the IUT resolver, as `--impl reference` loads it: harness modules do not import the reference.
+    resolve("reference")(model, save_directory, max_shard_size=WRAPPER_MAX_SHARD_SIZE)
     resave_config(model.config, save_directory)
     compressor.update_config(save_directory)
     update_and_save_recipe(model.name_or_path, save_directory)
