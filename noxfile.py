@@ -22,6 +22,7 @@ nox.options.reuse_existing_virtualenvs = True
 ROOT = Path(__file__).parent
 CONSTRAINTS = ROOT / "constraints"
 CI = str(CONSTRAINTS / "ci.txt")
+LLMCOMPRESSOR = str(CONSTRAINTS / "llmcompressor.txt")
 ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 PYTHON = "3.11"
 CLI = "offload-conformance"
@@ -70,14 +71,17 @@ def _cache_env(session: nox.Session) -> dict[str, str]:
     }
 
 
-def _conformance(session: nox.Session, args: list[str], out: str, *, verdict: bool, step_summary: bool = True) -> None:
-    """Run the matrix into `out`. With `verdict`, a failing cell fails the session (the harness exits 1);
-    without, failing cells are the finding and only a harness that wrote no results.json fails it."""
+def _conformance(
+    session: nox.Session, args: list[str], out: str, *, verdict: bool, step_summary: bool = True, command: str = "run"
+) -> None:
+    """Run the matrix (or another command writing results.json) into `out`. With `verdict`, a failing cell fails
+    the session (the harness exits 1); without, failing cells are the finding and only a harness that wrote no
+    results.json fails it."""
     results = Path(out) / "results.json"
     results.unlink(missing_ok=True)
     codes = [0] if verdict else [0, 1]
     env = _cache_env(session) | ({} if step_summary else {"GITHUB_STEP_SUMMARY": ""})
-    session.run(CLI, "run", "--out", out, *args, env=env, success_codes=codes)
+    session.run(CLI, command, "--out", out, *args, env=env, success_codes=codes)
     if not results.exists():
         session.error(f"the harness wrote no {results}: see its output above")
 
@@ -127,6 +131,18 @@ def matrix(session: nox.Session, transformers: str) -> None:
     _install(session, "report")
     _install_transformers(session, transformers)
     _conformance(session, list(session.posargs), f"matrix-out/{transformers}", verdict=False)
+
+
+@nox.session(python=PYTHON)
+def llmcompressor(session: nox.Session) -> None:
+    """llm-compressor's data-free oneshot and compressed save on bf16 fixtures, every disk-offloaded flow compared
+    with the in-memory flow (its own save wrapper, and our reference after the same compression): results in
+    llmcompressor-out/. Its own pins (constraints/llmcompressor.txt): llm-compressor 0.14 needs transformers <= 5.17
+    and compressed-tensors 0.19. Failing cells are the finding. Arguments go to `offload-conformance llmcompressor`."""
+    session.install("-c", LLMCOMPRESSOR, "torch")
+    session.install("-c", LLMCOMPRESSOR, "-e", ".[report]", "llmcompressor")
+    out, args = _take(list(session.posargs), "--out")
+    _conformance(session, args, out or "llmcompressor-out", verdict=False, command="llmcompressor")
 
 
 @nox.session(python=PYTHON)

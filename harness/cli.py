@@ -23,7 +23,7 @@ from offload_conformance.harness.plan.modes import MODES
 from offload_conformance.harness.report import history, terminal, write_reports
 from offload_conformance.harness.report.coverage import generated_table
 from offload_conformance.harness.report.coverage import table as coverage_table
-from offload_conformance.harness.results import RunResult
+from offload_conformance.harness.results import CellResult, RunResult
 
 GRADES = [g.value for g in Grade]
 
@@ -144,6 +144,17 @@ def _parser() -> argparse.ArgumentParser:
     bn.add_argument("--layers", default="4,8,16,32", help="layer counts for the memory sweeps (MoE and one-to-many)")
     bn.add_argument("--repeats", type=int, default=5, help="runs per case, interleaved (the median is reported)")
     bn.add_argument("--out", type=Path, default=Path("bench-out"))
+    lc = sub.add_parser(
+        "llmcompressor", help="llm-compressor oneshot + compressed save: each offloaded flow vs the in-memory flow"
+    )
+    lc.add_argument("--fixture", action="append", help="qwen3_moe, deepseek_v3, llama (repeatable; default: all)")
+    lc.add_argument("--scheme", action="append", help="fp8_dynamic, w4a16_g32 (repeatable; default: all)")
+    lc.add_argument("--mode", action="append", help="offload mode (repeatable; default: all of them)")
+    lc.add_argument("--saver", action="append", help="upstream, reference (repeatable; default: both)")
+    lc.add_argument("--out", type=Path, default=Path("llmcompressor-out"))
+    lc.add_argument("--jobs", type=int, default=2, help="cell processes at a time")
+    lc.add_argument("--timeout", type=float, default=300.0, help="seconds before a cell is killed")
+    lc.add_argument("--list", action="store_true", help="print the cell ids and exit")
     sub.add_parser("modes", help="list offload modes")
     fx = sub.add_parser("fixtures", help="fixtures: 'list' prints the coverage table (generating what is missing)")
     fx.add_argument("action", nargs="?", choices=["list"], default="list")
@@ -274,6 +285,37 @@ def _faults(args: argparse.Namespace) -> int:
     return 0 if all(k.verdict in ok for k in kills) else 1
 
 
+def _llmcompressor(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from offload_conformance.harness.tools.llmcompressor.plan import plan
+
+    axes = (args.fixture, args.scheme, args.mode, args.saver)
+    cells = _planned(plan, *(tuple(a or ()) for a in axes))
+    if args.list:
+        print("\n".join(c.cell_id for c in cells))
+        return 0
+    if args.jobs < 1 or args.timeout <= 0:
+        raise UsageError("--jobs must be >= 1 and --timeout > 0")
+    if importlib.util.find_spec("llmcompressor") is None:
+        raise UsageError("llmcompressor is not installed here: `nox -s llmcompressor` installs it with its pins")
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a file, not a directory")
+    from offload_conformance.harness.tools.llmcompressor.run import render, run_flows
+
+    print(f"running {len(cells)} llm-compressor cells with {args.jobs} job(s), output in {args.out}", file=sys.stderr)
+    result = run_flows(cells, args.out, args.jobs, args.timeout, _progress_line)
+    result.write(args.out / "results.json")
+    write_reports(result, args.out)
+    print(render(result))
+    print(f"\nresults: {args.out / 'results.json'}")
+    return 0 if result.ok else 1
+
+
+def _progress_line(i: int, n: int, cell: CellResult) -> None:
+    print(terminal.progress_line(i, n, cell), file=sys.stderr, flush=True)
+
+
 def _modes_list(args: argparse.Namespace) -> int:
     for m in MODES:
         print(f"{m.name:32} {m.description}")
@@ -358,6 +400,7 @@ COMMANDS = {
     "report": _report,
     "show": _show,
     "faults": _faults,
+    "llmcompressor": _llmcompressor,
     "modes": _modes_list,
     "fixtures": _fixtures_list,
 }

@@ -27,6 +27,8 @@ def _failure(stage: Stage, e: BaseException) -> dict[str, str]:
     tb = traceback.extract_tb(e.__traceback__)
     where = f"{Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
     message = str(e).strip().splitlines()[0][:500] if str(e).strip() else ""
+    if not message and tb and tb[-1].line:
+        message = tb[-1].line  # a bare `assert`: the asserted source line says what failed
     return asdict(Failure(stage, type(e).__name__, message, where))
 
 

@@ -252,3 +252,22 @@ def test_every_file_and_the_directory_are_fsynced_before_the_swap(
     save_pretrained(_load(tmp_path / "offload"), tmp_path / "target", max_shard_size="24KB")
     assert unsynced == []
     assert len(list((tmp_path / "target").glob("*.safetensors"))) > 1
+
+
+def test_offloaded_file_in_another_dtype_is_cast_to_the_index_dtype(tmp_path: Path) -> None:
+    """transformers 5.15-5.17 point offload entries into a source checkpoint that stores a tensor in fp32 while the
+    model holds bf16; accelerate's loader casts to the entry's dtype on read, and so the save must accept it."""
+    from safetensors.torch import load_file
+
+    expected = tmp_path / "in-memory"
+    _load(tmp_path / "unused", "in-memory").save_pretrained(expected)
+    offload = tmp_path / "offload"
+    model = _load(offload)
+    entry = _index(model)[FUSED]
+    assert entry["dtype"] == "bfloat16"
+    stored = Path(entry["safetensors_file"])
+    upcast = {k: v.float() for k, v in load_file(stored).items()}  # bf16 -> fp32 is exact
+    stored.unlink()  # the entry may be a link into somewhere else: write a file of our own
+    save_file(upcast, stored)
+    save_pretrained(model, tmp_path / "saved")
+    assert compare(expected, tmp_path / "saved").classes == ()
