@@ -155,6 +155,18 @@ def _parser() -> argparse.ArgumentParser:
     lc.add_argument("--jobs", type=int, default=2, help="cell processes at a time")
     lc.add_argument("--timeout", type=float, default=300.0, help="seconds before a cell is killed")
     lc.add_argument("--list", action="store_true", help="print the cell ids and exit")
+    lg = sub.add_parser(
+        "ledger",
+        help="real upstream bugs replayed release by release: 'plan' the environments, 'run' one, 'report' verdicts",
+    )
+    lg.add_argument("action", choices=["plan", "run", "report", "list"])
+    lg.add_argument("--out", type=Path, default=Path("ledger-out"))
+    lg.add_argument("--ledger", type=Path, help="the data file (default: the shipped upstream_bugs.toml)")
+    lg.add_argument("--id", action="append", help="only this entry, e.g. transformers#47018 (repeatable)")
+    lg.add_argument("--env", help="run: the environment installed now (a key from `plan`)")
+    lg.add_argument("--pins", type=Path, default=Path("constraints"), help="plan: the companion pins directory")
+    lg.add_argument("--jobs", type=int, default=2, help="run: cell processes at a time")
+    lg.add_argument("--timeout", type=float, default=300.0, help="run: seconds before a cell is killed")
     sub.add_parser("modes", help="list offload modes")
     fx = sub.add_parser("fixtures", help="fixtures: 'list' prints the coverage table (generating what is missing)")
     fx.add_argument("action", nargs="?", choices=["list"], default="list")
@@ -312,6 +324,41 @@ def _llmcompressor(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _ledger(args: argparse.Namespace) -> int:
+    from offload_conformance.harness.ledger import entries, environments, report, verdicts
+    from offload_conformance.harness.ledger.replay import replay
+
+    try:
+        ledger = entries.load(args.ledger or entries.SHIPPED).select(tuple(args.id or ()))
+        if args.action == "list":
+            for b in ledger.bugs:
+                affected, then = environments.replays(b, ledger.newest)
+                where = "gpu" if b.gpu else "no cells" if not b.runnable else f"{affected.key} -> {then.key}"
+                print(f"{b.id:32} {where:60} {b.bug_class}")
+            return 0
+        if args.action == "plan":
+            if not args.pins.is_dir():
+                raise UsageError(f"--pins {args.pins}: not a directory of constraints files")
+            print(environments.plan_file(ledger, args.pins, args.out))
+            return 0
+        if args.action == "run":
+            if not args.env:
+                raise UsageError("ledger run needs --env KEY (see `ledger plan`)")
+            env = environments.by_key(ledger, args.env)
+            replay(ledger, env, args.out, _planned(selection.settings, "bytes", args.timeout, args.jobs))
+            return 0
+        judged = verdicts.judge_all(ledger, verdicts.read_runs(args.out, ledger))
+    except entries.LedgerError as e:
+        raise UsageError(str(e)) from None
+    report.write(judged, args.out)
+    print(report.markdown(judged))
+    print(f"reports: {args.out / 'ledger.json'}, {args.out / 'ledger.md'}")
+    if missing := report.unexplained(judged):
+        print(f"error: not caught and not explained: {', '.join(j.bug.id for j in missing)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _progress_line(i: int, n: int, cell: CellResult) -> None:
     print(terminal.progress_line(i, n, cell), file=sys.stderr, flush=True)
 
@@ -401,6 +448,7 @@ COMMANDS = {
     "show": _show,
     "faults": _faults,
     "llmcompressor": _llmcompressor,
+    "ledger": _ledger,
     "modes": _modes_list,
     "fixtures": _fixtures_list,
 }
