@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from offload_conformance.fixtures import DEFAULT_FIXTURES, FixtureError, SpecError, coverage
 from offload_conformance.fixtures import by_name as fixture_by_name
@@ -24,6 +24,10 @@ from offload_conformance.harness.report import history, terminal, write_reports
 from offload_conformance.harness.report.coverage import generated_table
 from offload_conformance.harness.report.coverage import table as coverage_table
 from offload_conformance.harness.results import CellResult, RunResult
+
+if TYPE_CHECKING:
+    from offload_conformance.fixtures.spec import Fixture
+    from offload_conformance.harness.run.runner import Runner
 
 GRADES = [g.value for g in Grade]
 
@@ -381,6 +385,18 @@ def _fixtures_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _built(runner: Runner, spec: Fixture) -> None:
+    """Generated or verified; a generated architecture that cannot build here is a usage error naming why."""
+    from offload_conformance.fixtures.generated import failure_reason
+
+    try:
+        runner.fixture_dir(spec)
+    except (FixtureError, SpecError):
+        raise
+    except Exception as e:
+        raise UsageError(f"fixture {spec.name} cannot be built here: {failure_reason(e)}") from None
+
+
 def _run(args: argparse.Namespace) -> int:
     wanted = selection.Selection(
         fixture_set=args.fixture_set,
@@ -421,7 +437,7 @@ def _run(args: argparse.Namespace) -> int:
     runner = Runner(args.out, settings)
     # Generated or verified now: a tampered fixture is a usage error before any cell runs.
     for spec in dict.fromkeys(c.fixture for c in cells):
-        runner.fixture_dir(spec)
+        _built(runner, spec)
     print(f"running {len(cells)} cells with {args.jobs} job(s), output in {args.out}", file=sys.stderr, flush=True)
     progress = Progress(len(cells))
     try:

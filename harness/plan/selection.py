@@ -76,10 +76,13 @@ def settings(
 def _fixtures(selection: Selection) -> list:
     from offload_conformance.fixtures import FixtureSpec, SpecError
     from offload_conformance.fixtures.catalog import layout_for
-    from offload_conformance.fixtures.sets import fixture_set
+    from offload_conformance.fixtures.sets import candidates, fixture_set
 
     try:
-        pool = fixture_set(selection.fixture_set or "default")
+        # Fixtures named from the set `all` are looked up without building the whole set (the runner builds
+        # the ones it runs); the whole set is built only when it is what runs.
+        lazy = selection.fixture_set == "all" and selection.fixtures
+        pool = candidates("all") if lazy else fixture_set(selection.fixture_set or "default")
         by_name = {f.name: f for f in pool}
         unknown = [n for n in selection.fixtures if n not in by_name]
         if unknown:
