@@ -349,7 +349,9 @@ def _ledger(args: argparse.Namespace) -> int:
             if not args.env:
                 raise UsageError("ledger run needs --env KEY (see `ledger plan`)")
             env = environments.by_key(ledger, args.env)
-            replay(ledger, env, args.out, _planned(selection.settings, "bytes", args.timeout, args.jobs))
+            if args.jobs < 1 or args.timeout <= 0:
+                raise UsageError("--jobs must be >= 1 and --timeout > 0")
+            replay(ledger, env, args.out, args.timeout, args.jobs)
             return 0
         judged = verdicts.judge_all(ledger, verdicts.read_runs(args.out, ledger))
     except entries.LedgerError as e:

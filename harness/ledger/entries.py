@@ -10,9 +10,12 @@ from enum import StrEnum
 from pathlib import Path
 
 from offload_conformance.harness.outcomes import FailureClass
+from offload_conformance.harness.plan.selection import PlanError, settings
 
 SHIPPED = Path(__file__).parent / "upstream_bugs.toml"
 OPEN = "open"
+# Run settings an entry may set for its cells (names as `offload-conformance run` spells them, `-` as `_`).
+OPTIONS = ("max_extra_rss", "max_read_amplification", "require")
 ERROR = "error"  # in `expect`: the cell erred (a crash on load or save) rather than saving something else
 PACKAGES = ("transformers", "accelerate", "compressed-tensors")
 _ID = re.compile(r"[A-Za-z][A-Za-z-]*#\d+")
@@ -44,6 +47,12 @@ class Bug:
     see: tuple[str, ...] = ()
     pins: tuple[tuple[str, str], ...] = ()  # other packages, pinned for both replays
     why: str = ""  # why the harness cannot catch it (or a remark)
+    options: tuple[tuple[str, str], ...] = ()  # run settings its cells need (OPTIONS), e.g. a memory budget
+
+    @property
+    def group(self) -> str:
+        """The run its cells belong to within an environment: entries with the same options share one."""
+        return ",".join(f"{k}={v}" for k, v in self.options) or "default"
 
     @property
     def is_open(self) -> bool:
@@ -81,6 +90,7 @@ def _strings(name: str, where: str, value: object) -> tuple[str, ...]:
 def _bug(raw: dict[str, object], index: int) -> Bug:
     where = f"entry {index + 1} ({raw.get('id', 'no id')})"
     known = {"id", "row", "class", "gpu", "package", "affected", "fixed", "cells", "expect", "see", "pins", "why"}
+    known.add("options")
     if extra := sorted(set(raw) - known):
         raise LedgerError(f"{where}: unknown field {extra[0]!r}")
     for name in ("id", "class", "affected", "fixed"):
@@ -97,6 +107,13 @@ def _bug(raw: dict[str, object], index: int) -> Bug:
     pins_raw = raw.get("pins", {})
     if not isinstance(pins_raw, dict) or not all(k in PACKAGES and k != package for k in pins_raw):
         raise LedgerError(f"{where}: pins must map other packages of {', '.join(PACKAGES)} to releases")
+    options = raw.get("options", {})
+    if not isinstance(options, dict) or not all(k in OPTIONS for k in options):
+        raise LedgerError(f"{where}: options may set {', '.join(OPTIONS)}")
+    try:
+        settings(**{k: str(v) if k != "max_read_amplification" else float(v) for k, v in options.items()})  # type: ignore[arg-type]
+    except (PlanError, ValueError) as e:
+        raise LedgerError(f"{where}: options: {e}") from None
     cells = _strings("cells", where, raw.get("cells", []))
     expect = _strings("expect", where, raw.get("expect", []))
     valid = {c.value for c in FailureClass} | {ERROR}
@@ -123,6 +140,7 @@ def _bug(raw: dict[str, object], index: int) -> Bug:
         see=_strings("see", where, raw.get("see", [])),
         pins=tuple(sorted((str(k), str(v)) for k, v in pins_raw.items())),
         why=why,
+        options=tuple(sorted((str(k), str(v)) for k, v in options.items())),
     )
 
 

@@ -10,20 +10,20 @@ from offload_conformance.fixtures.sets import named
 from offload_conformance.fixtures.spec import SpecError
 from offload_conformance.harness.ledger.entries import Ledger, LedgerError
 from offload_conformance.harness.ledger.environments import Environment, bugs_in, mismatches
-from offload_conformance.harness.plan.cells import SHARD_SIZES, Cell, matrix
+from offload_conformance.harness.plan.cells import SHARD_SIZES, Cell, matrix, safe_name
 from offload_conformance.harness.plan.impls import BUILTIN
 from offload_conformance.harness.plan.modes import MODES
-from offload_conformance.harness.plan.selection import Settings, impl, shard_options
-from offload_conformance.harness.results import RunResult
+from offload_conformance.harness.plan.selection import impl, settings, shard_options
 
 
-def runs_dir(out: Path, env: Environment) -> Path:
-    return out / "runs" / env.key
+def runs_dir(out: Path, env: Environment, group: str) -> Path:
+    return out / "runs" / env.key / safe_name(group)
 
 
-def cells_for(ledger: Ledger, env: Environment) -> list[Cell]:
-    """The cells of every entry replayed in `env`, in matrix order; an entry naming no cell is an error."""
-    bugs = bugs_in(ledger, env)
+def cells_for(ledger: Ledger, env: Environment, group: str | None = None) -> list[Cell]:
+    """The cells of every entry replayed in `env` (of one options group), in matrix order; an entry naming no
+    cell is an error."""
+    bugs = [b for b in bugs_in(ledger, env) if group is None or b.group == group]
     try:
         fixtures = named(tuple(dict.fromkeys(f for b in bugs for f in b.fixtures())))
     except SpecError as e:
@@ -35,18 +35,22 @@ def cells_for(ledger: Ledger, env: Environment) -> list[Cell]:
     return [c for c in everything if any(b.matches(c.cell_id) for b in bugs)]
 
 
-def replay(ledger: Ledger, env: Environment, out: Path, settings: Settings) -> RunResult:
-    """Run `env`'s cells (no known-failures list: a flagged cell is the finding) into out/runs/KEY."""
+def replay(ledger: Ledger, env: Environment, out: Path, timeout: float, jobs: int) -> None:
+    """Run `env`'s cells (no known-failures list: a flagged cell is the finding) into out/runs/KEY/GROUP, one run
+    per options group (a memory budget applies to the cells of the entry that sets it, not to every cell)."""
     from offload_conformance.harness.report import write_reports
     from offload_conformance.harness.run.runner import Runner
 
     if wrong := mismatches(env, ledger.newest):
         raise LedgerError("this is not the environment to replay: " + "; ".join(wrong))
-    cells = cells_for(ledger, env)
-    target = runs_dir(out, env)
-    shutil.rmtree(target, ignore_errors=True)  # the ledger's own output: results of another day must not judge
-    print(f"ledger: {env.key}: {len(cells)} cells", file=sys.stderr, flush=True)
-    result = Runner(target, settings).run(cells)
-    result.write(target / "results.json")
-    write_reports(result, target)
-    return result
+    shutil.rmtree(out / "runs" / env.key, ignore_errors=True)  # the ledger's own output: another day's must not judge
+    groups = {b.group: b.options for b in bugs_in(ledger, env)}
+    for group, options in groups.items():
+        cells = cells_for(ledger, env, group)
+        chosen = {k: float(v) if k == "max_read_amplification" else v for k, v in options}
+        run_settings = settings(timeout=timeout, jobs=jobs, **chosen)  # type: ignore[arg-type]
+        target = runs_dir(out, env, group)
+        print(f"ledger: {env.key} ({group}): {len(cells)} cells", file=sys.stderr, flush=True)
+        result = Runner(target, run_settings).run(cells)
+        result.write(target / "results.json")
+        write_reports(result, target)

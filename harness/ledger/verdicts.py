@@ -44,18 +44,22 @@ def _summary(env: Environment, cells: list[CellResult]) -> str:
     return f"{env.key}: " + "; ".join(parts)
 
 
+def run_key(env: Environment, bug: Bug) -> str:
+    return f"{env.key}/{bug.group}"
+
+
 def judge(bug: Bug, runs: dict[str, RunResult], newest: dict[str, str]) -> Judged:
     affected, then = replays(bug, newest)
     if bug.gpu:
         return Judged(bug, Verdict.NEEDS_GPU, (bug.why or "needs an accelerator",), affected.key, then.key)
     if not bug.runnable:
         return Judged(bug, Verdict.NOT_CAUGHT, (bug.why,), affected.key, then.key)
-    missing = [e.key for e in (affected, then) if e.key not in runs]
+    missing = [e.key for e in (affected, then) if run_key(e, bug) not in runs]
     if missing:
         why = f"not replayed: no results for {', '.join(missing)}"
         return Judged(bug, Verdict.NOT_CAUGHT, (why, *([bug.why] if bug.why else [])), affected.key, then.key)
-    before = [c for c in runs[affected.key].cells if bug.matches(c.cell_id)]
-    after = [c for c in runs[then.key].cells if bug.matches(c.cell_id)]
+    before = [c for c in runs[run_key(affected, bug)].cells if bug.matches(c.cell_id)]
+    after = [c for c in runs[run_key(then, bug)].cells if bug.matches(c.cell_id)]
     evidence = [_summary(affected, before)] + ([_summary(then, after)] if then != affected else [])
     flagged_before = any(flags(bug, c) for c in before)
     if bug.is_open:
@@ -77,15 +81,16 @@ def judge(bug: Bug, runs: dict[str, RunResult], newest: dict[str, str]) -> Judge
 
 def read_runs(out: Path, ledger: Ledger) -> dict[str, RunResult]:
     """Whatever environments have results under out/runs (an environment that failed to install has none)."""
-    from offload_conformance.harness.ledger.environments import mismatches, needed
+    from offload_conformance.harness.ledger.environments import bugs_in, mismatches, needed
 
     found = {}
     for env in needed(ledger):
-        path = runs_dir(out, env) / "results.json"
-        if path.exists():
-            result = RunResult.read(path)
-            if not mismatches(env, ledger.newest, result.environment):
-                found[env.key] = result  # a run that recorded other versions does not judge this environment
+        for bug in bugs_in(ledger, env):
+            path = runs_dir(out, env, bug.group) / "results.json"
+            if path.exists() and run_key(env, bug) not in found:
+                result = RunResult.read(path)
+                if not mismatches(env, ledger.newest, result.environment):
+                    found[run_key(env, bug)] = result  # a run that recorded other versions does not judge
     return found
 
 

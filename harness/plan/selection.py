@@ -79,10 +79,10 @@ def _fixtures(selection: Selection) -> list:
     from offload_conformance.fixtures.sets import candidates, fixture_set
 
     try:
-        # Fixtures named from the set `all` are looked up without building the whole set (the runner builds
-        # the ones it runs); the whole set is built only when it is what runs.
-        lazy = selection.fixture_set == "all" and selection.fixtures
-        pool = candidates("all") if lazy else fixture_set(selection.fixture_set or "default")
+        # Named fixtures are looked up without building the set `all` (the runner builds the ones it runs),
+        # and may be extra fixtures outside the default matrix; a whole set is built only when it is what runs.
+        name = selection.fixture_set or "default"
+        pool = candidates(name) if selection.fixtures else fixture_set(name)
         by_name = {f.name: f for f in pool}
         unknown = [n for n in selection.fixtures if n not in by_name]
         if unknown:

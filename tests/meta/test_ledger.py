@@ -14,6 +14,7 @@ import pytest
 
 from offload_conformance.harness.ledger import entries, environments, report, verdicts
 from offload_conformance.harness.ledger.entries import Verdict
+from offload_conformance.harness.ledger.replay import runs_dir
 from offload_conformance.harness.outcomes import FailureClass
 from offload_conformance.harness.plan.selection import Selection, plan
 from offload_conformance.harness.results import RunResult
@@ -59,8 +60,10 @@ def test_shipped_ledger_loads_and_names_the_newest_releases_ci_installs() -> Non
 
 def test_shipped_patterns_on_default_fixtures_name_planned_cells() -> None:
     """A typo in a pattern would make an entry replay nothing; generated fixtures are checked by `ledger run`."""
-    ids = [c.cell_id for c in plan(Selection())]
-    for bug in entries.load().bugs:
+    bugs = entries.load().bugs
+    named = tuple(dict.fromkeys(f for b in bugs for f in b.fixtures() if not f.startswith("gen_")))
+    ids = [c.cell_id for c in plan(Selection(fixtures=named))]
+    for bug in bugs:
         for pattern in bug.cells:
             if not pattern.startswith("gen_"):
                 assert any(fnmatch.fnmatchcase(i, pattern) for i in ids), f"{bug.id}: {pattern}"
@@ -76,6 +79,8 @@ def test_shipped_patterns_on_default_fixtures_name_planned_cells() -> None:
         (('class = "buffers skipped"', 'class = "x"\npackage = "torch"'), "package 'torch'"),
         (('cells = ["fx-disk-upstream"]\nexpect = ["missing-tensor"]', ""), "say why none can"),
         (('fixed = "5.15.1"', 'fixed = "5.15.1"\nverdict = "reproduced"'), "unknown field 'verdict'"),
+        (('fixed = "5.15.1"', 'fixed = "5.15.1"\noptions = { jobs = 4 }'), "options may set"),
+        (('fixed = "5.15.1"', 'fixed = "5.15.1"\noptions = { max_extra_rss = "lots" }'), "options: --max-extra-rss"),
     ],
 )
 def test_a_malformed_entry_is_one_error_naming_it(tmp_path: Path, change: tuple[str, str], message: str) -> None:
@@ -92,29 +97,38 @@ def test_reproduced_needs_the_expected_class_before_and_a_clean_fixed_release(tm
     ledger = _ledger(tmp_path, BUG)
     fixed = _run("5.15.1", cell("fx-disk-upstream", P))
     lost = _run("5.13.1", cell("fx-disk-upstream", F, (FailureClass.MISSING_TENSOR,)))
-    judged = _verdict(ledger, {"transformers-5.13.1": lost, "transformers-5.15.1": fixed})
+    judged = _verdict(ledger, {"transformers-5.13.1/default": lost, "transformers-5.15.1/default": fixed})
     assert judged.verdict is Verdict.REPRODUCED
     assert "transformers-5.13.1: 1 fail missing-tensor" in judged.evidence[0]
     # flagged for another reason only: not this bug
     other = _run("5.13.1", cell("fx-disk-upstream", F, (FailureClass.SHARD_LAYOUT,)))
-    assert _verdict(ledger, {"transformers-5.13.1": other, "transformers-5.15.1": fixed}).verdict is Verdict.NOT_CAUGHT
+    assert (
+        _verdict(ledger, {"transformers-5.13.1/default": other, "transformers-5.15.1/default": fixed}).verdict
+        is Verdict.NOT_CAUGHT
+    )
     # still failing on the release that claims the fix
     still = _run("5.15.1", cell("fx-disk-upstream", F, (FailureClass.MISSING_TENSOR,)))
-    judged = _verdict(ledger, {"transformers-5.13.1": lost, "transformers-5.15.1": still})
+    judged = _verdict(ledger, {"transformers-5.13.1/default": lost, "transformers-5.15.1/default": still})
     assert judged.verdict is Verdict.NOT_CAUGHT and any("not clean on the fixed" in e for e in judged.evidence)
     # an error counts only where the entry expects one
     crash = _run("5.13.1", cell("fx-disk-upstream", E))
-    assert _verdict(ledger, {"transformers-5.13.1": crash, "transformers-5.15.1": fixed}).verdict is Verdict.NOT_CAUGHT
+    assert (
+        _verdict(ledger, {"transformers-5.13.1/default": crash, "transformers-5.15.1/default": fixed}).verdict
+        is Verdict.NOT_CAUGHT
+    )
     erring = _ledger(tmp_path, BUG.replace('expect = ["missing-tensor"]', 'expect = ["error"]'))
-    assert _verdict(erring, {"transformers-5.13.1": crash, "transformers-5.15.1": fixed}).verdict is Verdict.REPRODUCED
+    assert (
+        _verdict(erring, {"transformers-5.13.1/default": crash, "transformers-5.15.1/default": fixed}).verdict
+        is Verdict.REPRODUCED
+    )
 
 
 def test_open_bugs_are_judged_on_the_newest_release(tmp_path: Path) -> None:
     ledger = _ledger(tmp_path, BUG.replace('fixed = "5.15.1"', 'fixed = "open"'))
     lost = cell("fx-disk-upstream", F, (FailureClass.MISSING_TENSOR,))
-    runs = {"transformers-5.13.1": _run("5.13.1", lost), "transformers-5.24.0": _run("5.24.0", lost)}
+    runs = {"transformers-5.13.1/default": _run("5.13.1", lost), "transformers-5.24.0/default": _run("5.24.0", lost)}
     assert _verdict(ledger, runs).verdict is Verdict.STILL_OPEN
-    runs["transformers-5.24.0"] = _run("5.24.0", cell("fx-disk-upstream", P))
+    runs["transformers-5.24.0/default"] = _run("5.24.0", cell("fx-disk-upstream", P))
     assert _verdict(ledger, runs).verdict is Verdict.NOT_CAUGHT
 
 
@@ -129,13 +143,13 @@ def test_gpu_and_unreplayed_entries(tmp_path: Path) -> None:
 def test_a_run_of_other_versions_does_not_judge(tmp_path: Path) -> None:
     ledger = _ledger(tmp_path, BUG)
     env = environments.replays(ledger.bugs[0], NEWEST)[0]
-    target = tmp_path / "out" / "runs" / env.key
+    target = runs_dir(tmp_path / "out", env, "default")
     target.mkdir(parents=True)
     lost = cell("fx-disk-upstream", F, (FailureClass.MISSING_TENSOR,))
     _run("5.14.1", lost).write(target / "results.json")  # mislabelled: 5.14.1 in the 5.13.1 slot
     assert verdicts.read_runs(tmp_path / "out", ledger) == {}
     _run("5.13.1", lost).write(target / "results.json")
-    assert list(verdicts.read_runs(tmp_path / "out", ledger)) == [env.key]
+    assert list(verdicts.read_runs(tmp_path / "out", ledger)) == [f"{env.key}/default"]
 
 
 def test_environments_are_shared_named_by_what_differs_and_installed_oldest_first(tmp_path: Path) -> None:
@@ -192,3 +206,17 @@ def test_the_report_has_the_fields_ci_reads(tmp_path: Path) -> None:
     assert set(doc["entries"][0]) >= {"id", "class", "gpu", "affected", "fixed", "cells", "verdict", "evidence"}
     assert doc["totals"]["not-caught"] == 1 and doc["cpu_caught"] == 0
     assert "| 0 | transformers#1 | buffers skipped |" in (tmp_path / "ledger.md").read_text()
+
+
+def test_entries_with_options_are_judged_on_their_own_run(tmp_path: Path) -> None:
+    """A memory budget applies to the cells of the entry that sets it: its run is another group of the environment."""
+    budgeted = BUG.replace("transformers#1", "transformers#2") + 'options = { max_extra_rss = "2x-largest-tensor" }\n'
+    ledger = _ledger(tmp_path, BUG + budgeted)
+    plain, budget = ledger.bugs
+    assert (plain.group, budget.group) == ("default", "max_extra_rss=2x-largest-tensor")
+    fixed = _run("5.15.1", cell("fx-disk-upstream", P))
+    over = _run("5.13.1", cell("fx-disk-upstream", F, (FailureClass.MEMORY_BUDGET,)))
+    runs = {"transformers-5.13.1/max_extra_rss=2x-largest-tensor": over, "transformers-5.15.1/default": fixed}
+    runs["transformers-5.15.1/max_extra_rss=2x-largest-tensor"] = fixed
+    assert verdicts.judge(budget, runs, NEWEST).verdict is Verdict.NOT_CAUGHT  # it expects missing-tensor
+    assert "not replayed" in verdicts.judge(plain, runs, NEWEST).evidence[0]  # the budgeted run is not its run
