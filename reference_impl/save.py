@@ -50,13 +50,39 @@ class SaveError(RuntimeError):
     """A save that cannot be done as asked."""
 
 
-def save_config(model: PreTrainedModel, directory: Path) -> None:
+def _write_config(model: PreTrainedModel, cls: type, directory: Path) -> None:
     # Same mutations the upstream save applies before writing config.json.
     model.config.dtype = str(model.dtype).split(".")[1]
-    model.config.architectures = [type(model).__name__]
+    model.config.architectures = [cls.__name__]
     model.config.save_pretrained(directory)
     if model.can_generate():
         model.generation_config.save_pretrained(directory)
+
+
+def save_config(model: PreTrainedModel, directory: Path, **save_options: object) -> None:
+    """config.json and generation_config.json as the model's own save_pretrained writes them.
+
+    A model class may override save_pretrained to prepare its configs before handing over to
+    PreTrainedModel.save_pretrained (CSM and Kyutai-STT copy their sub-model's generation config
+    into the top one under a prefix). The override runs as it is, on this instance only, with its
+    call to the base save_pretrained answered by writing the configs: its weights are ours to write.
+    """
+    cls = type(model)
+    if cls.save_pretrained is PreTrainedModel.save_pretrained:
+        _write_config(model, cls, directory)
+        return
+
+    class ConfigOnly(PreTrainedModel):
+        def save_pretrained(self, save_directory: str | os.PathLike[str], *args: object, **kwargs: object) -> None:
+            _write_config(self, cls, Path(save_directory))
+
+    # C3 puts ConfigOnly after every class of `cls` but PreTrainedModel and its bases, so each
+    # override's super().save_pretrained() ends in ConfigOnly's.
+    model.__class__ = type(cls.__name__, (cls, ConfigOnly), {"__module__": cls.__module__})
+    try:
+        model.save_pretrained(directory, **save_options)
+    finally:
+        model.__class__ = cls
 
 
 def num_parameters(model: PreTrainedModel) -> int:
@@ -105,7 +131,7 @@ def save_pretrained(
     except OSError as e:
         raise SaveError(f"cannot write beside {target}: {e.strerror or e}") from None
     try:
-        save_config(model, staging)
+        save_config(model, staging, max_shard_size=max_shard_size)
         shard_of = checkpoint.split.tensor_to_filename
         with ExitStack() as stack:
             sources = stack.enter_context(Sources(model, state))

@@ -1,0 +1,47 @@
+"""Architectures of the fixture set `all` that once failed the reference, each offloaded and saved by the
+reference against transformers' in-memory save of the same fixture: every file byte-identical."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+
+from offload_conformance.fixtures import generate
+from offload_conformance.fixtures.spec import GeneratedSpec
+from offload_conformance.harness.plan.modes import by_name as mode
+from offload_conformance.reference_impl import save_pretrained
+
+# (model type, Auto class, max_shard_size, offload mode, what it exercises)
+CASES = [
+    ("csm", "AutoModel", None, "disk-full", "save_pretrained override: sub-model generation config copied in first"),
+    ("kyutai_speech_to_text", "AutoModelForMultimodalLM", None, "disk-full", "the same, for the codec"),
+    ("jev", "AutoModelForDecision", None, "disk-full", "save_pretrained override: decision.json written after"),
+]
+
+
+def _files(d: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.iterdir())}
+
+
+@pytest.mark.parametrize(
+    ("model_type", "auto_class", "shard", "placement", "what"),
+    CASES,
+    ids=[f"{c[0]}-{c[3]}{'-' + c[2] if c[2] else ''}" for c in CASES],
+)
+def test_reference_writes_the_in_memory_checkpoint(
+    tmp_path: Path, model_type: str, auto_class: str, shard: str | None, placement: str, what: str
+) -> None:
+    cls = getattr(transformers, auto_class)
+    fixture = generate(GeneratedSpec(model_type, auto_class))
+    options = {"max_shard_size": shard} if shard else {}
+    cls.from_pretrained(fixture, dtype=torch.bfloat16).save_pretrained(tmp_path / "in-memory", **options)
+
+    m = mode(placement)  # disk-full and accelerate-disk need no skeleton to place the model
+    model = cls.from_pretrained(fixture, dtype=torch.bfloat16, **m.load_kwargs(None, tmp_path / "offload"))  # type: ignore[arg-type]
+    m.after_load(model, tmp_path / "offload")
+    save_pretrained(model, tmp_path / "reference", **options)
+    assert _files(tmp_path / "reference") == _files(tmp_path / "in-memory"), what
