@@ -168,6 +168,14 @@ def _groups(model: nn.Module, meta: dict[str, torch.Tensor], full: dict[str, tor
     return groups
 
 
+def _storage_id(t: torch.Tensor) -> object:
+    """The storage identity huggingface_hub's planner gets from the real tensor, (device, data_ptr, size): an empty
+    storage allocates nothing and has data_ptr 0, so every empty tensor of the in-memory save has one same id, and
+    they all go to the shard of the first (e.g. the zero-channel convolutions of a model shrunk to nothing)."""
+    storage = t.untyped_storage()
+    return "empty" if storage.nbytes() == 0 else storage._cdata
+
+
 def schedule(model: nn.Module, max_shard_size: int | str, state: dict[str, torch.Tensor] | None = None) -> Schedule:
     """The checkpoint of `state` (default: saved_state(model)) as the in-memory save plans it."""
     state = saved_state(model) if state is None else state
@@ -182,7 +190,7 @@ def schedule(model: nn.Module, max_shard_size: int | str, state: dict[str, torch
     split = split_state_dict_into_shards_factory(
         full,
         get_storage_size=lambda t: t.untyped_storage().nbytes(),
-        get_storage_id=lambda t: t.untyped_storage()._cdata,
+        get_storage_id=_storage_id,
         filename_pattern="model{suffix}.safetensors",
         max_shard_size=max_shard_size,
     )

@@ -20,6 +20,9 @@ CASES = [
     ("csm", "AutoModel", None, "disk-full", "save_pretrained override: sub-model generation config copied in first"),
     ("kyutai_speech_to_text", "AutoModelForMultimodalLM", None, "disk-full", "the same, for the codec"),
     ("jev", "AutoModelForDecision", None, "disk-full", "save_pretrained override: decision.json written after"),
+    ("lw_detr", "AutoModel", "24KB", "disk-full", "empty tensors share one shard, as their storages do"),
+    ("qwen2_5_omni", "AutoModelForMultimodalLM", "24KB", "disk-full", "the same (zero-channel convolutions)"),
+    ("lw_detr", "AutoModel", None, "accelerate-disk", "accelerate's .dat of an empty tensor is one byte"),
 ]
 
 
