@@ -150,9 +150,12 @@ def save_pretrained(
             for group in checkpoint.groups:
                 if group.views is None:
                     tensors = {n: _load(model, n, state[n]) for n in group.sources}
-                    for name, tensor in revert_weight_conversion(model, tensors).items():
-                        writers[shard_of[name]].write(name, tensor)
-                    del tensors
+                    if group.in_context:  # the rest of the state as meta placeholders: their outputs are dropped
+                        tensors = {**{n: _meta(t) for n, t in state.items()}, **tensors}
+                    reverted = revert_weight_conversion(model, tensors)
+                    for name in group.outputs:
+                        writers[shard_of[name]].write(name, reverted[name])
+                    del tensors, reverted
             # Byte ranges of the sources, copied in file order: nothing is built, each shard is written
             # front to back (its writeback streams behind the copy) and closed once it is complete.
             rank = {filename: i for i, filename in enumerate(writers)}
@@ -187,6 +190,10 @@ def write_index(model: PreTrainedModel, split: StateDictSplit, directory: Path) 
             "weight_map": split.tensor_to_filename,
         }
         (directory / INDEX_NAME).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _meta(t: torch.Tensor) -> torch.Tensor:
+    return torch.empty(t.shape, dtype=t.dtype, device="meta")
 
 
 def _load(model: PreTrainedModel, name: str, tensor: torch.Tensor) -> torch.Tensor:

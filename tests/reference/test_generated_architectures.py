@@ -23,6 +23,7 @@ CASES = [
     ("lw_detr", "AutoModel", "24KB", "disk-full", "empty tensors share one shard, as their storages do"),
     ("qwen2_5_omni", "AutoModelForMultimodalLM", "24KB", "disk-full", "the same (zero-channel convolutions)"),
     ("lw_detr", "AutoModel", None, "accelerate-disk", "accelerate's .dat of an empty tensor is one byte"),
+    ("kimi_k25", "AutoModelForImageTextToText", "24KB", "disk-full", "GroupWeightRename beside PermuteForRope"),
 ]
 
 
@@ -48,3 +49,30 @@ def test_reference_writes_the_in_memory_checkpoint(
     m.after_load(model, tmp_path / "offload")
     save_pretrained(model, tmp_path / "reference", **options)
     assert _files(tmp_path / "reference") == _files(tmp_path / "in-memory"), what
+
+
+def test_a_group_whose_revert_depends_on_the_rest_is_reverted_among_it(tmp_path: Path) -> None:
+    """GroupWeightRename is stateful: reverted, `mlp.fc2` becomes `mlp.fc1` only once the revert has seen an
+    `mlp.fc1` (its guard, renamed `fc0`). A converter that is not a byte move (a Transpose) on `fc2` sends it through
+    transformers' revert at save time, where reverting its group by itself would leave it named `fc2`."""
+    from transformers.core_model_loading import Transpose, WeightConverter
+
+    from offload_conformance.reference_impl.schedule import schedule
+
+    cls = transformers.AutoModelForImageTextToText
+    fixture = generate(GeneratedSpec("kimi_k25", "AutoModelForImageTextToText"))
+
+    def load(**kwargs: object) -> torch.nn.Module:
+        model = cls.from_pretrained(fixture, dtype=torch.bfloat16, **kwargs)
+        transpose = WeightConverter(
+            source_patterns="mlp.fc2.weight", target_patterns="mlp.fc2.weight", operations=[Transpose(0, 1)]
+        )
+        model._weight_conversions = [*model._weight_conversions, transpose]
+        return model
+
+    load().save_pretrained(tmp_path / "in-memory")
+    model = load(**mode("disk-full").load_kwargs(None, tmp_path / "offload"))  # type: ignore[arg-type]
+    in_context = [g for g in schedule(model, "5GB").groups if g.in_context]
+    assert in_context and all(o.endswith("mlp.fc1.weight") for g in in_context for o in g.outputs), in_context
+    save_pretrained(model, tmp_path / "reference")
+    assert _files(tmp_path / "reference") == _files(tmp_path / "in-memory")
