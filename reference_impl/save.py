@@ -5,7 +5,8 @@ revert only moves bytes (renames, fused experts split per expert, many-to-one co
 reference_impl.views), each checkpoint tensor is copied from its sources' byte ranges in the offload
 files straight into its place in its shard file, inside the kernel (reference_impl.sources,
 reference_impl.transfer): no tensor is built. Any other group is read from offload storage once,
-reverted with transformers' own conversion machinery, written and freed: memory holds one group at
+reverted with transformers' own conversion machinery (among the rest of the state as meta placeholders
+where its revert depends on the rest, e.g. a stateful renaming), written and freed: memory holds one group at
 a time, whatever max_shard_size is. reference_impl.writer computes every header up front.
 Everything is written into a new directory beside the target, which then replaces the target in one
 atomic rename, so a crash leaves the old save or the new one.

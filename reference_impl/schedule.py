@@ -158,7 +158,8 @@ def _traced_groups(
 
 
 def _groups(model: nn.Module, meta: dict[str, torch.Tensor], full: dict[str, torch.Tensor]) -> list[Group]:
-    """Each in-memory tensor alone when it reverts alone to exactly the full revert's outputs (renames,
+    """The fallback when the trace of the whole revert loses where a checkpoint tensor comes from.
+    Each in-memory tensor alone when it reverts alone to exactly the full revert's outputs (renames,
     fused experts split per expert). Tensors that only revert together (many-to-one, e.g. the reverse
     of a Chunk) are grouped per smallest set that does: the tensors whose lone reverts name the same
     checkpoint tensor. Whatever still does not revert to the full revert's outputs forms one last

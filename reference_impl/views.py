@@ -6,7 +6,9 @@ slice stays a view of its source, and `cat`/`stack` remember their parts. A chec
 result is a contiguous view of one source, or a concatenation along its leading dimension of such
 views, is a list of byte ranges of the sources: the save copies those ranges straight into the shard
 file (no tensor is ever built). Anything else (a copy, arithmetic, a cast, a transpose) leaves the
-group to transformers' revert on real tensors.
+group to transformers' revert on real tensors. The trace also carries each tensor's provenance (the inputs
+every torch call was given), so one traced revert of the whole state says which in-memory tensors each
+checkpoint tensor comes from, byte range or not: the save's groups.
 
 Which conversions take which path, with transformers 5.x's reverse ops:
 
