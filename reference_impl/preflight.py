@@ -92,7 +92,8 @@ def _check_dat(name: str, key: str, entry: dict[str, Any], expected: torch.Tenso
     shape = tuple(entry.get("shape", ()))
     if shape != tuple(expected.shape) and not (shape == (1,) and expected.dim() == 0):
         raise OffloadError(f"offloaded {name}: index says shape {list(shape)}, the model holds {list(expected.shape)}")
-    want = max(expected.numel(), 1) * expected.element_size()
+    # A 0-d tensor is stored as one element; an empty one as one byte (numpy cannot map an empty file).
+    want = max(expected.numel() * expected.element_size(), 1 if expected.dim() else expected.element_size())
     if path.stat().st_size != want:
         raise OffloadError(f"offloaded {name}: {path} has {path.stat().st_size} bytes, {want} expected (truncated?)")
 

@@ -5,7 +5,8 @@ revert only moves bytes (renames, fused experts split per expert, many-to-one co
 reference_impl.views), each checkpoint tensor is copied from its sources' byte ranges in the offload
 files straight into its place in its shard file, inside the kernel (reference_impl.sources,
 reference_impl.transfer): no tensor is built. Any other group is read from offload storage once,
-reverted with transformers' own conversion machinery, written and freed: memory holds one group at
+reverted with transformers' own conversion machinery (among the rest of the state as meta placeholders
+where its revert depends on the rest, e.g. a stateful renaming), written and freed: memory holds one group at
 a time, whatever max_shard_size is. reference_impl.writer computes every header up front.
 Everything is written into a new directory beside the target, which then replaces the target in one
 atomic rename, so a crash leaves the old save or the new one.
@@ -50,13 +51,39 @@ class SaveError(RuntimeError):
     """A save that cannot be done as asked."""
 
 
-def save_config(model: PreTrainedModel, directory: Path) -> None:
+def _write_config(model: PreTrainedModel, cls: type, directory: Path) -> None:
     # Same mutations the upstream save applies before writing config.json.
     model.config.dtype = str(model.dtype).split(".")[1]
-    model.config.architectures = [type(model).__name__]
+    model.config.architectures = [cls.__name__]
     model.config.save_pretrained(directory)
     if model.can_generate():
         model.generation_config.save_pretrained(directory)
+
+
+def save_config(model: PreTrainedModel, directory: Path, **save_options: object) -> None:
+    """config.json and generation_config.json as the model's own save_pretrained writes them.
+
+    A model class may override save_pretrained to prepare its configs before handing over to
+    PreTrainedModel.save_pretrained (CSM and Kyutai-STT copy their sub-model's generation config
+    into the top one under a prefix). The override runs as it is, on this instance only, with its
+    call to the base save_pretrained answered by writing the configs: its weights are ours to write.
+    """
+    cls = type(model)
+    if cls.save_pretrained is PreTrainedModel.save_pretrained:
+        _write_config(model, cls, directory)
+        return
+
+    class ConfigOnly(PreTrainedModel):
+        def save_pretrained(self, save_directory: str | os.PathLike[str], *args: object, **kwargs: object) -> None:
+            _write_config(self, cls, Path(save_directory))
+
+    # C3 puts ConfigOnly after every class of `cls` but PreTrainedModel and its bases, so each
+    # override's super().save_pretrained() ends in ConfigOnly's.
+    model.__class__ = type(cls.__name__, (cls, ConfigOnly), {"__module__": cls.__module__})
+    try:
+        model.save_pretrained(directory, **save_options)
+    finally:
+        model.__class__ = cls
 
 
 def num_parameters(model: PreTrainedModel) -> int:
@@ -105,7 +132,7 @@ def save_pretrained(
     except OSError as e:
         raise SaveError(f"cannot write beside {target}: {e.strerror or e}") from None
     try:
-        save_config(model, staging)
+        save_config(model, staging, max_shard_size=max_shard_size)
         shard_of = checkpoint.split.tensor_to_filename
         with ExitStack() as stack:
             sources = stack.enter_context(Sources(model, state))
@@ -124,9 +151,12 @@ def save_pretrained(
             for group in checkpoint.groups:
                 if group.views is None:
                     tensors = {n: _load(model, n, state[n]) for n in group.sources}
-                    for name, tensor in revert_weight_conversion(model, tensors).items():
-                        writers[shard_of[name]].write(name, tensor)
-                    del tensors
+                    if group.in_context:  # the rest of the state as meta placeholders: their outputs are dropped
+                        tensors = {**{n: _meta(t) for n, t in state.items()}, **tensors}
+                    reverted = revert_weight_conversion(model, tensors)
+                    for name in group.outputs:
+                        writers[shard_of[name]].write(name, reverted[name])
+                    del tensors, reverted
             # Byte ranges of the sources, copied in file order: nothing is built, each shard is written
             # front to back (its writeback streams behind the copy) and closed once it is complete.
             rank = {filename: i for i, filename in enumerate(writers)}
@@ -161,6 +191,10 @@ def write_index(model: PreTrainedModel, split: StateDictSplit, directory: Path) 
             "weight_map": split.tensor_to_filename,
         }
         (directory / INDEX_NAME).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _meta(t: torch.Tensor) -> torch.Tensor:
+    return torch.empty(t.shape, dtype=t.dtype, device="meta")
 
 
 def _load(model: PreTrainedModel, name: str, tensor: torch.Tensor) -> torch.Tensor:

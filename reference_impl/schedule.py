@@ -7,7 +7,7 @@ device: names, dtypes and shapes come from transformers' own revert of the weigh
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from huggingface_hub import StateDictSplit, split_state_dict_into_shards_factory
@@ -15,7 +15,7 @@ from torch import nn
 from transformers.core_model_loading import revert_weight_conversion
 
 from offload_conformance.reference_impl.offload import owner_of
-from offload_conformance.reference_impl.views import Piece, revert_traced
+from offload_conformance.reference_impl.views import Piece, Trace, revert_traced, trace
 
 Views = dict[str, tuple[Piece, ...]]
 
@@ -33,6 +33,9 @@ class Group:
     sources: tuple[str, ...]
     outputs: tuple[str, ...]
     views: tuple[tuple[str, tuple[Piece, ...]], ...] | None = None
+    # The group's revert depends on tensors outside it (a stateful renaming, e.g. GroupWeightRename renames
+    # `norm2` only after it has seen a `norm1`): revert it among the rest of the state as meta placeholders.
+    in_context: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,23 +116,50 @@ def _components(links: dict[str, set[str]]) -> list[list[str]]:
     return list(components.values())
 
 
-def _view_groups(model: nn.Module, meta: dict[str, torch.Tensor], full: dict[str, torch.Tensor]) -> list[Group] | None:
-    """One traced revert of the whole state: when every checkpoint tensor is byte ranges of in-memory
-    tensors, the groups are read off the ranges (checkpoint tensors sharing a source go together), with
-    no revert per tensor. None when some conversion is not pure data movement."""
-    out, views = _traced(model, meta)
-    if views is None or list(out) != list(full) or not _fits(out, full):
+def _trace(model: nn.Module, state: dict[str, torch.Tensor]) -> Trace:
+    try:
+        return trace(model, state)
+    except Exception as e:  # a partial group cannot revert: the caller groups it with its partners
+        raise ScheduleError(f"cannot revert {sorted(state)[:3]}...: {type(e).__name__}: {e}") from e
+
+
+def _reverts_alone(
+    model: nn.Module, meta: dict[str, torch.Tensor], group: Group, full: dict[str, torch.Tensor]
+) -> bool:
+    """Whether reverting the group's tensors by themselves gives exactly its checkpoint tensors."""
+    try:
+        out, _ = _traced(model, {n: meta[n] for n in group.sources})
+    except ScheduleError:
+        return False
+    return sorted(out) == sorted(group.outputs) and _fits(out, full)
+
+
+def _traced_groups(
+    model: nn.Module, meta: dict[str, torch.Tensor], full: dict[str, torch.Tensor]
+) -> list[Group] | None:
+    """One traced revert of the whole state, in the context the in-memory save reverts it in: checkpoint tensors
+    computed from an in-memory tensor in common go together. A group whose checkpoint tensors are all byte ranges
+    of its sources is copied as such; any other is reverted on real tensors at save time, by itself when that
+    gives its checkpoint tensors, else among the rest of the state as meta placeholders. None when the trace does
+    not say where some checkpoint tensor comes from."""
+    t = _trace(model, meta)
+    if list(t.out) != list(full) or not _fits(t.out, full) or not all(t.sources.values()):
         return None
     order = {name: i for i, name in enumerate(meta)}
     groups = []
-    for outputs in _components({name: {p.source for p in pieces} for name, pieces in views.items()}):
-        sources = sorted({p.source for o in outputs for p in views[o]}, key=order.__getitem__)
-        groups.append(Group(tuple(sources), tuple(outputs), tuple((o, views[o]) for o in outputs)))
+    for outputs in _components({name: set(t.sources[name]) for name in t.out}):
+        sources = tuple(sorted({s for o in outputs for s in t.sources[o]}, key=order.__getitem__))
+        if all(t.pieces[o] is not None for o in outputs):
+            groups.append(Group(sources, tuple(outputs), tuple((o, t.pieces[o]) for o in outputs)))  # type: ignore[misc]
+        else:
+            group = Group(sources, tuple(outputs))
+            groups.append(group if _reverts_alone(model, meta, group, full) else replace(group, in_context=True))
     return groups
 
 
 def _groups(model: nn.Module, meta: dict[str, torch.Tensor], full: dict[str, torch.Tensor]) -> list[Group]:
-    """Each in-memory tensor alone when it reverts alone to exactly the full revert's outputs (renames,
+    """The fallback when the trace of the whole revert loses where a checkpoint tensor comes from.
+    Each in-memory tensor alone when it reverts alone to exactly the full revert's outputs (renames,
     fused experts split per expert). Tensors that only revert together (many-to-one, e.g. the reverse
     of a Chunk) are grouped per smallest set that does: the tensors whose lone reverts name the same
     checkpoint tensor. Whatever still does not revert to the full revert's outputs forms one last
@@ -168,12 +198,20 @@ def _groups(model: nn.Module, meta: dict[str, torch.Tensor], full: dict[str, tor
     return groups
 
 
+def _storage_id(t: torch.Tensor) -> object:
+    """The storage identity huggingface_hub's planner gets from the real tensor, (device, data_ptr, size): an empty
+    storage allocates nothing and has data_ptr 0, so every empty tensor of the in-memory save has one same id, and
+    they all go to the shard of the first (e.g. the zero-channel convolutions of a model shrunk to nothing)."""
+    storage = t.untyped_storage()
+    return "empty" if storage.nbytes() == 0 else storage._cdata
+
+
 def schedule(model: nn.Module, max_shard_size: int | str, state: dict[str, torch.Tensor] | None = None) -> Schedule:
     """The checkpoint of `state` (default: saved_state(model)) as the in-memory save plans it."""
     state = saved_state(model) if state is None else state
     meta = {n: _meta(t) for n, t in state.items()}
     full = _revert(model, meta)  # checkpoint names, in the order the in-memory save plans them
-    groups = _view_groups(model, meta, full) or _groups(model, meta, full)
+    groups = _traced_groups(model, meta, full) or _groups(model, meta, full)
 
     # The in-memory save hands huggingface_hub real tensors, and its planner keeps tensors that
     # share a storage in one shard, counted once at the storage's size. Meta tensors keep the same
@@ -182,7 +220,7 @@ def schedule(model: nn.Module, max_shard_size: int | str, state: dict[str, torch
     split = split_state_dict_into_shards_factory(
         full,
         get_storage_size=lambda t: t.untyped_storage().nbytes(),
-        get_storage_id=lambda t: t.untyped_storage()._cdata,
+        get_storage_id=_storage_id,
         filename_pattern="model{suffix}.safetensors",
         max_shard_size=max_shard_size,
     )
