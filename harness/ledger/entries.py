@@ -15,7 +15,7 @@ from offload_conformance.harness.plan.selection import PlanError, settings
 SHIPPED = Path(__file__).parent / "upstream_bugs.toml"
 OPEN = "open"
 # Run settings an entry may set for its cells (names as `offload-conformance run` spells them, `-` as `_`).
-OPTIONS = ("max_extra_rss", "max_read_amplification", "require")
+OPTIONS = ("max_extra_rss", "max_read_amplification", "require", "fp8_on_cpu")
 ERROR = "error"  # in `expect`: the cell erred (a crash on load or save) rather than saving something else
 PACKAGES = ("transformers", "accelerate", "compressed-tensors")
 _ID = re.compile(r"[A-Za-z][A-Za-z-]*#\d+")

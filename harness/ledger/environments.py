@@ -57,15 +57,29 @@ def bugs_in(ledger: Ledger, env: Environment) -> list[Bug]:
     return [b for b in ledger.bugs if b.runnable and env in replays(b, ledger.newest)]
 
 
-def constraints(env: Environment, newest: dict[str, str], pins_dir: Path) -> str:
-    """A pip constraints file for `env`: the measured companion pins of its transformers release (or of the
-    nearest older release that has a file: releases between two measured ones share the older one's
-    companions), with the replayed packages set to this environment's releases."""
+INSTALL = "# install: "  # a pins-file line naming a companion to install too (not a dependency pip would resolve)
+
+
+def _pins_file(env: Environment, pins_dir: Path) -> Path:
     files = {p.name.removeprefix("transformers-").removesuffix(".txt"): p for p in pins_dir.glob("transformers-*.txt")}
     older = [v for v in files if _release(v) <= _release(env.transformers)]
     if not older:
         raise LedgerError(f"no companion pins at or below transformers {env.transformers} in {pins_dir}")
-    source = files[max(older, key=_release)]
+    return files[max(older, key=_release)]
+
+
+def companions(env: Environment, pins_dir: Path) -> list[str]:
+    """Requirements the pins file names on `# install:` lines (e.g. triton, which transformers 5.4-5.6 import
+    for FP8 without declaring it)."""
+    lines = _pins_file(env, pins_dir).read_text().splitlines()
+    return [line.removeprefix(INSTALL).strip() for line in lines if line.startswith(INSTALL)]
+
+
+def constraints(env: Environment, newest: dict[str, str], pins_dir: Path) -> str:
+    """A pip constraints file for `env`: the measured companion pins of its transformers release (or of the
+    nearest older release that has a file: releases between two measured ones share the older one's
+    companions), with the replayed packages set to this environment's releases."""
+    source = _pins_file(env, pins_dir)
     versions = env.versions(newest)
     kept = [
         line
@@ -85,6 +99,7 @@ def plan_file(ledger: Ledger, pins_dir: Path, out: Path) -> Path:
         path = out / "constraints" / f"{env.key}.txt"
         path.write_text(constraints(env, ledger.newest, pins_dir))
         requirements = [f"{p}=={v}" for p, v in sorted(env.versions(ledger.newest).items())]
+        requirements += companions(env, pins_dir)
         plan.append({"key": env.key, "constraints": str(path), "requirements": requirements})
     target = out / "environments.json"
     target.write_text(json.dumps(plan, indent=1))

@@ -11,7 +11,7 @@ from offload_conformance.fixtures.spec import SpecError
 from offload_conformance.harness.ledger.entries import Ledger, LedgerError
 from offload_conformance.harness.ledger.environments import Environment, bugs_in, mismatches
 from offload_conformance.harness.plan.cells import SHARD_SIZES, Cell, matrix, safe_name
-from offload_conformance.harness.plan.impls import BUILTIN
+from offload_conformance.harness.plan.impls import NAMED
 from offload_conformance.harness.plan.modes import MODES
 from offload_conformance.harness.plan.selection import impl, settings, shard_options
 
@@ -28,7 +28,7 @@ def cells_for(ledger: Ledger, env: Environment, group: str | None = None) -> lis
         fixtures = named(tuple(dict.fromkeys(f for b in bugs for f in b.fixtures())))
     except SpecError as e:
         raise LedgerError(str(e)) from None
-    everything = matrix(fixtures, list(MODES), [impl(i) for i in BUILTIN], [shard_options(s) for s in SHARD_SIZES])
+    everything = matrix(fixtures, list(MODES), [impl(i) for i in NAMED], [shard_options(s) for s in SHARD_SIZES])
     for bug in bugs:
         if not any(bug.matches(c.cell_id) for c in everything):
             raise LedgerError(f"{bug.id}: its cells {', '.join(bug.cells)} match no cell in {env.key}")
