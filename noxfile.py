@@ -157,6 +157,8 @@ def ledger(session: nox.Session) -> None:
     out, args = _take(list(session.posargs), "--out")
     out = out or "ledger-out"
     session.run(CLI, "ledger", "plan", "--out", out, "--pins", str(CONSTRAINTS), *args, env=ENV)
+    # Fixtures some entries replay on older releases are built first, by the newest release installed now.
+    session.run(CLI, "ledger", "fixtures", "--out", out, *args, env=_cache_env(session))
     for env in json.loads((Path(out) / "environments.json").read_text()):
         try:
             session.install("-c", env["constraints"], *env["requirements"])

@@ -163,7 +163,7 @@ def _parser() -> argparse.ArgumentParser:
         "ledger",
         help="real upstream bugs replayed release by release: 'plan' the environments, 'run' one, 'report' verdicts",
     )
-    lg.add_argument("action", choices=["plan", "run", "report", "list"])
+    lg.add_argument("action", choices=["list", "plan", "fixtures", "run", "report"])
     lg.add_argument("--out", type=Path, default=Path("ledger-out"))
     lg.add_argument("--ledger", type=Path, help="the data file (default: the shipped upstream_bugs.toml)")
     lg.add_argument("--id", action="append", help="only this entry, e.g. transformers#47018 (repeatable)")
@@ -330,7 +330,7 @@ def _llmcompressor(args: argparse.Namespace) -> int:
 
 def _ledger(args: argparse.Namespace) -> int:
     from offload_conformance.harness.ledger import entries, environments, report, verdicts
-    from offload_conformance.harness.ledger.replay import replay
+    from offload_conformance.harness.ledger.replay import build_newest_fixtures, replay
 
     try:
         ledger = entries.load(args.ledger or entries.SHIPPED).select(tuple(args.id or ()))
@@ -344,6 +344,9 @@ def _ledger(args: argparse.Namespace) -> int:
             if not args.pins.is_dir():
                 raise UsageError(f"--pins {args.pins}: not a directory of constraints files")
             print(environments.plan_file(ledger, args.pins, args.out))
+            return 0
+        if args.action == "fixtures":
+            print("\n".join(build_newest_fixtures(ledger)) or "no entry builds its fixtures with the newest release")
             return 0
         if args.action == "run":
             if not args.env:

@@ -48,11 +48,16 @@ class Bug:
     pins: tuple[tuple[str, str], ...] = ()  # other packages, pinned for both replays
     why: str = ""  # why the harness cannot catch it (or a remark)
     options: tuple[tuple[str, str], ...] = ()  # run settings its cells need (OPTIONS), e.g. a memory budget
+    # Its generated (gen_*) fixtures are built by the newest transformers, not by each replayed release: a
+    # save-side naming bug of the affected release is then not baked into its own fixture, and the in-memory
+    # save's round trip shows it.
+    newest_fixtures: bool = False
 
     @property
     def group(self) -> str:
         """The run its cells belong to within an environment: entries with the same options share one."""
-        return ",".join(f"{k}={v}" for k, v in self.options) or "default"
+        parts = [f"{k}={v}" for k, v in self.options] + (["newest-fixtures"] if self.newest_fixtures else [])
+        return ",".join(parts) or "default"
 
     @property
     def is_open(self) -> bool:
@@ -90,7 +95,7 @@ def _strings(name: str, where: str, value: object) -> tuple[str, ...]:
 def _bug(raw: dict[str, object], index: int) -> Bug:
     where = f"entry {index + 1} ({raw.get('id', 'no id')})"
     known = {"id", "row", "class", "gpu", "package", "affected", "fixed", "cells", "expect", "see", "pins", "why"}
-    known.add("options")
+    known |= {"options", "newest_fixtures"}
     if extra := sorted(set(raw) - known):
         raise LedgerError(f"{where}: unknown field {extra[0]!r}")
     for name in ("id", "class", "affected", "fixed"):
@@ -119,6 +124,9 @@ def _bug(raw: dict[str, object], index: int) -> Bug:
     valid = {c.value for c in FailureClass} | {ERROR}
     if bad := [e for e in expect if e not in valid]:
         raise LedgerError(f"{where}: expect {bad[0]!r} is not a failure class (or {ERROR!r})")
+    newest_fixtures = raw.get("newest_fixtures", False)
+    if not isinstance(newest_fixtures, bool) or (newest_fixtures and not any(c.startswith("gen_") for c in cells)):
+        raise LedgerError(f"{where}: newest_fixtures = true needs cells of generated (gen_*) fixtures")
     gpu = raw.get("gpu", False)
     if not isinstance(gpu, bool) or not isinstance(raw.get("row", 0), int):
         raise LedgerError(f"{where}: gpu must be true/false and row a number")
@@ -141,6 +149,7 @@ def _bug(raw: dict[str, object], index: int) -> Bug:
         pins=tuple(sorted((str(k), str(v)) for k, v in pins_raw.items())),
         why=why,
         options=tuple(sorted((str(k), str(v)) for k, v in options.items())),
+        newest_fixtures=newest_fixtures,
     )
 
 

@@ -6,7 +6,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from offload_conformance.fixtures.sets import named
+from offload_conformance.fixtures import generate
+from offload_conformance.fixtures.sets import built_with, named
 from offload_conformance.fixtures.spec import SpecError
 from offload_conformance.harness.ledger.entries import Ledger, LedgerError
 from offload_conformance.harness.ledger.environments import Environment, bugs_in, mismatches
@@ -24,8 +25,15 @@ def cells_for(ledger: Ledger, env: Environment, group: str | None = None) -> lis
     """The cells of every entry replayed in `env` (of one options group), in matrix order; an entry naming no
     cell is an error."""
     bugs = [b for b in bugs_in(ledger, env) if group is None or b.group == group]
+    names = tuple(dict.fromkeys(f for b in bugs for f in b.fixtures()))
+    newest = group is not None and any(b.newest_fixtures for b in bugs)
     try:
-        fixtures = named(tuple(dict.fromkeys(f for b in bugs for f in b.fixtures())))
+        if newest:
+            own = named(tuple(n for n in names if not n.startswith("gen_")))
+            gen = built_with(tuple(n for n in names if n.startswith("gen_")), ledger.newest["transformers"])
+            fixtures = own + gen
+        else:
+            fixtures = named(names)
     except SpecError as e:
         raise LedgerError(str(e)) from None
     everything = matrix(fixtures, list(MODES), [impl(i) for i in NAMED], [shard_options(s) for s in SHARD_SIZES])
@@ -54,3 +62,27 @@ def replay(ledger: Ledger, env: Environment, out: Path, timeout: float, jobs: in
         result = Runner(target, run_settings).run(cells)
         result.write(target / "results.json")
         write_reports(result, target)
+
+
+def build_newest_fixtures(ledger: Ledger) -> list[str]:
+    """Build, with the newest transformers (which must be the one installed), the generated fixtures of every entry
+    that replays them on other releases (`newest_fixtures`). Returns their names."""
+    from transformers import __version__
+
+    wanted = tuple(
+        dict.fromkeys(f for b in ledger.bugs if b.newest_fixtures for f in b.fixtures() if f.startswith("gen_"))
+    )
+    if not wanted:
+        return []
+    if __version__ != ledger.newest["transformers"]:
+        raise LedgerError(
+            f"ledger fixtures: transformers {ledger.newest['transformers']} must be installed, not {__version__}"
+        )
+    try:
+        named(wanted)  # discovers (and caches) what the newest release has
+        specs = built_with(wanted, __version__)
+    except SpecError as e:
+        raise LedgerError(str(e)) from None
+    for spec in specs:
+        generate(spec)
+    return list(wanted)
