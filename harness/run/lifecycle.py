@@ -178,7 +178,7 @@ def snapshot(model: torch.nn.Module) -> Snapshot:
 
 
 def _change(what: str, names: list[str], tensor: bool = True) -> Difference:
-    names = sorted(names)
+    names = sorted(n or "<model>" for n in names)
     eg = ", ".join(names[:EXAMPLES]) + (f" and {len(names) - EXAMPLES} more" if len(names) > EXAMPLES else "")
     return Difference(FailureClass.MODEL_CHANGED, f"{what}: {eg}", tensor=names[0] if tensor else None)
 
@@ -191,7 +191,11 @@ def changes(before: Snapshot, after: Snapshot) -> list[Difference]:
         ("dtype changed", lambda x, y: x.dtype != y.dtype),
         ("shape changed", lambda x, y: x.shape != y.shape),
         ("moved to another device", lambda x, y: x.device != y.device),
-        ("values changed", lambda x, y: x.sha256 != y.sha256 and (x.dtype, x.shape) == (y.dtype, y.shape)),
+        (
+            "values no longer readable (meta, and no offload storage holds them)",
+            lambda x, y: bool(x.sha256) > bool(y.sha256),
+        ),
+        ("values changed", lambda x, y: x.sha256 != y.sha256 and y.sha256 and (x.dtype, x.shape) == (y.dtype, y.shape)),
     ]
     if b.keys() - a.keys():
         out.append(_change("parameters or buffers gone from the model", list(b.keys() - a.keys())))
@@ -210,7 +214,7 @@ def changes(before: Snapshot, after: Snapshot) -> list[Difference]:
     if other:
         n = sorted(other)[0]
         what = f"accelerate hooks changed (e.g. {n or '<model>'}: {before.hooks[n]} -> {after.hooks[n]})"
-        out.append(_change(what, [m or "<model>" for m in other], False))
+        out.append(_change(what, other, False))
     if before.device_map != after.device_map:
         out.append(Difference(FailureClass.MODEL_CHANGED, f"hf_device_map {after.device_map}, was {before.device_map}"))
     if before.logits and not after.logits:

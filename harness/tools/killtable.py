@@ -55,7 +55,10 @@ def verdict(fault: Fault, spec: FixtureSpec, cell: CellResult) -> Verdict:
         return Verdict.NOT_APPLICABLE  # transformers could not load the fixture in this mode: no save to break
     if cell.outcome is Outcome.PASS:
         return Verdict.MISSED
-    if cell.outcome is not Outcome.FAIL:
+    # A fault that raises must be an error of the save, with the classes of what it did before raising.
+    if cell.outcome is not (Outcome.ERROR if fault.raises else Outcome.FAIL):
+        return Verdict.ERROR
+    if fault.raises and (cell.failure is None or cell.failure.stage is not Stage.SAVE):
         return Verdict.ERROR
     return Verdict.CAUGHT if set(cell.classes) == fault.expected_for(layout_for(spec).kinds) else Verdict.WRONG_CLASS
 
