@@ -21,7 +21,7 @@ from pathlib import Path
 
 from huggingface_hub.serialization._base import parse_size_to_int
 
-from offload_conformance.fixtures.manifest import read_manifest
+from offload_conformance.fixtures.manifest import FixtureError, read_manifest
 from offload_conformance.harness.judge.checkpoint import INDEX_NAME, SafetensorsFile, UnreadableFile, read_safetensors
 from offload_conformance.harness.judge.compare import weight_map_differences
 from offload_conformance.harness.outcomes import FailureClass as C
@@ -105,7 +105,10 @@ def _signature(save_dir: Path) -> tuple[tuple[str, int, int], ...]:
 @functools.lru_cache(maxsize=256)
 def _not_in_baseline(fixture_dir: Path, baseline_dir: Path, _sig: object) -> tuple[tuple[str, str], ...]:
     """(name, sha256) of the fixture's tensors the baseline's save lacks: once per baseline, not per cell."""
-    tensors: dict[str, dict[str, object]] = read_manifest(fixture_dir)["tensors"]  # type: ignore[assignment]
+    try:
+        tensors: dict[str, dict[str, object]] = read_manifest(fixture_dir)["tensors"]  # type: ignore[assignment]
+    except FixtureError:
+        return ()  # not a generated fixture (a hand-made checkpoint): no list of its tensors to hold saves to
     names, digests = _contents(baseline_dir)
     return tuple(
         (n, str(t["sha256"])) for n, t in sorted(tensors.items()) if n not in names and t["sha256"] not in digests

@@ -132,6 +132,9 @@ def _forked(fn: Callable[[], str], timeout: float) -> tuple[str | None, str | No
     if pid == 0:  # the child: report and leave without running the parent's exit handlers
         os.close(r)
         try:
+            # An OpenMP pool the parent started does not survive fork (a parallel region would hang): run
+            # single-threaded, as every forked forward does, so before and after use the same kernels.
+            torch.set_num_threads(1)
             payload = {"result": fn()}
         except BaseException as e:
             payload = {"error": why(e)}

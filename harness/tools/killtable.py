@@ -40,9 +40,11 @@ def applies(fault: Fault, spec: FixtureSpec) -> bool:
     return fault.needs <= layout_for(spec).kinds
 
 
-def cells_for(fixtures: list[FixtureSpec], mode: Mode) -> list[Cell]:
+def cells_for(fixtures: list[FixtureSpec], mode: Mode, faults: set[str] | None = None) -> list[Cell]:
     cells = []
     for fault in FAULTS.values():
+        if faults is not None and fault.name not in faults:
+            continue
         options = save_options(SMALL_SHARDS) if fault.sharded_save else ()
         cells += [Cell(spec, mode, f"faults:{fault.name}", options) for spec in fixtures if applies(fault, spec)]
     return cells
@@ -63,8 +65,11 @@ def verdict(fault: Fault, spec: FixtureSpec, cell: CellResult) -> Verdict:
     return Verdict.CAUGHT if set(cell.classes) == fault.expected_for(layout_for(spec).kinds) else Verdict.WRONG_CLASS
 
 
-def kill_table(out: Path, fixtures: list[FixtureSpec] | None = None, jobs: int = 2) -> list[Kill]:
-    cells = cells_for(fixtures or list(DEFAULT_FIXTURES), by_name(KILL_MODE))
+def kill_table(
+    out: Path, fixtures: list[FixtureSpec] | None = None, jobs: int = 2, faults: set[str] | None = None
+) -> list[Kill]:
+    """Every fault (or those named in `faults`) on every fixture it applies to."""
+    cells = cells_for(fixtures or list(DEFAULT_FIXTURES), by_name(KILL_MODE), faults)
     result = run_cells(cells, out, Settings(jobs=jobs))
     kills = []
     for cell, res in zip(cells, result.cells, strict=True):
