@@ -92,7 +92,8 @@ def lifecycle_note(result: RunResult) -> str:
     resaved = sum(c.lifecycle is not None and c.lifecycle.resaved for c in result.cells)
     note = f"model compared before and after the save in {len(checked)} cells"
     if skipped:
-        why = "; ".join(f"{n}x {reason}" for reason, n in sorted(skipped.items(), key=lambda kv: -kv[1]))
+        common = sorted(skipped.items(), key=lambda kv: -kv[1])
+        why = "; ".join(f"{n}x {reason}" for reason, n in common[:3]) + ("; ..." if len(common) > 3 else "")
         note += f" (forward pass skipped in {sum(skipped.values())}: {why})"
     return f"{note}; saved again after loading back (resave) in {resaved}"
 

@@ -125,6 +125,26 @@ def why(e: BaseException) -> str:
     return f"{type(e).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
 
 
+class ForwardChangesFiles(PermissionError):
+    """The check's forward pass tried to remove or move a file."""
+
+
+def _no_removals() -> None:
+    """In the forked child: files are shared with the parent, so a forward pass that removes or moves one (e.g.
+    compressed-tensors converting accelerate's disk offload deletes its `.dat` files) would break the parent's
+    model. Such a forward fails instead, and the forward part of the check is skipped, saying why."""
+
+    def refusing(name: str) -> Callable[..., None]:
+        def refuse(*args: Any, **kwargs: Any) -> None:
+            # No path in the message: the reason is grouped across cells in the reports.
+            raise ForwardChangesFiles(f"the forward pass would remove or move a file (os.{name})")
+
+        return refuse
+
+    for name in ("remove", "unlink", "rmdir", "rename", "replace"):
+        setattr(os, name, refusing(name))
+
+
 def _forked(fn: Callable[[], str], timeout: float) -> tuple[str | None, str | None]:
     """fn() in a forked child: (its result, None) or (None, why it gave none). The parent's state is untouched."""
     r, w = os.pipe()
@@ -135,6 +155,7 @@ def _forked(fn: Callable[[], str], timeout: float) -> tuple[str | None, str | No
             # An OpenMP pool the parent started does not survive fork (a parallel region would hang): run
             # single-threaded, as every forked forward does, so before and after use the same kernels.
             torch.set_num_threads(1)
+            _no_removals()
             payload = {"result": fn()}
         except BaseException as e:
             payload = {"error": why(e)}
