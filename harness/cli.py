@@ -101,6 +101,13 @@ def _parser() -> argparse.ArgumentParser:
         " user takes) or let transformers dequantize them to bf16",
     )
     run.add_argument(
+        "--lifecycle",
+        action="append",
+        choices=selection.LIFECYCLE_OPTIONS,
+        help="resave: load back and save again every cell that passes (by default only in"
+        f" {', '.join(sorted(selection.RESAVE_MODES))}; class resave)",
+    )
+    run.add_argument(
         "--xfails",
         type=Path,
         help="known failures: lines of 'CELL-ID-PATTERN  # reason'; 'auto' = the file shipped for the"
@@ -374,7 +381,7 @@ def _progress_line(i: int, n: int, cell: CellResult) -> None:
 
 def _modes_list(args: argparse.Namespace) -> int:
     for m in MODES:
-        print(f"{m.name:32} {m.description}")
+        print(f"{m.name:42} {m.description}{'' if m.default else ' [not in the default matrix: --mode]'}")
     return 0
 
 
@@ -422,6 +429,7 @@ def _run(args: argparse.Namespace) -> int:
         args.max_read_amplification,
         args.max_extra_rss,
         args.fp8_on_cpu,
+        tuple(args.lifecycle or ()),
     )
     cells, shard = _planned(selection.plan_with_shard, wanted)
     if args.list:

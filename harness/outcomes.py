@@ -49,6 +49,10 @@ class FailureClass(StrEnum):
     ORDER = "order"
     FILE_SET = "file-set"
     OTHER_FILE = "other-file"
+    SHARD_OVERSIZE = "shard-oversize"  # a shard over max_shard_size though no single tensor in it is
+    DROPPED_ON_LOAD = "dropped-on-load"  # a tensor of the fixture's own files that no save contains
+    MODEL_CHANGED = "model-changed"  # the model after the save differs from the model before it
+    RESAVE = "resave"  # the save, loaded back in the same mode and saved again, gives other bytes
     READ_AMPLIFICATION = "read-amplification"
     MEMORY_BUDGET = "memory-budget"
 
@@ -71,6 +75,8 @@ CONTENT_CLASSES = frozenset(
     }
 )
 COST_CLASSES = frozenset({FailureClass.READ_AMPLIFICATION, FailureClass.MEMORY_BUDGET})
+# Judged on the cell itself, not against the in-memory save: they fail a cell whatever its grade.
+LIFECYCLE_CLASSES = frozenset({FailureClass.MODEL_CHANGED, FailureClass.RESAVE})
 
 
 def ordered(classes: set[FailureClass] | frozenset[FailureClass]) -> tuple[FailureClass, ...]:
@@ -82,6 +88,7 @@ class Stage(StrEnum):
     """Where a cell (or its baseline) stopped without a checkpoint."""
 
     LOAD = "load"
+    FORWARD = "forward"  # the forward pass a `+forward` mode runs before the save
     SAVE = "save"
     PROCESS = "process"  # the cell process itself: timeout, memory limit, died before reporting
 

@@ -10,7 +10,8 @@ from typing import Any
 
 from offload_conformance.harness.outcomes import FailureClass, Fp8OnCpu, Grade, Outcome, Stage
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: CellResult.lifecycle (model-changed, forward pass, resave); classes of an error cell
+READABLE_VERSIONS = (2, 3)  # a version-2 document reads as one whose lifecycle checks did not run
 IN_MEMORY_SAVE = "in-memory save"
 
 
@@ -53,6 +54,31 @@ class Difference:
     expected: TensorFacts | None = None  # the tensor in the in-memory save, when it has one
     actual: TensorFacts | None = None  # the tensor in the IUT's save, when it has one
     max_abs_diff: float | None = None  # for `values`
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Difference:
+        return cls(
+            FailureClass(d["cls"]),
+            d["detail"],
+            d.get("tensor"),
+            d.get("file"),
+            _facts(d.get("expected")),
+            _facts(d.get("actual")),
+            d.get("max_abs_diff"),
+        )
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """What a cell's lifecycle checks did; what they found is in its differences (model-changed, resave)."""
+
+    model_checked: bool = False  # the model was compared before and after the save (also after a save that raised)
+    forward_skipped: str | None = None  # why the forward-pass part of that comparison did not run
+    resaved: bool = False  # the save was loaded back in the same mode and saved again (where: see README)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any] | None) -> Lifecycle | None:
+        return None if d is None else cls(d["model_checked"], d.get("forward_skipped"), d.get("resaved", False))
 
 
 @dataclass(frozen=True)
@@ -104,6 +130,7 @@ class CellResult:
     xfail: str | None = None  # reason, when the cell is listed as a known failure
     transformers: str = ""  # what ran the cell, set when documents from several versions are merged
     cost: SaveCost | None = None
+    lifecycle: Lifecycle | None = None
 
     @property
     def counts_as_failure(self) -> bool:
@@ -168,8 +195,10 @@ class RunResult:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> RunResult:
-        if d.get("schema_version") != SCHEMA_VERSION:
-            raise ValueError(f"schema_version {d.get('schema_version')}, this harness reads {SCHEMA_VERSION}")
+        if d.get("schema_version") not in READABLE_VERSIONS:
+            raise ValueError(
+                f"schema_version {d.get('schema_version')}, this harness reads {', '.join(map(str, READABLE_VERSIONS))}"
+            )
         return cls(
             Grade(d["require"]),
             d["environment"],
@@ -195,18 +224,6 @@ def _facts(d: dict[str, Any] | None) -> TensorFacts | None:
     return None if d is None else TensorFacts(d["file"], d["dtype"], tuple(d["shape"]), d["sha256"])
 
 
-def _difference(d: dict[str, Any]) -> Difference:
-    return Difference(
-        FailureClass(d["cls"]),
-        d["detail"],
-        d.get("tensor"),
-        d.get("file"),
-        _facts(d.get("expected")),
-        _facts(d.get("actual")),
-        d.get("max_abs_diff"),
-    )
-
-
 def _cell(c: dict[str, Any]) -> CellResult:
     return CellResult(
         **{
@@ -214,10 +231,11 @@ def _cell(c: dict[str, Any]) -> CellResult:
             "outcome": Outcome(c["outcome"]),
             "grade": Grade(c["grade"]) if c["grade"] else None,
             "classes": tuple(FailureClass(x) for x in c["classes"]),
-            "differences": tuple(_difference(d) for d in c["differences"]),
+            "differences": tuple(Difference.from_json(d) for d in c["differences"]),
             "failure": Failure.from_json(c.get("failure")),
             "baseline_failure": Failure.from_json(c.get("baseline_failure")),
             "cost": SaveCost(**c["cost"]) if c.get("cost") else None,
+            "lifecycle": Lifecycle.from_json(c.get("lifecycle")),
         }
     )
 

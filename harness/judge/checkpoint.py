@@ -103,7 +103,8 @@ class Checkpoint:
             return f.read(entry.end - entry.begin)
 
 
-def read_safetensors(path: Path) -> SafetensorsFile:
+def read_safetensors(path: Path, digests: bool = True) -> SafetensorsFile:
+    """The file's header and tensors; `digests=False` reads the header only (sha256 left empty)."""
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(8)
@@ -131,8 +132,11 @@ def read_safetensors(path: Path) -> SafetensorsFile:
                 raise UnreadableFile(
                     f"{path.name}: {name} offsets [{begin}, {end}) outside the data ({data_len} bytes)"
                 )
-            f.seek(8 + n + begin)
-            entries.append((begin, end, name, dtype, shape, hashlib.sha256(f.read(end - begin)).hexdigest()))
+            sha = ""
+            if digests:
+                f.seek(8 + n + begin)
+                sha = hashlib.sha256(f.read(end - begin)).hexdigest()
+            entries.append((begin, end, name, dtype, shape, sha))
     entries.sort()
     for (_b0, e0, n0, *_), (b1, _e1, n1, *_) in itertools.pairwise(entries):
         if b1 < e0:

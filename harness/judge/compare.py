@@ -151,6 +151,23 @@ def _quantization_config(exp: Checkpoint, act: Checkpoint) -> Difference | None:
     return Difference(C.QUANTIZATION_CONFIG, f"{CONFIG}: {QUANT} {what}", file=CONFIG)
 
 
+def weight_map_differences(weight_map: dict[str, object], located: dict[str, str]) -> list[Difference]:
+    """The index's weight_map must name exactly the tensors in the shards, each in its file."""
+    wrong = sorted(n for n in weight_map.keys() | located.keys() if weight_map.get(n) != located.get(n))
+    if not wrong:
+        return []
+    n = wrong[0]
+    return [
+        Difference(
+            C.INDEX,
+            f"{len(wrong)} index entries disagree with the files, e.g. {n}: index says"
+            f" {weight_map.get(n)}, found in {located.get(n)}",
+            tensor=n,
+            file=INDEX_NAME,
+        )
+    ]
+
+
 def _compare_index(exp: Checkpoint, act: Checkpoint) -> list[Difference]:
     out: list[Difference] = []
     if act.index_error:
@@ -160,19 +177,7 @@ def _compare_index(exp: Checkpoint, act: Checkpoint) -> list[Difference]:
         weight_map = act.index.get("weight_map")
         if not isinstance(weight_map, dict):
             return [Difference(C.INDEX, "index has no weight_map object", file=INDEX_NAME)]
-        located = {n: t.file for n, t in act.tensors.items()}
-        wrong = sorted(n for n in weight_map.keys() | located.keys() if weight_map.get(n) != located.get(n))
-        if wrong:
-            n = wrong[0]
-            out.append(
-                Difference(
-                    C.INDEX,
-                    f"{len(wrong)} index entries disagree with the files, e.g. {n}: index says"
-                    f" {weight_map.get(n)}, found in {located.get(n)}",
-                    tensor=n,
-                    file=INDEX_NAME,
-                )
-            )
+        out += weight_map_differences(weight_map, {n: t.file for n, t in act.tensors.items()})
     if exp.index is not None and act.index is not None:
         if exp.index.get("metadata") != act.index.get("metadata"):
             out.append(

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
+from offload_conformance.harness.judge.absolute import dropped_on_load, index_bookkeeping, shard_oversize
 from offload_conformance.harness.judge.budget import Budget
 from offload_conformance.harness.judge.compare import Comparison, compare
 from offload_conformance.harness.judge.source import config_differences
-from offload_conformance.harness.outcomes import Grade, Outcome, Stage, ordered
+from offload_conformance.harness.outcomes import FailureClass, Grade, Outcome, Stage, ordered
 from offload_conformance.harness.plan.cells import Cell
-from offload_conformance.harness.results import BaselineResult, CellResult, Difference
+from offload_conformance.harness.results import BaselineResult, CellResult, Difference, Lifecycle
 from offload_conformance.harness.run.process import Execution
 
 DETAIL_DIFFERENCES = 3  # differences spelled out in a cell's one-line detail
@@ -24,7 +26,8 @@ def judge(
     budget: Budget | None = None,
     fixture_dir: Path | None = None,
 ) -> CellResult:
-    """The cell's verdict against its baseline's save (or, where that raised, the fixture in `fixture_dir`)."""
+    """The cell's verdict against its baseline's save (or, where that raised, the fixture in `fixture_dir`), with
+    the checks of the save on its own terms (judge.absolute) and of the model around it (model-changed)."""
     common: dict[str, Any] = {
         "cell_id": cell.cell_id,
         "fixture": cell.fixture.name,
@@ -35,6 +38,7 @@ def judge(
         "hf_device_map": run.hf_device_map,
         "cost": run.cost,
         "failure": run.failure,
+        "lifecycle": run.lifecycle,
     }
     for execution, prefix in ((baseline, "baseline "), (run, "")):
         if execution.unsupported is not None:
@@ -45,13 +49,10 @@ def judge(
         against = f"source checkpoint: in-memory save raised {baseline.failure.type}: {baseline.failure.message}"
         common |= {"baseline_failure": baseline.failure, "judged_against": against}
         if run.failure is not None:
-            detail = str(run.failure)
-            return CellResult(
-                outcome=Outcome.ERROR, grade=None, classes=(), detail=detail, log_tail=run.log_tail, **common
-            )
+            return _error(run, common)
         # The layout of a save that never succeeded in memory is unknown: named tensors are the standard.
         source = compare(fixture_dir, run.save_dir, weights_only=True)
-        return _compared(source, fixture_dir, run, Grade.TENSORS, common)
+        return _compared(source, fixture_dir, run, _own_terms(cell, run), common)
     if baseline.failure is not None:
         # transformers' own load failed: no correct checkpoint to compare with, whatever the IUT. The
         # root cause comes first, the cell's own error after.
@@ -66,27 +67,66 @@ def judge(
             **common,
         )
     if run.failure is not None:
-        return CellResult(
-            outcome=Outcome.ERROR, grade=None, classes=(), detail=str(run.failure), log_tail=run.log_tail, **common
-        )
+        return _error(run, common)
     result = compare(baseline.save_dir, run.save_dir)
-    differences = result.differences + tuple((budget or Budget()).violations(run.cost))
+    own = _own_terms(cell, run)
+    if fixture_dir is not None:
+        own += dropped_on_load(fixture_dir, baseline.save_dir, run.save_dir)
+    own += (budget or Budget()).violations(run.cost)
+    differences = _merged(result.differences, own)
     return _verdict(result.grade, differences, require, len(differences) > len(result.differences), common)
 
 
-def _compared(result: Comparison, source: Path, run: Execution, require: Grade, common: dict[str, Any]) -> CellResult:
+def _own_terms(cell: Cell, run: Execution) -> list[Difference]:
+    """What is wrong with the save, or with the model after it, whatever the baseline says."""
+    out = shard_oversize(run.save_dir, dict(cell.save_options).get("max_shard_size"))
+    out += index_bookkeeping(run.save_dir, run.parameters)
+    return out + list(run.model_changes)
+
+
+def _merged(compared: tuple[Difference, ...], own: list[Difference]) -> tuple[Difference, ...]:
+    """The comparison's differences, then each own-terms one it did not already name (the index checks overlap)."""
+    seen = {(d.cls, d.detail) for d in compared}
+    return compared + tuple(d for d in own if (d.cls, d.detail) not in seen)
+
+
+def _error(run: Execution, common: dict[str, Any]) -> CellResult:
+    """No checkpoint: the save (or load) failed. A save that raised must still leave the model as it was:
+    its model-changed findings are the error cell's classes."""
+    assert run.failure is not None
+    detail = "; ".join([str(run.failure), *(d.detail for d in run.model_changes[:DETAIL_DIFFERENCES])])
+    return CellResult(
+        outcome=Outcome.ERROR,
+        grade=None,
+        classes=ordered({d.cls for d in run.model_changes}),
+        detail=detail,
+        differences=run.model_changes,
+        log_tail=run.log_tail,
+        **common,
+    )
+
+
+def _compared(
+    result: Comparison, source: Path, run: Execution, own: list[Difference], common: dict[str, Any]
+) -> CellResult:
     """Against the source checkpoint: its weights, and the config fields a save carries over."""
     differences = result.differences + tuple(config_differences(source, run.save_dir))
     grade = result.grade if len(differences) == len(result.differences) else None
-    return _verdict(grade, differences, require, False, common)
+    merged = _merged(differences, own)
+    return _verdict(grade, merged, Grade.TENSORS, len(merged) > len(differences), common)
+
+
+def _detail(differences: tuple[Difference, ...]) -> str:
+    detail = "; ".join(d.detail for d in differences[:DETAIL_DIFFERENCES])
+    if len(differences) > DETAIL_DIFFERENCES:
+        detail += f"; and {len(differences) - DETAIL_DIFFERENCES} more"
+    return detail
 
 
 def _verdict(
     grade: Grade | None, differences: tuple[Difference, ...], require: Grade, over: bool, common: dict[str, Any]
 ) -> CellResult:
-    detail = "; ".join(d.detail for d in differences[:DETAIL_DIFFERENCES])
-    if len(differences) > DETAIL_DIFFERENCES:
-        detail += f"; and {len(differences) - DETAIL_DIFFERENCES} more"
+    detail = _detail(differences)
     passes = grade is not None and grade.meets(require) and not over
     return CellResult(
         outcome=Outcome.PASS if passes else Outcome.FAIL,
@@ -95,6 +135,32 @@ def _verdict(
         detail=detail,
         differences=differences,
         **common,
+    )
+
+
+def resave_verdict(result: CellResult, first: Path, again: Execution) -> CellResult:
+    """A passing cell's save, loaded back in the same mode and saved again by the same IUT (`again`), must give
+    the same bytes: a second revert of reverted names, or a rename that is not idempotent, shows here."""
+    lifecycle = dataclasses.replace(result.lifecycle or Lifecycle(), resaved=True)
+    problem = again.failure or again.unsupported
+    if problem is not None:
+        found = (Difference(FailureClass.RESAVE, f"the save does not load back and save again: {problem}"),)
+    else:
+        found = tuple(
+            Difference(FailureClass.RESAVE, f"saved again: {d.cls}: {d.detail}", tensor=d.tensor, file=d.file)
+            for d in compare(first, again.save_dir).differences
+        )
+    if not found:
+        return dataclasses.replace(result, lifecycle=lifecycle)
+    differences = result.differences + found
+    return dataclasses.replace(
+        result,
+        outcome=Outcome.FAIL,
+        classes=ordered({d.cls for d in differences}),
+        detail=_detail(differences),
+        differences=differences,
+        log_tail=again.log_tail if problem is not None else result.log_tail,
+        lifecycle=lifecycle,
     )
 
 

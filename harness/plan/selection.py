@@ -49,6 +49,20 @@ class Settings:
     memory_limit: int | None = None  # bytes of RSS before a cell is killed
     budget: Budget = field(default_factory=Budget)
     fp8_on_cpu: Fp8OnCpu = Fp8OnCpu.KEEP
+    resave_everywhere: bool = False  # `--lifecycle resave`: every passing cell, not only RESAVE_MODES'
+
+
+# Where the `resave` check runs by default: it loads and saves the cell once more (about what the cell cost), so
+# in every mode it would nearly double the default matrix, past its 5 minutes. It runs on cells that passed (a
+# failing save is wrong already, and may not load back), in the mode where everything, buffers included, goes
+# through offload storage twice: a double revert or a non-idempotent rename shows there whatever the placement.
+# `--lifecycle resave` runs it on every passing cell.
+RESAVE_MODES = frozenset({"disk-full+offload_buffers"})
+
+
+def resaves(cell: Cell, settings: Settings) -> bool:
+    """Whether a passing cell is also loaded back and saved again (class resave)."""
+    return settings.resave_everywhere or cell.mode.name in RESAVE_MODES
 
 
 def settings(
@@ -59,6 +73,7 @@ def settings(
     max_read_amplification: float | None = None,
     max_extra_rss: str | None = None,
     fp8_on_cpu: str = Fp8OnCpu.KEEP,
+    lifecycle: tuple[str, ...] = (),
 ) -> Settings:
     if jobs < 1 or timeout <= 0:
         raise PlanError("--jobs must be >= 1 and --timeout > 0")
@@ -70,7 +85,14 @@ def settings(
         budget = Budget.parse(max_read_amplification, max_extra_rss)
     except BudgetError as e:
         raise PlanError(str(e)) from None
-    return Settings(Grade(require), timeout, jobs, limit, budget, Fp8OnCpu(fp8_on_cpu))
+    unknown = sorted(set(lifecycle) - set(LIFECYCLE_OPTIONS))
+    if unknown:
+        raise PlanError(f"--lifecycle {unknown[0]!r}: expected one of {', '.join(LIFECYCLE_OPTIONS)}")
+    everywhere = "resave" in lifecycle
+    return Settings(Grade(require), timeout, jobs, limit, budget, Fp8OnCpu(fp8_on_cpu), everywhere)
+
+
+LIFECYCLE_OPTIONS = ("resave",)  # --lifecycle resave: the resave check on every passing cell
 
 
 def _fixtures(selection: Selection) -> list:
@@ -102,7 +124,7 @@ def _fixtures(selection: Selection) -> list:
 
 def modes(names: tuple[str, ...]) -> list[Mode]:
     try:
-        return [mode_by_name(n) for n in names] if names else list(MODES)
+        return [mode_by_name(n) for n in names] if names else [m for m in MODES if m.default]
     except UnknownMode as e:
         raise PlanError(str(e)) from None
 

@@ -55,7 +55,7 @@ def mark(c: CellResult) -> str:
     text = SYMBOL[c.outcome]
     if c.outcome is Outcome.PASS and c.grade is Grade.TENSORS:
         text += " (tensors)"
-    if c.outcome is Outcome.FAIL:
+    if c.outcome is Outcome.FAIL or (c.outcome is Outcome.ERROR and c.classes):  # an error that changed the model
         text += " " + ",".join(c.classes)
     if c.stale_xfail:
         text += " (stale xfail)"
@@ -78,3 +78,29 @@ def source_judged(result: RunResult) -> list[str]:
     """One line per fixture and save options whose cells the source checkpoint judged."""
     seen = {(c.fixture, options_label(c.save_options), c.judged_against) for c in result.cells if judged_note(c)}
     return [f"{f}{f' [{o}]' if o else ''}: judged against the {why}" for f, o, why in sorted(seen)]
+
+
+def lifecycle_note(result: RunResult) -> str:
+    """What the lifecycle checks covered, for every report header; '' for a document from before them."""
+    checked = [c for c in result.cells if c.lifecycle is not None and c.lifecycle.model_checked]
+    if not checked:
+        return ""
+    skipped: dict[str, int] = {}
+    for c in checked:
+        if c.lifecycle is not None and c.lifecycle.forward_skipped:
+            skipped[c.lifecycle.forward_skipped] = skipped.get(c.lifecycle.forward_skipped, 0) + 1
+    resaved = sum(c.lifecycle is not None and c.lifecycle.resaved for c in result.cells)
+    note = f"model compared before and after the save in {len(checked)} cells"
+    if skipped:
+        common = sorted(skipped.items(), key=lambda kv: -kv[1])
+        why = "; ".join(f"{n}x {reason}" for reason, n in common[:3]) + ("; ..." if len(common) > 3 else "")
+        note += f" (forward pass skipped in {sum(skipped.values())}: {why})"
+    return f"{note}; saved again after loading back (resave) in {resaved}"
+
+
+def lifecycle_cell(c: CellResult) -> str:
+    """One cell's lifecycle checks, in a few words."""
+    if c.lifecycle is None or not c.lifecycle.model_checked:
+        return ""
+    forward = f"forward skipped: {c.lifecycle.forward_skipped}" if c.lifecycle.forward_skipped else "forward compared"
+    return f"model compared ({forward}){'; resaved' if c.lifecycle.resaved else ''}"

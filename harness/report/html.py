@@ -17,7 +17,17 @@ from pathlib import Path
 from offload_conformance.harness.environment import describe_transformers
 from offload_conformance.harness.outcomes import Outcome
 from offload_conformance.harness.plan.cells import options_label
-from offload_conformance.harness.report.grid import COLOR, STANDARD, XFAIL, color_key, counts, loading_note, mark
+from offload_conformance.harness.report.grid import (
+    COLOR,
+    STANDARD,
+    XFAIL,
+    color_key,
+    counts,
+    lifecycle_cell,
+    lifecycle_note,
+    loading_note,
+    mark,
+)
 from offload_conformance.harness.results import CellResult, Difference, RunResult, TensorFacts
 
 STYLE = """
@@ -158,7 +168,8 @@ def _cost(c: CellResult) -> str:
 def _cells(result: RunResult) -> str:
     parts = [
         "<h2>Cells</h2><table id='cells'><tr><th>cell</th><th>outcome</th><th>grade</th><th>classes</th>"
-        "<th>seconds</th><th>read amplification</th><th>extra RSS MiB</th><th>extra anon MiB</th></tr>"
+        "<th>seconds</th><th>read amplification</th><th>extra RSS MiB</th><th>extra anon MiB</th>"
+        "<th>lifecycle</th></tr>"
     ]
     for c in result.cells:
         outcome = f"{c.outcome} (known failure)" if c.known_failure else str(c.outcome)
@@ -174,7 +185,8 @@ def _cells(result: RunResult) -> str:
             )
         parts.append(
             f"<tr {_data(c)}><td>{name}</td><td style='background:{COLOR[color_key(c)]}'>{_e(outcome)}</td>"
-            f"<td>{_e(c.grade or '')}</td><td>{_e(', '.join(c.classes))}</td><td>{c.seconds:.1f}</td>{_cost(c)}</tr>"
+            f"<td>{_e(c.grade or '')}</td><td>{_e(', '.join(c.classes))}</td><td>{c.seconds:.1f}</td>{_cost(c)}"
+            f"<td>{_e(lifecycle_cell(c))}</td></tr>"
         )
     parts.append("</table>")
     return "".join(parts)
@@ -202,6 +214,7 @@ def html_report(result: RunResult, picture: bool = True) -> str:
             f"<p>{_e(describe_transformers(result.environment))}<br>",
             f"Standard: --require {result.require}: {_e(STANDARD[result.require])}<br>",
             f"{_e(loading_note(result))}<br>",
+            f"Lifecycle: {_e(note)}<br>" if (note := lifecycle_note(result)) else "",
             f"{_e(summary)}{f' ({known} known failures)' if known else ''}</p>",
             _filters(result),
             _matrix(result),

@@ -37,7 +37,9 @@ def junit(result: RunResult) -> ET.ElementTree:
                     f"{d.cls}: {d.detail}" for d in c.differences
                 )
             elif c.outcome is Outcome.ERROR:
-                ET.SubElement(case, "error", message=c.detail + judged_note(c)).text = c.log_tail
+                # An error can carry classes too: a save that raised and changed the model (model-changed).
+                classes = f"{', '.join(c.classes)}: " if c.classes else ""
+                ET.SubElement(case, "error", message=classes + c.detail + judged_note(c)).text = c.log_tail
             elif c.outcome is Outcome.UNSUPPORTED:
                 ET.SubElement(case, "skipped", message=f"unsupported: {c.detail}")
     return ET.ElementTree(suites)

@@ -8,6 +8,7 @@ from offload_conformance.harness.report.grid import (
     SYMBOL,
     counts,
     grids,
+    lifecycle_note,
     loading_note,
     mark,
     modes,
@@ -24,6 +25,7 @@ def markdown(result: RunResult) -> str:
         "",
         f"{loading_note(result)}.",
         "",
+        *([f"Lifecycle: {note}.", ""] if (note := lifecycle_note(result)) else []),
         " · ".join(f"{SYMBOL[o]} {o}: {n}" for o, n in counts(result).items() if n),
         "",
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from offload_conformance.harness.environment import describe_transformers
 from offload_conformance.harness.outcomes import Outcome
 from offload_conformance.harness.plan.known_failures import Entry
-from offload_conformance.harness.report.grid import STANDARD, counts, judged_note, loading_note
+from offload_conformance.harness.report.grid import STANDARD, counts, judged_note, lifecycle_note, loading_note
 from offload_conformance.harness.report.table import aligned
 from offload_conformance.harness.results import CellResult, RunResult
 
@@ -51,6 +51,7 @@ def render(result: RunResult) -> str:
         f" safetensors {env.get('safetensors')}, huggingface_hub {env.get('huggingface_hub')}",
         f"standard: --require {result.require}: {STANDARD[result.require]}",
         loading_note(result),
+        *([f"lifecycle: {note}"] if (note := lifecycle_note(result)) else []),
     ]
     for name, b in sorted(result.baselines.items()):
         if b.failure is not None:

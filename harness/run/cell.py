@@ -42,6 +42,36 @@ def _fp8_loading(option: str, fixture: Path) -> contextlib.AbstractContextManage
     return keep_fp8_quantized()  # a no-op where a GPU or XPU is present: the quantizer keeps FP8 there
 
 
+def parameter_count(model: Any) -> int:
+    """Distinct parameters' elements, a declared tie (lm_head -> embed_tokens) once: what an index's
+    `total_parameters` must say. Counted here, not by the model's own num_parameters (the code under test)."""
+    tied: dict[str, str] = dict(getattr(model, "all_tied_weights_keys", None) or {})
+    params = dict(model.named_parameters(remove_duplicate=False))
+    seen: set[int] = set()
+    total = 0
+    for name, p in params.items():
+        owner = params.get(tied.get(name, name), p)  # accelerate's disk_offload unties a tie into two metas
+        if id(owner) not in seen:
+            seen.add(id(owner))
+            total += owner.numel()
+    return total
+
+
+def _compared(before: Any, model: Any) -> dict[str, Any]:
+    """The lifecycle part of a cell's report: how the model after the save differs from `before`."""
+    from offload_conformance.harness.outcomes import FailureClass
+    from offload_conformance.harness.results import Difference, Lifecycle
+    from offload_conformance.harness.run.lifecycle import changes, snapshot, why
+
+    try:
+        found = changes(before, snapshot(model))
+    except Exception as e:
+        traceback.print_exc()
+        found = [Difference(FailureClass.MODEL_CHANGED, f"the model cannot be read after the save: {why(e)}")]
+    lifecycle = Lifecycle(model_checked=True, forward_skipped=before.forward_skipped)
+    return {**asdict(lifecycle), "changes": [asdict(d) for d in found]}
+
+
 def run(request: dict[str, Any]) -> dict[str, Any]:
     import torch
     import transformers
@@ -52,8 +82,10 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     from offload_conformance.harness.plan.impls import resolve
     from offload_conformance.harness.plan.modes import by_name
     from offload_conformance.harness.run.cost import measured
+    from offload_conformance.harness.run.lifecycle import forward_logits, snapshot
 
-    fixture = Path(request["fixture_dir"])
+    fixture = Path(request["fixture_dir"])  # its manifest says how to load
+    source = Path(request.get("source_dir") or fixture)  # what to load: the fixture, or a save to resave
     mode = by_name(request["mode"])
     offload = Path(request["offload_dir"])
     out = Path(request["save_dir"])
@@ -65,30 +97,45 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     stage = Stage.LOAD
     try:
         save = resolve(request["impl"])
-        model_type = json.loads((fixture / "config.json").read_text())["model_type"]
+        model_type = json.loads((source / "config.json").read_text())["model_type"]
         if model_type not in CONFIG_MAPPING_NAMES:
             missing = Failure(Stage.LOAD, "UnknownArchitecture", f"transformers {__version__} has no {model_type!r}")
             report["unsupported"] = asdict(missing)
             return report
-        config = AutoConfig.from_pretrained(fixture)
+        config = AutoConfig.from_pretrained(source)
         with torch.device("meta"):
             skeleton = auto.from_config(config, dtype=dtype)
         kwargs = mode.load_kwargs(skeleton, offload)
         del skeleton
         t0 = time.perf_counter()
-        with _fp8_loading(request.get("fp8_on_cpu", "keep"), fixture):
-            model = auto.from_pretrained(fixture, dtype=dtype, **kwargs)
+        with _fp8_loading(request.get("fp8_on_cpu", "keep"), source):
+            model = auto.from_pretrained(source, dtype=dtype, **kwargs)
         mode.after_load(model, offload)
         report["load_seconds"] = time.perf_counter() - t0
         report["hf_device_map"] = getattr(model, "hf_device_map", None)
+        report["parameters"] = parameter_count(model)
+        if mode.forward:
+            try:
+                forward_logits(model)
+            except Exception as e:
+                # This model cannot run forward here (e.g. FP8 kept on CPU needs GPU kernels): not the save's fault.
+                report["unsupported"] = _failure(Stage.FORWARD, e)
+                traceback.print_exc()
+                return report
+        # Before the cost measurement starts and after it ends: the snapshots' reads are not the save's.
+        before = snapshot(model) if request.get("lifecycle") else None
         if request.get("sync_before_save"):
             # The bench times the save alone: the load's offload files are written back first, so
             # their writeback does not compete with the save (nor land on a `cp` timed later).
             os.sync()
         stage = Stage.SAVE
         t0 = time.perf_counter()
-        with measured(model) as cost:
-            save(model, str(out), **request["save_options"])
+        try:
+            with measured(model) as cost:
+                save(model, str(out), **request["save_options"])
+        finally:
+            if before is not None:  # also after a save that raised: it must leave the model as it found it
+                report["lifecycle"] = _compared(before, model)
         report["save_seconds"] = time.perf_counter() - t0
         report["cost"] = asdict(cost[0])
     except ImportError as e:
@@ -110,6 +157,7 @@ PRELOAD = [
     "accelerate",
     "safetensors.torch",
     "offload_conformance.harness.run.cell",
+    "offload_conformance.harness.run.lifecycle",
     "offload_conformance.reference_impl",
 ]
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from offload_conformance.harness.outcomes import Fp8OnCpu, Stage
 from offload_conformance.harness.plan.cells import Cell
-from offload_conformance.harness.results import Failure, SaveCost
+from offload_conformance.harness.results import Difference, Failure, Lifecycle, SaveCost
 from offload_conformance.harness.run.cell import PRELOAD, serve
 
 LOG_TAIL_LINES = 15
@@ -40,6 +40,9 @@ class Execution:
     hf_device_map: dict[str, Any] | None = None
     cost: SaveCost | None = None
     save_seconds: float | None = None  # the save call alone, timed in the cell
+    lifecycle: Lifecycle | None = None  # None: the model was not compared before and after the save
+    model_changes: tuple[Difference, ...] = ()  # how the save changed the model (class model-changed)
+    parameters: int | None = None  # the loaded model's distinct parameter elements (an index's total_parameters)
 
 
 def _tail(log: Path) -> str:
@@ -113,9 +116,13 @@ def execute(
     memory_limit: int | None = None,
     fp8_on_cpu: Fp8OnCpu = Fp8OnCpu.KEEP,
     sync_before_save: bool = False,
+    lifecycle: bool = False,
+    source_dir: Path | None = None,
 ) -> Execution:
     """Load and save one cell in a process of its own; never raises for anything the cell does.
-    `sync_before_save`: write back all dirty data between the load and the save (the bench)."""
+    `sync_before_save`: write back all dirty data between the load and the save (the bench).
+    `lifecycle`: compare the model before and after the save (model-changed). `source_dir`: load this
+    checkpoint instead of the fixture (a resave), still as the fixture's manifest says."""
     workdir = workdir.resolve()  # the cell must not depend on the working directory
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -132,6 +139,8 @@ def execute(
         "execution": str(done),
         "log": str(log),
         "sync_before_save": sync_before_save,
+        "lifecycle": lifecycle,
+        "source_dir": str(source_dir) if source_dir is not None else None,
     }
     (workdir / "request.json").write_text(json.dumps(request, indent=2))
     t0 = time.perf_counter()
@@ -152,6 +161,7 @@ def execute(
         died = Failure(Stage.PROCESS, "died", f"cell process died ({how}) before reporting")
         return Execution(workdir / "saved", _tail(log), seconds, failure=died)
     report = json.loads(done.read_text())
+    checked = report.get("lifecycle")
     return Execution(
         workdir / "saved",
         _tail(log),
@@ -161,4 +171,7 @@ def execute(
         hf_device_map=report.get("hf_device_map"),
         cost=SaveCost(**report["cost"]) if report.get("cost") else None,
         save_seconds=report.get("save_seconds"),
+        lifecycle=Lifecycle.from_json(checked),
+        model_changes=tuple(Difference.from_json(d) for d in (checked or {}).get("changes", ())),
+        parameters=report.get("parameters"),
     )

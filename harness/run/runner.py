@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from offload_conformance.fixtures import FixtureSpec, generate
 from offload_conformance.fixtures.generate import fixture_digest
 from offload_conformance.harness.environment import environment
-from offload_conformance.harness.judge.verdict import baseline_result, judge
+from offload_conformance.harness.judge.verdict import baseline_result, judge, resave_verdict
+from offload_conformance.harness.outcomes import Outcome
 from offload_conformance.harness.plan.cells import Cell, safe_name
-from offload_conformance.harness.plan.selection import Settings
+from offload_conformance.harness.plan.selection import Settings, resaves
 from offload_conformance.harness.results import CellResult, RunResult
 from offload_conformance.harness.run.process import Execution, execute
 
@@ -37,7 +38,17 @@ class Runner:
     def execute(self, cell: Cell, kind: str = "cells") -> Execution:
         s = self.settings
         workdir = self.out / kind / safe_name(cell.cell_id)
-        return execute(cell, self.fixture_dir(cell.fixture), workdir, s.timeout, s.memory_limit, s.fp8_on_cpu)
+        fixture = self.fixture_dir(cell.fixture)
+        # The model is compared before and after the save in every cell; a baseline is only a reference save.
+        lifecycle = kind == "cells"
+        return execute(cell, fixture, workdir, s.timeout, s.memory_limit, s.fp8_on_cpu, lifecycle=lifecycle)
+
+    def resave(self, cell: Cell, first: Execution) -> Execution:
+        """The cell's save loaded back in the same mode and saved again by the same IUT."""
+        s = self.settings
+        workdir = first.save_dir.parent / "resave"
+        fixture = self.fixture_dir(cell.fixture)
+        return execute(cell, fixture, workdir, s.timeout, s.memory_limit, s.fp8_on_cpu, source_dir=first.save_dir)
 
     def baseline(self, cell: Cell) -> Execution:
         control = cell.baseline
@@ -45,12 +56,21 @@ class Runner:
             self._baselines[control] = self.execute(control, "baselines")
         return self._baselines[control]
 
-    def judge(self, cell: Cell, execution: Execution) -> CellResult:
+    def judge(self, cell: Cell, execution: Execution, baseline: Execution | None = None) -> CellResult:
         s = self.settings
-        return judge(cell, execution, self.baseline(cell), s.require, s.budget, self.fixture_dir(cell.fixture))
+        baseline = baseline or self.baseline(cell)
+        result = judge(cell, execution, baseline, s.require, s.budget, self.fixture_dir(cell.fixture))
+        if result.outcome is Outcome.PASS and resaves(cell, s):
+            result = resave_verdict(result, execution.save_dir, self.resave(cell, execution))
+        return result
 
     def run_one(self, cell: Cell) -> CellResult:
         return self.judge(cell, self.execute(cell))
+
+    def _cell(self, cell: Cell, baseline: Future[Execution] | None) -> CellResult:
+        """Run and judge one cell (in a pool thread: its resave, if any, follows at once)."""
+        execution = self.execute(cell)
+        return self.judge(cell, execution, baseline.result() if baseline is not None else None)
 
     def run(self, cells: list[Cell], progress: Progress | None = None) -> RunResult:
         """All cells and their baselines, `settings.jobs` at a time."""
@@ -59,18 +79,18 @@ class Runner:
             self.fixture_dir(spec)
         controls = sorted({c.baseline for c in cells} - self._baselines.keys(), key=lambda c: c.cell_id)
         # Baselines and cells are independent executions: all go to the pool at once, and a cell is
-        # judged (in this thread) once both its own run and its baseline are done.
+        # judged in the pool thread that ran it, once its baseline is done. Baselines are submitted first, so a
+        # cell that waits for one waits for a baseline that is running or done, never for a queued one.
         with ThreadPoolExecutor(max_workers=self.settings.jobs) as pool:
             base_futures = {c: pool.submit(self.execute, c, "baselines") for c in controls}
-            cell_futures = {pool.submit(self.execute, c): c for c in cells}
+            cell_futures = {pool.submit(self._cell, c, base_futures.get(c.baseline)): c for c in cells}
             judged: dict[Cell, CellResult] = {}
             for future in as_completed(cell_futures):
                 cell = cell_futures[future]
-                if cell.baseline in base_futures:
-                    self._baselines[cell.baseline] = base_futures[cell.baseline].result()
-                judged[cell] = self.judge(cell, future.result())
+                judged[cell] = future.result()
                 if progress:
                     progress(len(judged), len(cells), judged[cell])
+        self._baselines.update({c: f.result() for c, f in base_futures.items()})
         used = {c.baseline for c in cells}
         baselines = {c.cell_id: baseline_result(self.fixture_dir(c.fixture), self._baselines[c]) for c in used}
         return RunResult(

@@ -18,12 +18,13 @@ from typing import Any
 
 import torch
 from huggingface_hub.constants import SAFETENSORS_INDEX_FILE
+from huggingface_hub.serialization._base import parse_size_to_int
 from safetensors.torch import load_file, save_file
 
 from offload_conformance.harness.outcomes import FailureClass
 from offload_conformance.harness.outcomes import FailureClass as C
 from offload_conformance.harness.plan.impls import Saver
-from offload_conformance.reference_impl.offload import owner_of
+from offload_conformance.reference_impl.offload import hooked_maps, owner_of, unwrap
 from offload_conformance.reference_impl.save import DEFAULT_MAX_SHARD_SIZE
 from offload_conformance.reference_impl.simple import StateDict, checkpoint_state, prepare_target, write_checkpoint
 
@@ -39,6 +40,7 @@ class Fault:
     # Classes the bug adds on fixtures of a kind, e.g. an unreverted *rename* leaves the values
     # under another name: permuted.
     also: tuple[tuple[str, frozenset[FailureClass]], ...] = ()
+    raises: bool = False  # the save raises: caught means an error of the save stage with exactly `expected`
 
     def expected_for(self, kinds: frozenset[str]) -> frozenset[FailureClass]:
         return self.expected.union(*(extra for kind, extra in self.also if kind in kinds))
@@ -201,6 +203,68 @@ def _drop_quantization_config(d: Path) -> None:
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
+def _cast_int_buffers(model: Any, state: StateDict) -> StateDict:
+    """Integer and bool tensors (DeepSeek-V4's int64 `tid2eid`) written in the model's float dtype."""
+    return {k: v.to(model.dtype) if not (v.is_floating_point() or v.is_complex()) else v for k, v in state.items()}
+
+
+# --- faults that leave the model changed (class model-changed) -------------------------------
+
+
+def _change_a_weight(model: Any) -> None:
+    """One element of a norm weight changed where the model reads it from: offload storage or the module."""
+    name = next((n for n, _ in model.named_parameters() if n.endswith("norm.weight")), None)
+    name = name or next(n for n, _ in model.named_parameters())
+    t = owner_of(model, name)
+    if t.device.type != "meta":
+        with torch.no_grad():
+            t.view(-1)[0] += 1
+        return
+    for weights_map, key in hooked_maps(model, name):
+        try:
+            value = weights_map[key].clone()
+        except KeyError:
+            continue
+        value.view(-1)[0] += 1
+        storage, full_key = unwrap(weights_map, key)
+        # cpu_offload keeps a plain dict; OffloadedWeightsLoader serves its `state_dict` before its files.
+        target = storage if isinstance(storage, dict) else storage.state_dict
+        target[full_key] = value
+        return
+    raise RuntimeError(f"{name} is offloaded but no hook holds it")
+
+
+def _save_then(after: Callable[[Any], None]) -> Saver:
+    """A correct save, then `after(model)`: the checkpoint is right, the model is not left as it was."""
+
+    def save(model: Any, save_directory: str, max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE) -> None:
+        target = prepare_target(model, save_directory)
+        write_checkpoint(model, checkpoint_state(model), target, max_shard_size)
+        after(model)
+
+    return save
+
+
+def _strip_hooks(model: Any) -> None:
+    from accelerate.hooks import remove_hook_from_module
+
+    remove_hook_from_module(model, recurse=True)
+
+
+def _raise_after_changing(model: Any, save_directory: str, **_: Any) -> None:
+    _change_a_weight(model)
+    raise RuntimeError("could not write the checkpoint (after changing a weight of the model)")
+
+
+def _second_generation(model: Any, save_directory: str, max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE) -> None:
+    """Right when the model was loaded from the fixture, wrong when it was loaded from a save: stands for a save
+    that is not idempotent on its own output (names reverted twice, a rename that matches its own result). The
+    fixture is told from a save by its manifest.json."""
+    source = Path(getattr(model, "name_or_path", "") or ".")
+    transform = _perturb_one if not (source / "manifest.json").exists() else (lambda m, s: s)
+    _state_fault(transform)(model, save_directory, max_shard_size)
+
+
 # --- file faults ----------------------------------------------------------------------------
 
 INDEX = SAFETENSORS_INDEX_FILE
@@ -223,6 +287,19 @@ def _stale_shard(d: Path) -> None:
 
 def _drop_index(d: Path) -> None:
     (d / INDEX).unlink()
+
+
+def _index_total_size(d: Path) -> None:
+    index = json.loads((d / INDEX).read_text())
+    index["metadata"]["total_size"] += 2  # e.g. a tensor counted in the wrong dtype
+    (d / INDEX).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+
+
+def _oversize(model: Any, save_directory: str, max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE) -> None:
+    """Shards planned against twice the limit (e.g. sizes counted in the wrong dtype)."""
+    limit = max_shard_size if isinstance(max_shard_size, int) else parse_size_to_int(max_shard_size)
+    target = prepare_target(model, save_directory)
+    write_checkpoint(model, checkpoint_state(model), target, 2 * limit)
 
 
 def write_reordered(path: Path) -> None:
@@ -389,6 +466,52 @@ def _faults() -> tuple[Fault, ...]:
             "tensors written in a nondeterministic (non-canonical) order",
             F({C.ORDER}),
             save=_file_fault(_reorder_all),
+        ),
+        Fault(
+            "cast-int-buffer",
+            "int64/bool buffers (DeepSeek-V4's tid2eid) written in the model's float dtype",
+            F({C.DTYPE}),
+            F({"buffer-int"}),
+            save=_state_fault(_cast_int_buffers),
+        ),
+        Fault(
+            "index-total-size",
+            "index metadata.total_size off (both sides of a comparison could share it: also an absolute check)",
+            F({C.INDEX}),
+            sharded_save=True,
+            save=_file_fault(_index_total_size),
+        ),
+        Fault(
+            "shard-oversize",
+            "shards planned against twice max_shard_size",
+            F({C.SHARD_LAYOUT, C.SHARD_OVERSIZE}),
+            sharded_save=True,
+            save=_oversize,
+        ),
+        Fault(
+            "change-weight",
+            "a correct checkpoint, but one weight of the model changed in place (in offload storage)",
+            F({C.MODEL_CHANGED}),
+            save=_save_then(_change_a_weight),
+        ),
+        Fault(
+            "strip-hooks",
+            "a correct checkpoint, but the model's offload hooks removed (accelerate's remove_hook_from_module)",
+            F({C.MODEL_CHANGED}),
+            save=_save_then(_strip_hooks),
+        ),
+        Fault(
+            "raise-after-changing",
+            "the save changes a weight of the model, then raises",
+            F({C.MODEL_CHANGED}),
+            raises=True,
+            save=_raise_after_changing,
+        ),
+        Fault(
+            "not-idempotent",
+            "right from the fixture, other bytes when saving a model loaded from its own save",
+            F({C.RESAVE}),
+            save=_second_generation,
         ),
     )
 

@@ -40,9 +40,11 @@ def applies(fault: Fault, spec: FixtureSpec) -> bool:
     return fault.needs <= layout_for(spec).kinds
 
 
-def cells_for(fixtures: list[FixtureSpec], mode: Mode) -> list[Cell]:
+def cells_for(fixtures: list[FixtureSpec], mode: Mode, faults: set[str] | None = None) -> list[Cell]:
     cells = []
     for fault in FAULTS.values():
+        if faults is not None and fault.name not in faults:
+            continue
         options = save_options(SMALL_SHARDS) if fault.sharded_save else ()
         cells += [Cell(spec, mode, f"faults:{fault.name}", options) for spec in fixtures if applies(fault, spec)]
     return cells
@@ -55,13 +57,19 @@ def verdict(fault: Fault, spec: FixtureSpec, cell: CellResult) -> Verdict:
         return Verdict.NOT_APPLICABLE  # transformers could not load the fixture in this mode: no save to break
     if cell.outcome is Outcome.PASS:
         return Verdict.MISSED
-    if cell.outcome is not Outcome.FAIL:
+    # A fault that raises must be an error of the save, with the classes of what it did before raising.
+    if cell.outcome is not (Outcome.ERROR if fault.raises else Outcome.FAIL):
+        return Verdict.ERROR
+    if fault.raises and (cell.failure is None or cell.failure.stage is not Stage.SAVE):
         return Verdict.ERROR
     return Verdict.CAUGHT if set(cell.classes) == fault.expected_for(layout_for(spec).kinds) else Verdict.WRONG_CLASS
 
 
-def kill_table(out: Path, fixtures: list[FixtureSpec] | None = None, jobs: int = 2) -> list[Kill]:
-    cells = cells_for(fixtures or list(DEFAULT_FIXTURES), by_name(KILL_MODE))
+def kill_table(
+    out: Path, fixtures: list[FixtureSpec] | None = None, jobs: int = 2, faults: set[str] | None = None
+) -> list[Kill]:
+    """Every fault (or those named in `faults`) on every fixture it applies to."""
+    cells = cells_for(fixtures or list(DEFAULT_FIXTURES), by_name(KILL_MODE), faults)
     result = run_cells(cells, out, Settings(jobs=jobs))
     kills = []
     for cell, res in zip(cells, result.cells, strict=True):

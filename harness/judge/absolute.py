@@ -1,0 +1,128 @@
+"""Checks of a save on its own terms, not against the in-memory save (which can be wrong too).
+
+- `shard-oversize`: no shard holds more than `max_shard_size` bytes of tensor data unless it holds one tensor
+  only: the guarantee of the in-memory save's shard planner (huggingface_hub's, which gives a tensor larger
+  than the limit a shard of its own).
+- `index`: the index's `weight_map` names exactly the tensors in the shards, each in its file;
+  `metadata.total_size` is the bytes of tensor data in the shards; `metadata.total_parameters`, where present,
+  is the loaded model's parameter count (counted in the cell process).
+- `dropped-on-load`: a tensor of the fixture's own files that no save contains, under its name or with its
+  bytes under another name: the load dropped it (e.g. DeepSeek-V3's MTP layers, which
+  `_keys_to_ignore_on_load_unexpected` silences), so no save of a loaded model can write it.
+
+Only headers are read for the first two, so a passing cell pays for no tensor hashing.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+from huggingface_hub.serialization._base import parse_size_to_int
+
+from offload_conformance.fixtures.manifest import FixtureError, read_manifest
+from offload_conformance.harness.judge.checkpoint import INDEX_NAME, SafetensorsFile, UnreadableFile, read_safetensors
+from offload_conformance.harness.judge.compare import weight_map_differences
+from offload_conformance.harness.outcomes import FailureClass as C
+from offload_conformance.harness.results import Difference
+
+# save_pretrained's own default, for a cell saved without `max_shard_size`.
+UPSTREAM_MAX_SHARD_SIZE = "50GB"
+EXAMPLES = 3
+
+
+def _shards(save_dir: Path) -> dict[str, SafetensorsFile]:
+    out = {}
+    for p in sorted(save_dir.glob("*.safetensors")) if save_dir.is_dir() else ():
+        try:
+            out[p.name] = read_safetensors(p, digests=False)
+        except UnreadableFile:
+            continue  # the comparison names it (unreadable-file)
+    return out
+
+
+def shard_oversize(save_dir: Path, max_shard_size: int | str | None) -> list[Difference]:
+    size = UPSTREAM_MAX_SHARD_SIZE if max_shard_size is None else max_shard_size
+    limit = size if isinstance(size, int) else parse_size_to_int(size)
+    out = []
+    for name, shard in _shards(save_dir).items():
+        held = sum(t.end - t.begin for t in shard.tensors)
+        if held > limit and len(shard.tensors) > 1:
+            what = f"{name} holds {held} bytes in {len(shard.tensors)} tensors, over max_shard_size ({limit} bytes)"
+            out.append(Difference(C.SHARD_OVERSIZE, what, file=name))
+    return out
+
+
+def index_bookkeeping(save_dir: Path, parameters: int | None) -> list[Difference]:
+    path = save_dir / INDEX_NAME
+    if not path.is_file():
+        return []
+    try:
+        index = json.loads(path.read_text())
+        weight_map, metadata = index["weight_map"], index.get("metadata") or {}
+        if not isinstance(weight_map, dict) or not isinstance(metadata, dict):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        return []  # the comparison names a malformed index
+    located: dict[str, str] = {}
+    sizes: dict[str, int] = {}
+    for name, shard in _shards(save_dir).items():
+        for t in shard.tensors:
+            located.setdefault(t.name, name)
+            sizes.setdefault(t.name, t.end - t.begin)
+    out = weight_map_differences(weight_map, located)
+    total = sum(sizes.values())
+    if metadata.get("total_size") != total:
+        what = f"index metadata.total_size {metadata.get('total_size')}, the shards hold {total} bytes of tensors"
+        out.append(Difference(C.INDEX, what, file=INDEX_NAME))
+    if "total_parameters" in metadata and parameters is not None and metadata["total_parameters"] != parameters:
+        what = f"index metadata.total_parameters {metadata['total_parameters']}, the model has {parameters}"
+        out.append(Difference(C.INDEX, what, file=INDEX_NAME))
+    return out
+
+
+def _contents(save_dir: Path) -> tuple[frozenset[str], frozenset[str]]:
+    """(tensor names, tensor sha256s) of a save."""
+    names: set[str] = set()
+    digests: set[str] = set()
+    for p in sorted(save_dir.glob("*.safetensors")) if save_dir.is_dir() else ():
+        try:
+            shard = read_safetensors(p)
+        except UnreadableFile:
+            continue
+        names.update(t.name for t in shard.tensors)
+        digests.update(t.sha256 for t in shard.tensors if t.end > t.begin)
+    return frozenset(names), frozenset(digests)
+
+
+def _signature(save_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    """What identifies a save's contents cheaply: a workdir rerun in the same process writes new files."""
+    files = sorted(save_dir.glob("*.safetensors")) if save_dir.is_dir() else []
+    return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+
+
+@functools.lru_cache(maxsize=256)
+def _not_in_baseline(fixture_dir: Path, baseline_dir: Path, _sig: object) -> tuple[tuple[str, str], ...]:
+    """(name, sha256) of the fixture's tensors the baseline's save lacks: once per baseline, not per cell."""
+    try:
+        tensors: dict[str, dict[str, object]] = read_manifest(fixture_dir)["tensors"]  # type: ignore[assignment]
+    except FixtureError:
+        return ()  # not a generated fixture (a hand-made checkpoint): no list of its tensors to hold saves to
+    names, digests = _contents(baseline_dir)
+    return tuple(
+        (n, str(t["sha256"])) for n, t in sorted(tensors.items()) if n not in names and t["sha256"] not in digests
+    )
+
+
+def dropped_on_load(fixture_dir: Path, baseline_dir: Path, save_dir: Path) -> list[Difference]:
+    candidates = _not_in_baseline(fixture_dir, baseline_dir, _signature(baseline_dir))
+    if not candidates:
+        return []
+    names, digests = _contents(save_dir)
+    dropped = [n for n, sha in candidates if n not in names and sha not in digests]
+    if not dropped:
+        return []
+    eg = ", ".join(dropped[:EXAMPLES]) + (f" and {len(dropped) - EXAMPLES} more" if len(dropped) > EXAMPLES else "")
+    what = f"{len(dropped)} tensors of the fixture's own files are in no save (dropped on load): {eg}"
+    return [Difference(C.DROPPED_ON_LOAD, what, tensor=dropped[0])]

@@ -1,0 +1,250 @@
+"""The model around the save (class `model-changed`): what it holds and how it is offloaded, before and after.
+
+A save must leave the model as it found it: every parameter and buffer with the same values (offloaded ones
+read back from offload storage through the hooks' `weights_map`, as a forward pass would read them), offloaded
+the same way (which modules carry accelerate hooks and how, `hf_device_map`, each tensor's device), and a
+forward pass on a fixed input giving the same logits. Values are hashed one tensor at a time, so a snapshot
+costs no more memory than the largest tensor.
+
+The check's forward passes run in a forked child: the model the IUT saves has then never run a forward
+(that is what the `+forward` modes are for), and the child's weight loads cannot touch the parent's model.
+Written here, not taken from reference_impl: the judge must not share code with what it judges.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import select
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from offload_conformance.harness.outcomes import FailureClass
+from offload_conformance.harness.results import Difference
+
+FORWARD_TOKENS = 8
+FORWARD_TIMEOUT = 120.0  # seconds for the forked forward pass; a tiny fixture takes well under one
+EXAMPLES = 3  # names spelled out per kind of change
+
+
+@dataclass(frozen=True)
+class TensorState:
+    dtype: str
+    shape: tuple[int, ...]
+    device: str
+    sha256: str  # of the values, read back from offload storage where offloaded; "" where there are none
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    tensors: dict[str, TensorState]  # every parameter and buffer name, tied names included
+    hooks: dict[str, str]  # module name -> its accelerate hook(s), described
+    device_map: dict[str, str] | None
+    logits: str | None  # sha256 of the forward pass's logits
+    forward_skipped: str | None  # why there are no logits
+
+
+def digest(t: torch.Tensor) -> str:
+    """sha256 of a tensor's bytes, whatever its dtype (float8, bool, ... are viewed as bytes)."""
+    flat = t.detach().reshape(-1).contiguous()
+    if flat.device.type != "cpu":
+        flat = flat.cpu()
+    return hashlib.sha256(flat.view(torch.uint8).numpy().tobytes()).hexdigest()
+
+
+def _hooks(hook: Any) -> list[Any]:
+    return list(getattr(hook, "hooks", None) or ([hook] if hook is not None else []))
+
+
+def _describe(hook: Any) -> str:
+    parts = []
+    for h in _hooks(hook):
+        fields = ("offload", "offload_buffers", "place_submodules", "io_same_device", "execution_device")
+        attrs = ", ".join(f"{f}={getattr(h, f)}" for f in fields if hasattr(h, f))
+        parts.append(f"{type(h).__name__}({attrs})" if attrs else type(h).__name__)
+    return " + ".join(parts)
+
+
+def _weights_maps(model: torch.nn.Module) -> dict[str, list[Any]]:
+    """Module name -> the weights_map of each of its hooks (offload storage, keyed relative to the module)."""
+    out: dict[str, list[Any]] = {}
+    for name, module in model.named_modules():
+        maps = [h.weights_map for h in _hooks(getattr(module, "_hf_hook", None)) if getattr(h, "weights_map", None)]
+        if maps:
+            out[name] = maps
+    return out
+
+
+def _stored(name: str, maps: dict[str, list[Any]]) -> torch.Tensor | None:
+    """An offloaded tensor's value, from the nearest enclosing module whose hook has it in offload storage."""
+    parts = name.split(".")
+    for cut in range(len(parts) - 1, -1, -1):
+        module, rel = ".".join(parts[:cut]), ".".join(parts[cut:])
+        for weights_map in maps.get(module, ()):
+            with contextlib.suppress(KeyError):
+                value = weights_map[rel]
+                if isinstance(value, torch.Tensor):
+                    return value
+    return None
+
+
+def tensors(model: torch.nn.Module) -> Iterator[tuple[str, TensorState]]:
+    """Every parameter and buffer, streamed: each value read (from offload storage if need be), hashed, dropped."""
+    maps = _weights_maps(model)
+    named = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
+    for name, t in named:
+        value = _stored(name, maps) if t.device.type == "meta" else t
+        sha = "" if value is None or value.device.type == "meta" else digest(value)
+        yield name, TensorState(str(t.dtype).removeprefix("torch."), tuple(t.shape), str(t.device), sha)
+        del value
+
+
+def forward_logits(model: torch.nn.Module) -> torch.Tensor:
+    """Logits of a forward pass on a fixed input (the same token ids in every cell of a fixture)."""
+    config = model.config  # type: ignore[union-attr]
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    vocab = int(getattr(text, "vocab_size", None) or 2)
+    ids = ((torch.arange(FORWARD_TOKENS) * 7 + 3) % vocab).unsqueeze(0)
+    with torch.no_grad():
+        out = model(input_ids=ids)
+    logits = getattr(out, "logits", None)
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"{type(out).__name__} has no logits")
+    return logits
+
+
+def why(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
+
+
+class ForwardChangesFiles(PermissionError):
+    """The check's forward pass tried to remove or move a file."""
+
+
+def _no_removals() -> None:
+    """In the forked child: files are shared with the parent, so a forward pass that removes or moves one (e.g.
+    compressed-tensors converting accelerate's disk offload deletes its `.dat` files) would break the parent's
+    model. Such a forward fails instead, and the forward part of the check is skipped, saying why."""
+
+    def refusing(name: str) -> Callable[..., None]:
+        def refuse(*args: Any, **kwargs: Any) -> None:
+            # No path in the message: the reason is grouped across cells in the reports.
+            raise ForwardChangesFiles(f"the forward pass would remove or move a file (os.{name})")
+
+        return refuse
+
+    for name in ("remove", "unlink", "rmdir", "rename", "replace"):
+        setattr(os, name, refusing(name))
+
+
+def _forked(fn: Callable[[], str], timeout: float) -> tuple[str | None, str | None]:
+    """fn() in a forked child: (its result, None) or (None, why it gave none). The parent's state is untouched."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report and leave without running the parent's exit handlers
+        os.close(r)
+        try:
+            # An OpenMP pool the parent started does not survive fork (a parallel region would hang): run
+            # single-threaded, as every forked forward does, so before and after use the same kernels.
+            torch.set_num_threads(1)
+            _no_removals()
+            payload = {"result": fn()}
+        except BaseException as e:
+            payload = {"error": why(e)}
+        os.write(w, json.dumps(payload).encode())
+        os._exit(0)
+    os.close(w)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([r], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(r, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            return None, f"the forward pass took more than {timeout:g}s"
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+    try:
+        payload = json.loads(b"".join(chunks))
+    except ValueError:
+        return None, "the forward pass's process died"
+    return payload.get("result"), payload.get("error")
+
+
+def snapshot(model: torch.nn.Module) -> Snapshot:
+    """The model as it is now; its forward pass runs in a child process."""
+    states = dict(tensors(model))
+    hooks = {name: _describe(m._hf_hook) for name, m in model.named_modules() if hasattr(m, "_hf_hook")}
+    device_map = getattr(model, "hf_device_map", None)
+    logits, skipped = _forked(lambda: digest(forward_logits(model)), FORWARD_TIMEOUT)
+    return Snapshot(
+        states,
+        hooks,
+        {k: str(v) for k, v in device_map.items()} if isinstance(device_map, dict) else None,
+        logits,
+        None if logits else f"forward pass raised {skipped}",
+    )
+
+
+def _change(what: str, names: list[str], tensor: bool = True) -> Difference:
+    names = sorted(n or "<model>" for n in names)
+    eg = ", ".join(names[:EXAMPLES]) + (f" and {len(names) - EXAMPLES} more" if len(names) > EXAMPLES else "")
+    return Difference(FailureClass.MODEL_CHANGED, f"{what}: {eg}", tensor=names[0] if tensor else None)
+
+
+def changes(before: Snapshot, after: Snapshot) -> list[Difference]:
+    """How the model after the save differs from the model before it: one difference per kind of change."""
+    out: list[Difference] = []
+    b, a = before.tensors, after.tensors
+    kinds: list[tuple[str, Callable[[TensorState, TensorState], bool]]] = [
+        ("dtype changed", lambda x, y: x.dtype != y.dtype),
+        ("shape changed", lambda x, y: x.shape != y.shape),
+        ("moved to another device", lambda x, y: x.device != y.device),
+        (
+            "values no longer readable (meta, and no offload storage holds them)",
+            lambda x, y: bool(x.sha256) > bool(y.sha256),
+        ),
+        ("values changed", lambda x, y: x.sha256 != y.sha256 and y.sha256 and (x.dtype, x.shape) == (y.dtype, y.shape)),
+    ]
+    if b.keys() - a.keys():
+        out.append(_change("parameters or buffers gone from the model", list(b.keys() - a.keys())))
+    if a.keys() - b.keys():
+        out.append(_change("parameters or buffers new in the model", list(a.keys() - b.keys())))
+    common = b.keys() & a.keys()
+    for what, differs in kinds:
+        names = [n for n in common if differs(b[n], a[n])]
+        if names:
+            out.append(_change(what, names))
+    if before.hooks.keys() - after.hooks.keys():
+        out.append(_change("accelerate hooks removed", list(before.hooks.keys() - after.hooks.keys()), False))
+    if after.hooks.keys() - before.hooks.keys():
+        out.append(_change("accelerate hooks added", list(after.hooks.keys() - before.hooks.keys()), False))
+    other = [n for n in before.hooks.keys() & after.hooks.keys() if before.hooks[n] != after.hooks[n]]
+    if other:
+        n = sorted(other)[0]
+        what = f"accelerate hooks changed (e.g. {n or '<model>'}: {before.hooks[n]} -> {after.hooks[n]})"
+        out.append(_change(what, other, False))
+    if before.device_map != after.device_map:
+        out.append(Difference(FailureClass.MODEL_CHANGED, f"hf_device_map {after.device_map}, was {before.device_map}"))
+    if before.logits and not after.logits:
+        out.append(
+            Difference(FailureClass.MODEL_CHANGED, f"the forward pass fails after the save: {after.forward_skipped}")
+        )
+    elif before.logits and after.logits != before.logits:
+        out.append(Difference(FailureClass.MODEL_CHANGED, "the forward pass gives other logits after the save"))
+    return out

@@ -1,0 +1,215 @@
+"""The lifecycle checks' machinery without cells: model snapshots (model-changed), the checks of a save on its
+own terms (shard-oversize, index bookkeeping, dropped-on-load), resave verdicts, and their place in verdicts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from accelerate import cpu_offload
+from huggingface_hub.constants import SAFETENSORS_INDEX_FILE as INDEX
+from torch import nn
+
+from offload_conformance.fixtures import DEFAULT_FIXTURES
+from offload_conformance.fixtures.manifest import write_manifest
+from offload_conformance.harness.judge.absolute import dropped_on_load, index_bookkeeping, shard_oversize
+from offload_conformance.harness.judge.verdict import judge, resave_verdict
+from offload_conformance.harness.outcomes import FailureClass, Grade, Outcome, Stage
+from offload_conformance.harness.plan.cells import Cell
+from offload_conformance.harness.plan.modes import by_name
+from offload_conformance.harness.results import Difference, Failure, Lifecycle
+from offload_conformance.harness.run.cell import parameter_count
+from offload_conformance.harness.run.lifecycle import changes, snapshot
+from offload_conformance.harness.run.process import Execution
+from offload_conformance.harness.tools.faults import _change_a_weight, _strip_hooks
+from tests.ckpt import base_tensors, write
+
+CELL = Cell(DEFAULT_FIXTURES[0], by_name("disk-full"), "upstream")
+SMALL_SHARDS = Cell(DEFAULT_FIXTURES[0], by_name("disk-full"), "upstream", (("max_shard_size", 200),))
+CHANGED = Difference(FailureClass.MODEL_CHANGED, "values changed: norm.weight", tensor="norm.weight")
+
+
+class Toy(nn.Module):
+    """A causal-LM-shaped module: input_ids in, logits out; an int64 buffer beside its float weights."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.config = SimpleNamespace(vocab_size=16)
+        self.embed = nn.Embedding(16, 8)
+        self.norm = nn.LayerNorm(8)
+        self.head = nn.Linear(8, 16)
+        self.register_buffer("table", torch.arange(4))
+
+    def forward(self, input_ids: torch.Tensor) -> SimpleNamespace:
+        return SimpleNamespace(logits=self.head(self.norm(self.embed(input_ids))))
+
+
+def _offloaded() -> Toy:
+    model = Toy()
+    cpu_offload(model, execution_device=torch.device("cpu"), offload_buffers=True)
+    return model
+
+
+def test_snapshot_reads_offloaded_values_and_an_untouched_model_has_not_changed() -> None:
+    model = _offloaded()
+    before = snapshot(model)
+    assert before.tensors["norm.weight"].device == "meta" and before.tensors["norm.weight"].sha256
+    assert before.tensors["table"].dtype == "int64"
+    assert before.logits and before.forward_skipped is None and "norm" in before.hooks
+    assert changes(before, snapshot(model)) == []
+
+
+def test_a_weight_changed_in_offload_storage_is_model_changed() -> None:
+    model = _offloaded()
+    before = snapshot(model)
+    _change_a_weight(model)
+    found = changes(before, snapshot(model))
+    assert {d.cls for d in found} == {FailureClass.MODEL_CHANGED}
+    assert [d.detail for d in found] == [
+        "values changed: norm.weight",
+        "the forward pass gives other logits after the save",
+    ]
+
+
+def test_stripped_hooks_are_model_changed() -> None:
+    model = _offloaded()
+    before = snapshot(model)
+    _strip_hooks(model)
+    # accelerate puts cpu_offload's weights back on the cpu as it detaches: same values, no longer offloaded.
+    assert [d.detail for d in changes(before, snapshot(model))] == [
+        "moved to another device: embed.weight, head.bias, head.weight and 3 more",
+        "accelerate hooks removed: <model>, embed, head and 1 more",
+    ]
+
+
+def test_device_and_dtype_changes_are_named() -> None:
+    model = Toy()
+    before = snapshot(model)
+    model.table = model.table.float()  # an int buffer cast to float
+    model.head.to("meta")
+    details = [d.detail for d in changes(before, snapshot(model))]
+    assert "dtype changed: table" in details
+    assert any(d.startswith("moved to another device: head.bias, head.weight") for d in details), details
+
+
+def test_a_model_that_cannot_run_forward_says_why_and_is_still_compared() -> None:
+    model = Toy()
+    model.forward = lambda input_ids: (_ for _ in ()).throw(RuntimeError("needs a GPU kernel"))  # type: ignore[method-assign]
+    before = snapshot(model)
+    assert before.logits is None and before.forward_skipped == "forward pass raised RuntimeError: needs a GPU kernel"
+    with torch.no_grad():
+        model.norm.weight += 1
+    assert [d.detail for d in changes(before, snapshot(model))] == ["values changed: norm.weight"]
+
+
+def test_parameter_count_counts_a_tie_once() -> None:
+    model = Toy()
+    assert parameter_count(model) == sum(p.numel() for p in model.parameters())
+    model.head.weight = model.embed.weight  # tied: one parameter object, two names
+    model.head.bias = nn.Parameter(torch.zeros(16))
+    assert parameter_count(model) == 16 * 8 + 2 * 8 + 16
+
+
+# --- a save on its own terms --------------------------------------------------------------------
+
+
+def test_shard_oversize_only_where_a_shard_holds_several_tensors(tmp_path: Path) -> None:
+    small = write(tmp_path / "small", base_tensors(), max_shard_size=200)
+    assert shard_oversize(small, 200) == []
+    big = write(tmp_path / "big", base_tensors(), max_shard_size=400)
+    (found, *_) = shard_oversize(big, 200)
+    assert found.cls is FailureClass.SHARD_OVERSIZE and "over max_shard_size (200 bytes)" in found.detail
+    # A tensor larger than the limit has a shard of its own: not oversize.
+    assert shard_oversize(write(tmp_path / "one", {"w": torch.zeros(100)}), 200) == []
+    assert shard_oversize(small, "50GB") == shard_oversize(small, None) == []
+
+
+def _index(d: Path) -> dict:
+    return json.loads((d / INDEX).read_text())
+
+
+def test_index_bookkeeping_is_checked_against_the_shards(tmp_path: Path) -> None:
+    d = write(tmp_path / "s", base_tensors(), max_shard_size=200)
+    assert index_bookkeeping(d, None) == []
+    index = _index(d)
+    index["metadata"]["total_parameters"] = 5
+    (d / INDEX).write_text(json.dumps(index))
+    assert [x.detail for x in index_bookkeeping(d, 5)] == []
+    assert [x.detail for x in index_bookkeeping(d, 6)] == ["index metadata.total_parameters 5, the model has 6"]
+    index["metadata"]["total_size"] += 2
+    index["weight_map"]["ghost"] = next(iter(index["weight_map"].values()))
+    (d / INDEX).write_text(json.dumps(index))
+    found = index_bookkeeping(d, 5)
+    assert {x.cls for x in found} == {FailureClass.INDEX}
+    assert found[0].detail.startswith("1 index entries disagree with the files, e.g. ghost")
+    assert found[1].detail.endswith(f"the shards hold {index['metadata']['total_size'] - 2} bytes of tensors")
+
+
+def test_dropped_on_load_is_a_fixture_tensor_in_no_save(tmp_path: Path) -> None:
+    tensors = base_tensors()
+    fixture = write(tmp_path / "fixture", {**tensors, "model.layers.3.eh_proj.weight": torch.ones(2, 2)})
+    write_manifest(fixture, DEFAULT_FIXTURES[0], frozenset(), "digest")
+    baseline = write(tmp_path / "baseline", tensors)
+    everything = write(tmp_path / "all", {**tensors, "model.layers.3.eh_proj.weight": torch.ones(2, 2)})
+    assert dropped_on_load(fixture, everything, baseline) == []  # the baseline has it: not dropped on load
+    # Renamed, the values still count as saved (e.g. a rename left unreverted: permuted, not dropped).
+    renamed = {**tensors, "mtp.eh_proj": torch.ones(2, 2)}
+    assert dropped_on_load(fixture, baseline, write(tmp_path / "renamed", renamed)) == []
+    (found,) = dropped_on_load(fixture, baseline, write(tmp_path / "cell", tensors))
+    assert (found.cls, found.tensor) == (FailureClass.DROPPED_ON_LOAD, "model.layers.3.eh_proj.weight")
+
+
+# --- verdicts -----------------------------------------------------------------------------------
+
+
+def _saved(tmp: Path, name: str, **kw: object) -> Execution:
+    return Execution(write(tmp / name, base_tensors()), "", 1.0, **kw)  # type: ignore[arg-type]
+
+
+def test_a_correct_save_that_changed_the_model_fails_with_its_grade(tmp_path: Path) -> None:
+    run = _saved(tmp_path, "a", model_changes=(CHANGED,), lifecycle=Lifecycle(True))
+    result = judge(CELL, run, _saved(tmp_path, "b"), Grade.BYTES)
+    assert (result.outcome, result.grade, result.classes) == (Outcome.FAIL, Grade.BYTES, ("model-changed",))
+    assert result.lifecycle == Lifecycle(True)
+
+
+def test_a_save_that_raised_and_changed_the_model_is_an_error_with_the_class(tmp_path: Path) -> None:
+    raised = Failure(Stage.SAVE, "RuntimeError", "boom", "x.py:1")
+    run = Execution(tmp_path / "none", "log", 1.0, failure=raised, model_changes=(CHANGED,))
+    result = judge(CELL, run, _saved(tmp_path, "b"), Grade.BYTES)
+    assert (result.outcome, result.classes, result.failure) == (Outcome.ERROR, ("model-changed",), raised)
+    assert result.detail == "save raised RuntimeError: boom (x.py:1); values changed: norm.weight"
+    clean = judge(CELL, Execution(tmp_path / "none", "log", 1.0, failure=raised), _saved(tmp_path, "c"), Grade.BYTES)
+    assert (clean.outcome, clean.classes) == (Outcome.ERROR, ())
+
+
+def test_absolute_checks_fail_a_cell_that_matches_its_baseline(tmp_path: Path) -> None:
+    # Both sides oversize: the comparison sees identical bytes, the absolute check does not.
+    big = {"max_shard_size": 400}
+    run = Execution(write(tmp_path / "a", base_tensors(), **big), "", 1.0)  # type: ignore[arg-type]
+    base = Execution(write(tmp_path / "b", base_tensors(), **big), "", 1.0)  # type: ignore[arg-type]
+    result = judge(SMALL_SHARDS, run, base, Grade.BYTES)
+    assert (result.outcome, result.grade, result.classes) == (Outcome.FAIL, Grade.BYTES, ("shard-oversize",))
+
+
+def test_resave_verdict(tmp_path: Path) -> None:
+    passed = judge(CELL, _saved(tmp_path, "a"), _saved(tmp_path, "b"), Grade.BYTES)
+    same = resave_verdict(passed, tmp_path / "a", _saved(tmp_path, "again"))
+    assert same.outcome is Outcome.PASS and same.lifecycle is not None and same.lifecycle.resaved
+    other = base_tensors()
+    other["model.norm.weight"] = other["model.norm.weight"] + 1
+    differs = resave_verdict(passed, tmp_path / "a", Execution(write(tmp_path / "c", other), "", 1.0))
+    assert (differs.outcome, differs.classes, differs.grade) == (Outcome.FAIL, ("resave",), Grade.BYTES)
+    assert differs.detail.startswith("saved again: values: model.norm.weight: max abs diff")
+    unloadable = Execution(tmp_path / "none", "log", 1.0, failure=Failure(Stage.LOAD, "OSError", "no file"))
+    broken = resave_verdict(passed, tmp_path / "a", unloadable)
+    assert broken.classes == ("resave",) and "does not load back" in broken.detail
+
+
+@pytest.mark.parametrize("cls", list(FailureClass))
+def test_every_class_is_defined_once_and_round_trips(cls: FailureClass) -> None:
+    assert FailureClass(str(cls)) is cls and Difference.from_json({"cls": str(cls), "detail": "x"}).cls is cls
