@@ -42,6 +42,7 @@ DEFAULT_MAX_SHARD_SIZE: int | str = (
 # A shard of a sharded save; one the new save does not write is stale and goes, as upstream does it.
 SHARD_RE = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")
 METADATA = {"format": "pt"}
+DIRECT_CHUNK = 4 * 2**20
 
 
 class SaveError(RuntimeError):
@@ -103,6 +104,9 @@ def save_pretrained(
     try:
         save_config(model, staging)
         shard_of = checkpoint.split.tensor_to_filename
+        chunk = _direct_chunk(state)
+        # Shards made of byte ranges only are written front to back, so they can go past the page cache.
+        reverted = {shard_of[n] for g in checkpoint.groups if g.views is None for n in g.outputs}
         with ExitStack() as stack:
             sources = stack.enter_context(Sources(model, state))
             writers = {
@@ -112,6 +116,7 @@ def save_pretrained(
                         [TensorPlan(n, checkpoint.outputs[n].dtype, tuple(checkpoint.outputs[n].shape)) for n in names],
                         METADATA,
                         sync_dir=False,  # replace_directory fsyncs the staging directory before the swap
+                        direct_chunk=None if filename in reverted else chunk,
                     )
                 )
                 for filename, names in checkpoint.split.filename_to_tensors.items()
@@ -124,10 +129,11 @@ def save_pretrained(
                         writers[shard_of[name]].write(name, tensor)
                     del tensors
             # Byte ranges of the sources, copied in file order: nothing is built, each shard is written
-            # front to back (its writeback streams behind the copy) and closed once it is complete.
+            # front to back (past the page cache, or with its writeback streaming behind the copy) and
+            # closed once it is complete.
             rank = {filename: i for i, filename in enumerate(writers)}
             views = [v for g in checkpoint.groups if g.views is not None for v in g.views]
-            views.sort(key=lambda v: (rank[shard_of[v[0]]], writers[shard_of[v[0]]].offset(v[0])))
+            views.sort(key=lambda v: (rank[shard_of[v[0]]], writers[shard_of[v[0]]].position(v[0])))
             for name, parts in sources.in_order(views):
                 writer = writers[shard_of[name]]
                 writer.write_parts(name, parts)
@@ -157,6 +163,13 @@ def write_index(model: PreTrainedModel, split: StateDictSplit, directory: Path) 
             "weight_map": split.tensor_to_filename,
         }
         (directory / INDEX_NAME).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _direct_chunk(state: dict[str, torch.Tensor]) -> int | None:
+    """The buffer size for writing past the page cache (reference_impl.direct): two buffers of it are
+    the only memory that costs, so only where they come to at most the largest in-memory tensor."""
+    largest = max((t.numel() * t.element_size() for t in state.values()), default=0)
+    return DIRECT_CHUNK if largest >= 2 * DIRECT_CHUNK else None
 
 
 def _load(model: PreTrainedModel, name: str, tensor: torch.Tensor) -> torch.Tensor:
