@@ -5,7 +5,8 @@ same machine, with the page cache as the previous run left it (warm for every ca
 repeats are interleaved (repeat 1 of every case, then repeat 2 ...), so a slow spell of a shared
 machine lands on every case alike, and each timed save starts with nothing dirty (the cell syncs
 between load and save). Right after every reference save, `cp -r` of its output plus `sync` is
-timed: the disk's own price for the same bytes, under the same conditions.
+timed: the disk's own price for the same bytes, under the same conditions (its source read into the
+page cache first, as the save's sources were).
 
 Writes bench.md (tables), bench.json (every figure, the ratios, the extrapolation) and bench.png.
 """
@@ -181,8 +182,19 @@ def run_once(spec: FixtureSpec, fixture: Path, case: Case, workdir: Path) -> Run
     )
 
 
+def warm(directory: Path) -> None:
+    """Read every file once, so it is in the page cache."""
+    buffer = bytearray(8 * MIB)
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        with open(path, "rb", buffering=0) as f:
+            while f.readinto(buffer):
+                pass
+
+
 def copy_seconds(saved: Path, dest: Path) -> float:
-    """`cp -r` of the saved files + `sync`: the disk's own price for the same bytes."""
+    """`cp -r` of the saved files + `sync`: the disk's own price for the same bytes. The save read its
+    sources from the page cache; so does the cp (a save may have written past the page cache)."""
+    warm(saved)
     os.sync()  # start from nothing dirty, as the timed save did
     t0 = time.perf_counter()
     subprocess.run(["cp", "-r", str(saved), str(dest)], check=True)
