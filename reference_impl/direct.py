@@ -44,7 +44,9 @@ class DirectStream:
             raise ValueError(f"chunk {chunk} is not a positive multiple of {BLOCK}")
         self._fd = fd
         self._chunk = chunk
-        self._maps = [mmap.mmap(-1, chunk) for _ in range(2)]  # page-aligned, as O_DIRECT needs
+        # Page-aligned, as O_DIRECT needs. Private: anonymous memory of this process, measured as such
+        # (the default, shared, would be counted as shmem).
+        self._maps = [mmap.mmap(-1, chunk, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS) for _ in range(2)]
         self._free: queue.Queue[memoryview] = queue.Queue()
         for m in self._maps:
             self._free.put(memoryview(m))
