@@ -3,8 +3,9 @@
 The checkpoint is scheduled first with no data read (reference_impl.schedule). Where a group's
 revert only moves bytes (renames, fused experts split per expert, many-to-one concatenation;
 reference_impl.views), each checkpoint tensor is copied from its sources' byte ranges in the offload
-files straight into its place in its shard file, inside the kernel (reference_impl.sources,
-reference_impl.transfer): no tensor is built. Any other group is read from offload storage once,
+files (reference_impl.sources) into its shard, in file order: past the page cache through two small
+buffers (reference_impl.direct) where the model is large enough for that to pay, else inside the
+kernel (reference_impl.transfer); no tensor is built. Any other group is read from offload storage once,
 reverted with transformers' own conversion machinery, written and freed: memory holds one group at
 a time, whatever max_shard_size is. reference_impl.writer computes every header up front.
 Everything is written into a new directory beside the target, which then replaces the target in one
