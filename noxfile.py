@@ -22,6 +22,7 @@ nox.options.reuse_existing_virtualenvs = True
 ROOT = Path(__file__).parent
 CONSTRAINTS = ROOT / "constraints"
 CI = str(CONSTRAINTS / "ci.txt")
+LLMCOMPRESSOR = str(CONSTRAINTS / "llmcompressor.txt")
 ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 PYTHON = "3.11"
 CLI = "offload-conformance"
@@ -70,13 +71,17 @@ def _cache_env(session: nox.Session) -> dict[str, str]:
     }
 
 
-def _conformance(session: nox.Session, args: list[str], out: str, *, verdict: bool) -> None:
-    """Run the matrix into `out`. With `verdict`, a failing cell fails the session (the harness exits 1);
-    without, failing cells are the finding and only a harness that wrote no results.json fails it."""
+def _conformance(
+    session: nox.Session, args: list[str], out: str, *, verdict: bool, step_summary: bool = True, command: str = "run"
+) -> None:
+    """Run the matrix (or another command writing results.json) into `out`. With `verdict`, a failing cell fails
+    the session (the harness exits 1); without, failing cells are the finding and only a harness that wrote no
+    results.json fails it."""
     results = Path(out) / "results.json"
     results.unlink(missing_ok=True)
     codes = [0] if verdict else [0, 1]
-    session.run(CLI, "run", "--out", out, *args, env=_cache_env(session), success_codes=codes)
+    env = _cache_env(session) | ({} if step_summary else {"GITHUB_STEP_SUMMARY": ""})
+    session.run(CLI, command, "--out", out, *args, env=env, success_codes=codes)
     if not results.exists():
         session.error(f"the harness wrote no {results}: see its output above")
 
@@ -102,6 +107,22 @@ def conformance(session: nox.Session) -> None:
     _conformance(session, args, out or "conformance-out", verdict=True)
 
 
+# The sweep's cells: every generated fixture in the disk modes, both shard sizes, upstream and the reference.
+SWEEP_MODES = ["disk-full", "disk-partial", "experts-on-disk"]
+
+
+@nox.session(python=PYTHON)
+def sweep(session: nox.Session) -> None:
+    """Every architecture of the installed transformers whose load converts weights (and every MoE), built tiny
+    (`offload-conformance fixtures list --set all`), in the disk modes, both shard sizes, upstream and the
+    reference; sweep-out/. Fails on a failure not listed in the shipped known failures of the set. Arguments go
+    to `offload-conformance run` (e.g. --shard 1/4 for one CI job of four)."""
+    _install(session, "report")
+    modes = [arg for m in SWEEP_MODES for arg in ("--mode", m, "--mode", f"{m}+offload_buffers")]
+    out, args = _take(list(session.posargs), "--out")
+    _conformance(session, ["--set", "all", "--xfails", "auto", *modes, *args], out or "sweep-out", verdict=True)
+
+
 @nox.session(python=PYTHON)
 @nox.parametrize("transformers", TRANSFORMERS_VERSIONS)
 def matrix(session: nox.Session, transformers: str) -> None:
@@ -113,26 +134,33 @@ def matrix(session: nox.Session, transformers: str) -> None:
 
 
 @nox.session(python=PYTHON)
+def llmcompressor(session: nox.Session) -> None:
+    """llm-compressor's data-free oneshot and compressed save on bf16 fixtures, every disk-offloaded flow compared
+    with the in-memory flow (its own save wrapper, and our reference after the same compression): results in
+    llmcompressor-out/. Its own pins (constraints/llmcompressor.txt): llm-compressor 0.14 needs transformers <= 5.17
+    and compressed-tensors 0.19. Failing cells are the finding. Arguments go to `offload-conformance llmcompressor`."""
+    session.install("-c", LLMCOMPRESSOR, "torch")
+    session.install("-c", LLMCOMPRESSOR, "-e", ".[report]", "llmcompressor")
+    out, args = _take(list(session.posargs), "--out")
+    _conformance(session, args, out or "llmcompressor-out", verdict=False, command="llmcompressor")
+
+
+@nox.session(python=PYTHON)
 def gate(session: nox.Session) -> None:
-    """`-- --base SPEC --candidate SPEC [run args]`: the same cells on both, then gate.md and gate.json
-    in gate-out/; fails on any regression (pass on base, not on candidate)."""
+    """`-- --base SPEC --candidate SPEC [--out DIR] [run args]`: the same cells on both, then gate.md and
+    gate.json in DIR (default gate-out/); fails on any regression (pass on base, not on candidate). The
+    gate's Markdown, not the two runs' matrices, goes to $GITHUB_STEP_SUMMARY."""
     base, args = _take(list(session.posargs), "--base")
     candidate, args = _take(args, "--candidate")
+    out, args = _take(args, "--out")
+    out = out or "gate-out"
     if not base or not candidate:
-        session.error(f"usage: nox -s gate -- --base SPEC --candidate SPEC [{CLI} run arguments]")
+        session.error(f"usage: nox -s gate -- --base SPEC --candidate SPEC [--out DIR] [{CLI} run arguments]")
     _install(session, "quant")
     for label, spec in (("base", base), ("candidate", candidate)):
         _install_transformers(session, spec)
-        _conformance(session, args, f"gate-out/{label}", verdict=False)
-    session.run(
-        CLI,
-        "gate",
-        "gate-out/base/results.json",
-        "gate-out/candidate/results.json",
-        "--out",
-        "gate-out",
-        env=ENV,
-    )
+        _conformance(session, args, f"{out}/{label}", verdict=False, step_summary=False)
+    session.run(CLI, "gate", f"{out}/base/results.json", f"{out}/candidate/results.json", "--out", out, env=ENV)
 
 
 def _releases(good: str, bad: str) -> list[str]:

@@ -12,16 +12,18 @@ from typing import NoReturn
 
 from offload_conformance.fixtures import DEFAULT_FIXTURES, FixtureError, SpecError, coverage
 from offload_conformance.fixtures import by_name as fixture_by_name
+from offload_conformance.fixtures.sets import SETS, generated_set
 from offload_conformance.harness import merge
 from offload_conformance.harness.judge import gate
-from offload_conformance.harness.outcomes import Grade
+from offload_conformance.harness.outcomes import Fp8OnCpu, Grade
 from offload_conformance.harness.plan import known_failures, selection
 from offload_conformance.harness.plan.cells import DEFAULT_SHARDS, SMALL_SHARDS
 from offload_conformance.harness.plan.impls import BUILTIN
 from offload_conformance.harness.plan.modes import MODES
 from offload_conformance.harness.report import history, terminal, write_reports
+from offload_conformance.harness.report.coverage import generated_table
 from offload_conformance.harness.report.coverage import table as coverage_table
-from offload_conformance.harness.results import RunResult
+from offload_conformance.harness.results import CellResult, RunResult
 
 GRADES = [g.value for g in Grade]
 
@@ -41,7 +43,14 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="offload-conformance", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="run conformance cells and compare with the in-memory save")
-    run.add_argument("--fixture", action="append", help="fixture name (repeatable; default: all default fixtures)")
+    run.add_argument(
+        "--set",
+        dest="fixture_set",
+        choices=SETS,
+        help="a fixture set (default: default; all: every"
+        " architecture of the installed transformers whose load converts weights, and every MoE)",
+    )
+    run.add_argument("--fixture", action="append", help="fixture name (repeatable; default: the whole set)")
     run.add_argument(
         "--spec",
         action="append",
@@ -80,6 +89,13 @@ def _parser() -> argparse.ArgumentParser:
         " before it (class memory-budget)",
     )
     run.add_argument("--memory-limit", metavar="SIZE", help="kill a cell whose RSS exceeds SIZE (e.g. 8GB)")
+    run.add_argument(
+        "--fp8-on-cpu",
+        choices=[o.value for o in Fp8OnCpu],
+        default=Fp8OnCpu.KEEP.value,
+        help="fine-grained FP8 fixtures on a machine with no GPU: keep them float8 (default; the save path a GPU"
+        " user takes) or let transformers dequantize them to bf16",
+    )
     run.add_argument(
         "--xfails",
         type=Path,
@@ -128,9 +144,21 @@ def _parser() -> argparse.ArgumentParser:
     bn.add_argument("--layers", default="4,8,16,32", help="layer counts for the memory sweeps (MoE and one-to-many)")
     bn.add_argument("--repeats", type=int, default=5, help="runs per case, interleaved (the median is reported)")
     bn.add_argument("--out", type=Path, default=Path("bench-out"))
+    lc = sub.add_parser(
+        "llmcompressor", help="llm-compressor oneshot + compressed save: each offloaded flow vs the in-memory flow"
+    )
+    lc.add_argument("--fixture", action="append", help="qwen3_moe, deepseek_v3, llama (repeatable; default: all)")
+    lc.add_argument("--scheme", action="append", help="fp8_dynamic, w4a16_g32 (repeatable; default: all)")
+    lc.add_argument("--mode", action="append", help="offload mode (repeatable; default: all of them)")
+    lc.add_argument("--saver", action="append", help="upstream, reference (repeatable; default: both)")
+    lc.add_argument("--out", type=Path, default=Path("llmcompressor-out"))
+    lc.add_argument("--jobs", type=int, default=2, help="cell processes at a time")
+    lc.add_argument("--timeout", type=float, default=300.0, help="seconds before a cell is killed")
+    lc.add_argument("--list", action="store_true", help="print the cell ids and exit")
     sub.add_parser("modes", help="list offload modes")
     fx = sub.add_parser("fixtures", help="fixtures: 'list' prints the coverage table (generating what is missing)")
     fx.add_argument("action", nargs="?", choices=["list"], default="list")
+    fx.add_argument("--set", dest="fixture_set", choices=SETS, default="default", help="which set to list")
     return p
 
 
@@ -176,6 +204,10 @@ def _gate(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     gate.write(verdict, args.out)
     print(gate.markdown(verdict))
+    step = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step:  # the job summary of a GitHub Actions run
+        with open(step, "a", encoding="utf-8") as f:
+            f.write(gate.markdown(verdict) + "\n")
     return 0 if verdict.passed else 1
 
 
@@ -253,6 +285,37 @@ def _faults(args: argparse.Namespace) -> int:
     return 0 if all(k.verdict in ok for k in kills) else 1
 
 
+def _llmcompressor(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from offload_conformance.harness.tools.llmcompressor.plan import plan
+
+    axes = (args.fixture, args.scheme, args.mode, args.saver)
+    cells = _planned(plan, *(tuple(a or ()) for a in axes))
+    if args.list:
+        print("\n".join(c.cell_id for c in cells))
+        return 0
+    if args.jobs < 1 or args.timeout <= 0:
+        raise UsageError("--jobs must be >= 1 and --timeout > 0")
+    if importlib.util.find_spec("llmcompressor") is None:
+        raise UsageError("llmcompressor is not installed here: `nox -s llmcompressor` installs it with its pins")
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a file, not a directory")
+    from offload_conformance.harness.tools.llmcompressor.run import render, run_flows
+
+    print(f"running {len(cells)} llm-compressor cells with {args.jobs} job(s), output in {args.out}", file=sys.stderr)
+    result = run_flows(cells, args.out, args.jobs, args.timeout, _progress_line)
+    result.write(args.out / "results.json")
+    write_reports(result, args.out)
+    print(render(result))
+    print(f"\nresults: {args.out / 'results.json'}")
+    return 0 if result.ok else 1
+
+
+def _progress_line(i: int, n: int, cell: CellResult) -> None:
+    print(terminal.progress_line(i, n, cell), file=sys.stderr, flush=True)
+
+
 def _modes_list(args: argparse.Namespace) -> int:
     for m in MODES:
         print(f"{m.name:32} {m.description}")
@@ -260,12 +323,20 @@ def _modes_list(args: argparse.Namespace) -> int:
 
 
 def _fixtures_list(args: argparse.Namespace) -> int:
-    print(coverage_table([coverage.describe(f) for f in DEFAULT_FIXTURES]))
+    if args.fixture_set == "default":
+        print(coverage_table([coverage.describe(f) for f in DEFAULT_FIXTURES]))
+        return 0
+    built, failed = generated_set()
+    print(generated_table(built))
+    print(f"\n{len(built)} architectures build; {len(failed)} cannot:")
+    for u in failed:
+        print(f"  {u.model_type}: {u.reason}")
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
     wanted = selection.Selection(
+        fixture_set=args.fixture_set,
         fixtures=tuple(args.fixture or ()),
         specs=tuple(args.spec or ()),
         modes=tuple(args.mode or ()),
@@ -282,6 +353,7 @@ def _run(args: argparse.Namespace) -> int:
         args.memory_limit,
         args.max_read_amplification,
         args.max_extra_rss,
+        args.fp8_on_cpu,
     )
     cells, shard = _planned(selection.plan_with_shard, wanted)
     if args.list:
@@ -290,7 +362,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file, not a directory")
     try:
-        known = known_failures.load(args.xfails) if args.xfails else known_failures.NONE
+        known = known_failures.load(args.xfails, args.fixture_set or "default") if args.xfails else known_failures.NONE
     except known_failures.KnownFailuresError as e:
         raise UsageError(str(e)) from None
     if args.xfails and str(args.xfails) == known_failures.AUTO and not known.source:
@@ -328,6 +400,7 @@ COMMANDS = {
     "report": _report,
     "show": _show,
     "faults": _faults,
+    "llmcompressor": _llmcompressor,
     "modes": _modes_list,
     "fixtures": _fixtures_list,
 }

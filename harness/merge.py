@@ -56,6 +56,9 @@ def merge(docs: list[tuple[str, RunResult]]) -> RunResult:
     standards = {doc.require for _, doc in docs}
     if len(standards) > 1:
         raise MergeError(f"documents use different standards: --require {' and '.join(sorted(standards))}")
+    fp8 = {doc.fp8_on_cpu for _, doc in docs}
+    if len(fp8) > 1:
+        raise MergeError(f"documents loaded FP8 fixtures differently: --fp8-on-cpu {' and '.join(sorted(fp8))}")
     versions = {c.transformers or describe_transformers(d.environment) for _, d in docs for c in d.cells}
     # Cells name what ran them only where the documents come from several transformers.
     tag = len(versions) > 1
@@ -77,4 +80,6 @@ def merge(docs: list[tuple[str, RunResult]]) -> RunResult:
     env = dict(first.environment) if not tag else {**first.environment, "transformers": ", ".join(sorted(versions))}
     baselines = {k: v for _, d in docs for k, v in sorted(d.baselines.items())}
     fixtures = {k: v for _, d in docs for k, v in d.fixtures.items()}
-    return RunResult(first.require, env, tuple(cells), dict(sorted(baselines.items())), fixtures)
+    return RunResult(
+        first.require, env, tuple(cells), dict(sorted(baselines.items())), fixtures, fp8_on_cpu=first.fp8_on_cpu
+    )

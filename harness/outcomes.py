@@ -42,6 +42,7 @@ class FailureClass(StrEnum):
     PERMUTED = "permuted"
     META_OR_EMPTY = "meta-or-empty"
     UNREADABLE_FILE = "unreadable-file"
+    QUANTIZATION_CONFIG = "quantization-config"  # config.json's quantization_config lost or changed
     HEADER_METADATA = "header-metadata"
     INDEX = "index"
     SHARD_LAYOUT = "shard-layout"
@@ -66,6 +67,7 @@ CONTENT_CLASSES = frozenset(
         FailureClass.PERMUTED,
         FailureClass.META_OR_EMPTY,
         FailureClass.UNREADABLE_FILE,
+        FailureClass.QUANTIZATION_CONFIG,
     }
 )
 COST_CLASSES = frozenset({FailureClass.READ_AMPLIFICATION, FailureClass.MEMORY_BUDGET})
@@ -82,3 +84,15 @@ class Stage(StrEnum):
     LOAD = "load"
     SAVE = "save"
     PROCESS = "process"  # the cell process itself: timeout, memory limit, died before reporting
+
+
+class Fp8OnCpu(StrEnum):
+    """What a fine-grained FP8 checkpoint (`quant_method: fp8`) becomes when loaded on a machine with no GPU/XPU.
+
+    transformers' FP8 quantizer dequantizes it to bf16 there (so every save writes bf16, and no quantized byte
+    would be compared); `keep` makes the quantizer keep float8 weights and `*_scale_inv`, as it does on a GPU.
+    The save path exercised is then the real one: only the accelerator check is bypassed (harness.run.fp8_on_cpu).
+    """
+
+    KEEP = "keep"
+    DEQUANTIZE = "dequantize"

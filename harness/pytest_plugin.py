@@ -38,6 +38,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--offload-memory-limit", metavar="SIZE", help="kill a cell whose RSS exceeds SIZE (e.g. 8GB)")
     group.addoption("--offload-max-read-amplification", type=float, metavar="X", help="cost budget (see run --help)")
     group.addoption("--offload-max-extra-rss", metavar="SIZE", help="cost budget (see run --help)")
+    group.addoption("--offload-fp8-on-cpu", choices=("keep", "dequantize"), default="keep", help="see run --help")
     group.addoption("--offload-xfails", help="known failures file, or 'auto' (the file shipped for the transformers)")
     group.addoption("--offload-out", help="where cells write (default: a new temporary directory)")
 
@@ -97,6 +98,7 @@ class _Plugin:
                 memory_limit=opt("--offload-memory-limit"),
                 max_read_amplification=opt("--offload-max-read-amplification"),
                 max_extra_rss=opt("--offload-max-extra-rss"),
+                fp8_on_cpu=opt("--offload-fp8-on-cpu"),
             )
             self.cells = selection.plan(wanted)
             xfails = opt("--offload-xfails")

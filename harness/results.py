@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from offload_conformance.harness.outcomes import FailureClass, Grade, Outcome, Stage
+from offload_conformance.harness.outcomes import FailureClass, Fp8OnCpu, Grade, Outcome, Stage
 
 SCHEMA_VERSION = 2
+IN_MEMORY_SAVE = "in-memory save"
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,9 @@ class CellResult:
     hf_device_map: dict[str, Any] | None = None
     differences: tuple[Difference, ...] = ()
     failure: Failure | None = None  # why this cell's own load or save produced no checkpoint
-    baseline_failure: Failure | None = None  # why its baseline produced none: then nothing was compared
+    baseline_failure: Failure | None = None  # why its in-memory baseline produced no checkpoint
+    # What the save was compared with: the in-memory save, or the fixture's own files where that save raised.
+    judged_against: str = IN_MEMORY_SAVE
     log_tail: str = ""
     xfail: str | None = None  # reason, when the cell is listed as a known failure
     transformers: str = ""  # what ran the cell, set when documents from several versions are merged
@@ -150,6 +153,7 @@ class RunResult:
     baselines: dict[str, BaselineResult] = field(default_factory=dict)
     fixtures: dict[str, str] = field(default_factory=dict)  # name -> content digest
     shard: Shard | None = None
+    fp8_on_cpu: Fp8OnCpu = Fp8OnCpu.KEEP  # how fine-grained FP8 fixtures were loaded (see outcomes.Fp8OnCpu)
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -173,6 +177,7 @@ class RunResult:
             {k: _baseline(v) for k, v in d.get("baselines", {}).items()},
             d.get("fixtures", {}),
             Shard(d["shard"]["index"], d["shard"]["count"], tuple(d["shard"]["planned"])) if d.get("shard") else None,
+            Fp8OnCpu(d.get("fp8_on_cpu", Fp8OnCpu.KEEP)),
         )
 
     @classmethod

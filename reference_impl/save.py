@@ -25,15 +25,17 @@ from pathlib import Path
 
 import torch
 from huggingface_hub import StateDictSplit
+from transformers import PreTrainedModel
+from transformers.core_model_loading import revert_weight_conversion
+from transformers.utils import SAFE_WEIGHTS_INDEX_NAME
+
+from offload_conformance.reference_impl import quantized
 from offload_conformance.reference_impl.atomic import fsync_file, replace_directory
 from offload_conformance.reference_impl.offload import OffloadError, read_offloaded
 from offload_conformance.reference_impl.preflight import preflight
 from offload_conformance.reference_impl.schedule import saved_state, schedule
 from offload_conformance.reference_impl.sources import Sources
 from offload_conformance.reference_impl.writer import StreamingWriter, TensorPlan
-from transformers import PreTrainedModel
-from transformers.core_model_loading import revert_weight_conversion
-from transformers.utils import SAFE_WEIGHTS_INDEX_NAME
 
 INDEX_NAME = SAFE_WEIGHTS_INDEX_NAME
 # The installed transformers' own default, so the reference shards as its in-memory save does.
@@ -73,8 +75,10 @@ def num_parameters(model: PreTrainedModel) -> int:
 
 
 def _check(model: PreTrainedModel, save_directory: str | os.PathLike[str]) -> Path:
-    if getattr(model, "hf_quantizer", None) is not None:
-        raise SaveError("quantized models are not supported by the reference save yet")
+    try:
+        quantized.check(model)
+    except quantized.QuantizedSaveError as e:
+        raise SaveError(str(e)) from None
     target = Path(save_directory)
     if target.is_symlink():
         # Save into the directory the link names (as writing through it would); the link stays.

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 
 import torch
 from huggingface_hub import StateDictSplit, split_state_dict_into_shards_factory
-from offload_conformance.reference_impl.offload import owner_of
-from offload_conformance.reference_impl.views import Piece, revert_traced
 from torch import nn
 from transformers.core_model_loading import revert_weight_conversion
+
+from offload_conformance.reference_impl.offload import owner_of
+from offload_conformance.reference_impl.views import Piece, revert_traced
 
 Views = dict[str, tuple[Piece, ...]]
 

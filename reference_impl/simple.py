@@ -15,6 +15,12 @@ from pathlib import Path
 
 import torch
 from huggingface_hub import split_torch_state_dict_into_shards
+from safetensors.torch import save_file
+from transformers import PreTrainedModel
+from transformers.core_model_loading import revert_weight_conversion
+from transformers.modeling_utils import remove_tied_weights_from_state_dict
+
+from offload_conformance.reference_impl import quantized
 from offload_conformance.reference_impl.offload import Reader, materialized_state_dict, read_offloaded
 from offload_conformance.reference_impl.save import (
     DEFAULT_MAX_SHARD_SIZE,
@@ -23,10 +29,6 @@ from offload_conformance.reference_impl.save import (
     save_config,
     write_index,
 )
-from safetensors.torch import save_file
-from transformers import PreTrainedModel
-from transformers.core_model_loading import revert_weight_conversion
-from transformers.modeling_utils import remove_tied_weights_from_state_dict
 
 StateDict = dict[str, torch.Tensor]
 
@@ -40,8 +42,10 @@ def checkpoint_state(
 ) -> StateDict:
     """The tensors an in-memory save writes, under checkpoint names. The keyword arguments exist
     so that harness.faults can inject one realistic bug at a time; a correct save uses none."""
-    if getattr(model, "hf_quantizer", None) is not None:
-        raise SaveError("quantized models are not supported by the reference save yet")
+    try:
+        quantized.check(model)
+    except quantized.QuantizedSaveError as e:
+        raise SaveError(str(e)) from None
     state = materialized_state_dict(model, read)
     for key in getattr(model, "_keys_to_ignore_on_save", None) or []:
         state.pop(key, None)

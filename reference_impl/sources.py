@@ -17,11 +17,12 @@ from types import TracebackType
 from typing import Self
 
 import torch
+from torch import nn
+
 from offload_conformance.reference_impl.offload import OffloadError, read_offloaded
 from offload_conformance.reference_impl.storage import FileSpan, Locator
 from offload_conformance.reference_impl.views import Piece
 from offload_conformance.reference_impl.writer import FileRange, Part, tensor_bytes
-from torch import nn
 
 # Source files kept open across groups: a checkpoint shard the offload index points into serves many.
 _OPEN_FILES = 64

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from offload_conformance.reference_impl.offload import hooked_maps, unwrap
 from torch import nn
+
+from offload_conformance.reference_impl.offload import hooked_maps, unwrap
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from types import TracebackType
 from typing import Self
 
 import torch
+
 from offload_conformance.reference_impl.atomic import fsync_dir
 from offload_conformance.reference_impl.direct import DirectStream, open_direct
 from offload_conformance.reference_impl.transfer import copy_range

@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from offload_conformance.reference_impl import save_pretrained
 from safetensors.torch import load_file, save_file
+
+from offload_conformance.reference_impl import save_pretrained
 
 DROPPED = "model.layers.0.mlp.experts.0.up_proj.weight"
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import torch
 from huggingface_hub import split_torch_state_dict_into_shards
 from huggingface_hub.constants import SAFETENSORS_INDEX_FILE as INDEX
-from offload_conformance.fixtures.spec import SINGLE_FILE
 from safetensors.torch import save_file
+
+from offload_conformance.fixtures.spec import SINGLE_FILE
 
 
 def base_tensors() -> dict[str, torch.Tensor]:

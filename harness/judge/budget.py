@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from huggingface_hub.serialization._base import parse_size_to_int
+
 from offload_conformance.harness.outcomes import FailureClass
 from offload_conformance.harness.results import Difference, SaveCost
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from huggingface_hub.constants import SAFETENSORS_INDEX_FILE
+
 from offload_conformance.fixtures.manifest import sha256_file
 
 INDEX_NAME = SAFETENSORS_INDEX_FILE

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
 from offload_conformance.harness.judge.checkpoint import (
     INDEX_NAME,
     TORCH_DTYPES,
@@ -19,6 +21,8 @@ from offload_conformance.harness.judge.checkpoint import (
 from offload_conformance.harness.outcomes import FailureClass as C
 from offload_conformance.harness.outcomes import Grade, ordered
 from offload_conformance.harness.results import Difference, TensorFacts
+
+CONFIG, QUANT = "config.json", "quantization_config"
 
 
 @dataclass(frozen=True)
@@ -129,8 +133,22 @@ def _compare_layout(exp: Checkpoint, act: Checkpoint) -> list[Difference]:
         out.append(Difference(C.FILE_SET, f"{fname} is {where}", file=fname))
     for fname in sorted((exp.files.keys() & act.files.keys()) - weight_like):
         if exp.files[fname] != act.files[fname]:
+            out.append(_quantization_config(exp, act) if fname == CONFIG else None)
             out.append(Difference(C.OTHER_FILE, f"{fname} differs", file=fname))
-    return out
+    return [d for d in out if d is not None]
+
+
+def _quantization_config(exp: Checkpoint, act: Checkpoint) -> Difference | None:
+    """A quantized checkpoint whose config.json lost or changed its quantization_config loads as something
+    else (dense weights of the wrong dtype, or not at all): a content difference, not just another file."""
+    try:
+        want, got = (json.loads((c.path / CONFIG).read_text()).get(QUANT) for c in (exp, act))
+    except (OSError, ValueError, AttributeError):
+        return None
+    if want == got:
+        return None
+    what = "is missing" if got is None else "differs" if want is not None else "is unexpected"
+    return Difference(C.QUANTIZATION_CONFIG, f"{CONFIG}: {QUANT} {what}", file=CONFIG)
 
 
 def _compare_index(exp: Checkpoint, act: Checkpoint) -> list[Difference]:

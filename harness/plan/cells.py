@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from offload_conformance.fixtures.spec import FixtureSpec
-from offload_conformance.harness.plan.modes import BASELINE_MODE, Mode, by_name
+from offload_conformance.fixtures.spec import Fixture, GeneratedSpec
+from offload_conformance.harness.plan.modes import BASELINE_MODE, Mode, Placement, by_name
 
 # The save option axis: upstream's default `max_shard_size`, and a size small enough that the
 # per-expert parts of one fused tensor land in different shards.
@@ -36,7 +36,7 @@ def options_label(options: SaveOptions | dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Cell:
-    fixture: FixtureSpec
+    fixture: Fixture
     mode: Mode
     impl: str
     save_options: SaveOptions = ()
@@ -52,15 +52,33 @@ class Cell:
         return Cell(self.fixture, by_name(BASELINE_MODE), BASELINE_IMPL, self.save_options)
 
 
+def has_experts(fixture: Fixture) -> bool:
+    """Whether the model has routed experts: `experts-on-disk` offloads nothing from a model without them."""
+    if isinstance(fixture, GeneratedSpec):
+        return fixture.is_moe
+    from offload_conformance.fixtures.catalog import layout_for
+
+    return "fused" in layout_for(fixture).kinds
+
+
 def matrix(
-    fixtures: Iterable[FixtureSpec],
+    fixtures: Iterable[Fixture],
     modes: Iterable[Mode],
     impls: Iterable[str],
     options: Iterable[SaveOptions] = ((),),
 ) -> list[Cell]:
-    """Every combination, in report order: fixture, then save options, then mode, then IUT."""
+    """Every combination, in report order: fixture, then save options, then mode, then IUT; but no
+    experts-on-disk cell of a model without experts (it would be the in-memory cell again)."""
     modes, impls, options = list(modes), list(impls), list(options)
-    return [Cell(f, m, i, o) for f in fixtures for o in options for m in modes for i in impls]
+    experts = {f: has_experts(f) for f in fixtures}
+    return [
+        Cell(f, m, i, o)
+        for f in experts
+        for o in options
+        for m in modes
+        if experts[f] or m.placement is not Placement.EXPERTS_ON_DISK
+        for i in impls
+    ]
 
 
 def safe_name(cell_id: str) -> str:

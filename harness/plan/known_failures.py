@@ -55,16 +55,18 @@ class KnownFailures:
 NONE = KnownFailures("", ())
 
 
-def shipped_for(transformers_version: str) -> Path | None:
-    path = SHIPPED / f"transformers-{transformers_version}.txt"
+def shipped_for(transformers_version: str, fixture_set: str = "default") -> Path | None:
+    """transformers-V.txt for the default fixtures, transformers-V.SET.txt for another set."""
+    suffix = "" if fixture_set == "default" else f".{fixture_set}"
+    path = SHIPPED / f"transformers-{transformers_version}{suffix}.txt"
     return path if path.exists() else None
 
 
-def for_installed() -> Path | None:
-    """The known-failures file shipped for the installed transformers release, if any."""
+def for_installed(fixture_set: str = "default") -> Path | None:
+    """The known-failures file shipped for the installed transformers release and a fixture set, if any."""
     from importlib.metadata import version
 
-    return shipped_for(version("transformers"))
+    return shipped_for(version("transformers"), fixture_set)
 
 
 def parse(text: str, source: str) -> KnownFailures:
@@ -80,10 +82,10 @@ def parse(text: str, source: str) -> KnownFailures:
     return KnownFailures(source, tuple(entries))
 
 
-def load(path: Path | str) -> KnownFailures:
-    """A file, or `auto`: the file shipped for the installed transformers (none shipped: no entries)."""
+def load(path: Path | str, fixture_set: str = "default") -> KnownFailures:
+    """A file, or `auto`: the file shipped for the installed transformers and the fixture set (none: no entries)."""
     if str(path) == AUTO:
-        shipped = for_installed()
+        shipped = for_installed(fixture_set)
         if shipped is None:
             return NONE
         path = shipped

@@ -83,7 +83,16 @@ def partial_device_map(skeleton: nn.Module) -> dict[str, str]:
         else:
             device_map[f"{prefix}{name}"] = "cpu"
     device_map.update({name: "cpu" for name, _ in skeleton.named_children() if name != base_name})
+    device_map.update(_own_tensors(base, prefix))  # parameters / buffers held by the split modules themselves
+    device_map.update(_own_tensors(skeleton, "") if base_name else {})
     return device_map
+
+
+def _own_tensors(module: nn.Module, prefix: str) -> dict[str, str]:
+    """A module split over devices places its children; the tensors it holds itself (e.g. a router's
+    `expert_bias` beside its experts) need a device of their own, by parameter name."""
+    own = [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
+    return {f"{prefix}{name}": "cpu" for name, _ in own}
 
 
 def experts_device_map(skeleton: nn.Module, offload_buffers: bool) -> dict[str, str]:
@@ -104,6 +113,7 @@ def experts_device_map(skeleton: nn.Module, offload_buffers: bool) -> dict[str, 
         if name in targets:
             device_map[name] = "disk"
         elif any(t.startswith(f"{name}.") for t in targets) or name == "":
+            device_map.update(_own_tensors(module, f"{name}." if name else ""))
             for child_name, child in module.named_children():
                 place(f"{name}.{child_name}" if name else child_name, child)
         else:

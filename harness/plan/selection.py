@@ -11,8 +11,9 @@ import json
 from dataclasses import dataclass, field
 
 from huggingface_hub.serialization._base import parse_size_to_int
+
 from offload_conformance.harness.judge.budget import Budget, BudgetError
-from offload_conformance.harness.outcomes import Grade
+from offload_conformance.harness.outcomes import Fp8OnCpu, Grade
 from offload_conformance.harness.plan.cells import DEFAULT_SHARDS, SHARD_SIZES, Cell, matrix, save_options
 from offload_conformance.harness.plan.impls import BUILTIN, ImplError, resolve
 from offload_conformance.harness.plan.modes import MODES, Mode, UnknownMode
@@ -28,6 +29,7 @@ class PlanError(ValueError):
 class Selection:
     """Which cells to run; an empty axis means its default."""
 
+    fixture_set: str | None = None  # a named set (fixtures.sets): default, all
     fixtures: tuple[str, ...] = ()  # names of registered fixtures
     specs: tuple[str, ...] = ()  # fixtures given as FixtureSpec JSON (what fuzz prints)
     modes: tuple[str, ...] = ()
@@ -46,6 +48,7 @@ class Settings:
     jobs: int = 1
     memory_limit: int | None = None  # bytes of RSS before a cell is killed
     budget: Budget = field(default_factory=Budget)
+    fp8_on_cpu: Fp8OnCpu = Fp8OnCpu.KEEP
 
 
 def settings(
@@ -55,6 +58,7 @@ def settings(
     memory_limit: str | None = None,
     max_read_amplification: float | None = None,
     max_extra_rss: str | None = None,
+    fp8_on_cpu: str = Fp8OnCpu.KEEP,
 ) -> Settings:
     if jobs < 1 or timeout <= 0:
         raise PlanError("--jobs must be >= 1 and --timeout > 0")
@@ -66,16 +70,22 @@ def settings(
         budget = Budget.parse(max_read_amplification, max_extra_rss)
     except BudgetError as e:
         raise PlanError(str(e)) from None
-    return Settings(Grade(require), timeout, jobs, limit, budget)
+    return Settings(Grade(require), timeout, jobs, limit, budget, Fp8OnCpu(fp8_on_cpu))
 
 
 def _fixtures(selection: Selection) -> list:
-    from offload_conformance.fixtures import DEFAULT_FIXTURES, FixtureSpec, SpecError
-    from offload_conformance.fixtures import by_name as fixture_by_name
+    from offload_conformance.fixtures import FixtureSpec, SpecError
     from offload_conformance.fixtures.catalog import layout_for
+    from offload_conformance.fixtures.sets import fixture_set
 
     try:
-        named = [fixture_by_name(n) for n in selection.fixtures]
+        pool = fixture_set(selection.fixture_set or "default")
+        by_name = {f.name: f for f in pool}
+        unknown = [n for n in selection.fixtures if n not in by_name]
+        if unknown:
+            known = ", ".join(by_name) if len(by_name) < 40 else f"{len(by_name)} fixtures: see `fixtures list`"
+            raise SpecError(f"unknown fixture {unknown[0]!r} (known: {known})")
+        named = [by_name[n] for n in selection.fixtures]
         given = [FixtureSpec.from_json(json.loads(text)) for text in selection.specs]
         for spec in given:
             layout_for(spec)  # unknown architecture or quantization: an error now, not in a cell
@@ -83,7 +93,8 @@ def _fixtures(selection: Selection) -> list:
         raise PlanError(str(e)) from None
     except (ValueError, TypeError, AttributeError) as e:
         raise PlanError(f"--spec: not a FixtureSpec JSON object ({e})") from None
-    return (named + given) or list(DEFAULT_FIXTURES)
+    # Nothing named: the whole set (the default set, unless specs alone were given).
+    return (named + given) or (pool if selection.fixture_set or not given else [])
 
 
 def modes(names: tuple[str, ...]) -> list[Mode]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from offload_conformance.fixtures.coverage import KINDS, FixtureInfo
+from offload_conformance.fixtures.generate import generate
+from offload_conformance.fixtures.manifest import read_manifest
+from offload_conformance.fixtures.spec import GeneratedSpec
 from offload_conformance.harness.report.table import aligned
 
 
@@ -27,3 +30,21 @@ def table(infos: list[FixtureInfo]) -> str:
     if missing:
         lines.append(f"not covered by any fixture: {', '.join(missing)}")
     return "\n".join(lines)
+
+
+def generated_table(specs: list[GeneratedSpec]) -> str:
+    """The set `all`: each architecture, the class that builds it, whether it is MoE, its size."""
+    rows = [["fixture", "auto class", "model class", "moe", "tensors", "size"]]
+    for spec in specs:
+        recipe = read_manifest(generate(spec))["recipe"]
+        rows.append(
+            [
+                spec.name,
+                spec.auto_class,
+                str(recipe["model_class"]),
+                "x" if recipe["is_moe"] else ".",
+                str(recipe["n_tensors"]),
+                f"{int(recipe['bytes']) / 1024:.0f} KiB",
+            ]
+        )
+    return aligned(rows)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from offload_conformance.harness.outcomes import Grade, Outcome
+from offload_conformance.harness.outcomes import Fp8OnCpu, Grade, Outcome
 from offload_conformance.harness.plan.cells import options_label
-from offload_conformance.harness.results import CellResult, RunResult
+from offload_conformance.harness.results import IN_MEMORY_SAVE, CellResult, RunResult
 
 STANDARD = {
     Grade.BYTES: "a cell passes only if every saved file is byte-identical to the in-memory save",
@@ -60,3 +60,21 @@ def mark(c: CellResult) -> str:
     if c.stale_xfail:
         text += " (stale xfail)"
     return text
+
+
+def loading_note(result: RunResult) -> str:
+    """How quantized fixtures were loaded, for every report header."""
+    if result.fp8_on_cpu is Fp8OnCpu.KEEP:
+        return "fp8 on cpu: keep (fine-grained FP8 stays float8 + scales where there is no GPU; --fp8-on-cpu)"
+    return "fp8 on cpu: dequantize (transformers' CPU default: fine-grained FP8 is saved as bf16; --fp8-on-cpu)"
+
+
+def judged_note(c: CellResult) -> str:
+    """Which baseline judged the cell, where it was not the in-memory save."""
+    return "" if c.judged_against == IN_MEMORY_SAVE else f" [judged against the {c.judged_against}]"
+
+
+def source_judged(result: RunResult) -> list[str]:
+    """One line per fixture and save options whose cells the source checkpoint judged."""
+    seen = {(c.fixture, options_label(c.save_options), c.judged_against) for c in result.cells if judged_note(c)}
+    return [f"{f}{f' [{o}]' if o else ''}: judged against the {why}" for f, o, why in sorted(seen)]

@@ -17,7 +17,7 @@ from pathlib import Path
 from offload_conformance.harness.environment import describe_transformers
 from offload_conformance.harness.outcomes import Outcome
 from offload_conformance.harness.plan.cells import options_label
-from offload_conformance.harness.report.grid import COLOR, STANDARD, XFAIL, color_key, counts, mark
+from offload_conformance.harness.report.grid import COLOR, STANDARD, XFAIL, color_key, counts, loading_note, mark
 from offload_conformance.harness.results import CellResult, Difference, RunResult, TensorFacts
 
 STYLE = """
@@ -166,6 +166,7 @@ def _cells(result: RunResult) -> str:
             name = f"<code id='{_anchor(c)}'>{_e(c.cell_id)}</code>"
         else:
             why = f"<p><b>known failure:</b> {_e(c.xfail)}</p>" if c.xfail else ""
+            why += f"<p><b>baseline:</b> {_e(c.judged_against)}</p>"
             log = f"<pre>{_e(c.log_tail)}</pre>" if c.log_tail else ""
             name = (
                 f"<details class='cell' id='{_anchor(c)}'><summary><code>{_e(c.cell_id)}</code></summary>"
@@ -200,6 +201,7 @@ def html_report(result: RunResult, picture: bool = True) -> str:
             f"<script>{SCRIPT}</script><h1>offload-conformance</h1>",
             f"<p>{_e(describe_transformers(result.environment))}<br>",
             f"Standard: --require {result.require}: {_e(STANDARD[result.require])}<br>",
+            f"{_e(loading_note(result))}<br>",
             f"{_e(summary)}{f' ({known} known failures)' if known else ''}</p>",
             _filters(result),
             _matrix(result),

@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from offload_conformance.harness.outcomes import Outcome
+from offload_conformance.harness.report.grid import judged_note
 from offload_conformance.harness.results import RunResult
 
 
@@ -31,12 +32,12 @@ def junit(result: RunResult) -> ET.ElementTree:
             if c.known_failure:
                 ET.SubElement(case, "skipped", message=f"known failure: {c.xfail}").text = c.detail
             elif c.outcome is Outcome.FAIL:
-                message = f"{', '.join(c.classes)}: {c.detail}"
+                message = f"{', '.join(c.classes)}: {c.detail}{judged_note(c)}"
                 ET.SubElement(case, "failure", message=message, type=",".join(c.classes)).text = "\n".join(
                     f"{d.cls}: {d.detail}" for d in c.differences
                 )
             elif c.outcome is Outcome.ERROR:
-                ET.SubElement(case, "error", message=c.detail).text = c.log_tail
+                ET.SubElement(case, "error", message=c.detail + judged_note(c)).text = c.log_tail
             elif c.outcome is Outcome.UNSUPPORTED:
                 ET.SubElement(case, "skipped", message=f"unsupported: {c.detail}")
     return ET.ElementTree(suites)

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from offload_conformance.harness.environment import describe_transformers
-from offload_conformance.harness.report.grid import STANDARD, SYMBOL, counts, grids, mark, modes
+from offload_conformance.harness.report.grid import (
+    STANDARD,
+    SYMBOL,
+    counts,
+    grids,
+    loading_note,
+    mark,
+    modes,
+    source_judged,
+)
 from offload_conformance.harness.results import RunResult
 
 
@@ -13,9 +22,15 @@ def markdown(result: RunResult) -> str:
         "",
         f"Standard: `--require {result.require}`: {STANDARD[result.require]}.",
         "",
+        f"{loading_note(result)}.",
+        "",
         " · ".join(f"{SYMBOL[o]} {o}: {n}" for o, n in counts(result).items() if n),
         "",
     ]
+    judged = source_judged(result)
+    if judged:
+        lines += ["Where transformers' own in-memory save raised, the fixture's files judged the cells:", ""]
+        lines += [f"- {line}" for line in judged] + [""]
     columns = modes(result)
     for table, rows in grids(result).items():
         lines += [f"### {table}", "", "| fixture | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]

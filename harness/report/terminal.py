@@ -5,7 +5,7 @@ from __future__ import annotations
 from offload_conformance.harness.environment import describe_transformers
 from offload_conformance.harness.outcomes import Outcome
 from offload_conformance.harness.plan.known_failures import Entry
-from offload_conformance.harness.report.grid import STANDARD, counts
+from offload_conformance.harness.report.grid import STANDARD, counts, judged_note, loading_note
 from offload_conformance.harness.report.table import aligned
 from offload_conformance.harness.results import CellResult, RunResult
 
@@ -33,7 +33,7 @@ def details(result: RunResult) -> str:
         if c.outcome is Outcome.PASS:
             continue
         known = f" [known failure: {c.xfail}]" if c.xfail else ""
-        out.append(f"{c.cell_id}: {c.outcome}{known}: {c.detail}")
+        out.append(f"{c.cell_id}: {c.outcome}{known}{judged_note(c)}: {c.detail}")
         if c.outcome is Outcome.ERROR and c.log_tail and not c.xfail:
             out.extend(f"    | {line}" for line in c.log_tail.splitlines()[-ERROR_LOG_LINES:])
     return "\n".join(out)
@@ -50,6 +50,7 @@ def render(result: RunResult) -> str:
         f"{describe_transformers(env)}, accelerate {env.get('accelerate')}, torch {env.get('torch')},"
         f" safetensors {env.get('safetensors')}, huggingface_hub {env.get('huggingface_hub')}",
         f"standard: --require {result.require}: {STANDARD[result.require]}",
+        loading_note(result),
     ]
     for name, b in sorted(result.baselines.items()):
         if b.failure is not None:

@@ -9,6 +9,7 @@ cannot lose anything but this cell.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -26,23 +27,40 @@ def _failure(stage: Stage, e: BaseException) -> dict[str, str]:
     tb = traceback.extract_tb(e.__traceback__)
     where = f"{Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
     message = str(e).strip().splitlines()[0][:500] if str(e).strip() else ""
+    if not message and tb and tb[-1].line:
+        message = tb[-1].line  # a bare `assert`: the asserted source line says what failed
     return asdict(Failure(stage, type(e).__name__, message, where))
+
+
+def _fp8_loading(option: str, fixture: Path) -> contextlib.AbstractContextManager[None]:
+    """`--fp8-on-cpu keep`: a fine-grained FP8 checkpoint stays float8 on this CPU-only machine."""
+    config = json.loads((fixture / "config.json").read_text())
+    if option != "keep" or config.get("quantization_config", {}).get("quant_method") != "fp8":
+        return contextlib.nullcontext()
+    from offload_conformance.harness.run.fp8_on_cpu import keep_fp8_quantized
+
+    return keep_fp8_quantized()  # a no-op where a GPU or XPU is present: the quantizer keeps FP8 there
 
 
 def run(request: dict[str, Any]) -> dict[str, Any]:
     import torch
+    import transformers
+    from transformers import AutoConfig, __version__
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
     from offload_conformance.fixtures.manifest import read_manifest
     from offload_conformance.harness.plan.impls import resolve
     from offload_conformance.harness.plan.modes import by_name
     from offload_conformance.harness.run.cost import measured
-    from transformers import AutoConfig, AutoModelForCausalLM, __version__
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
     fixture = Path(request["fixture_dir"])
     mode = by_name(request["mode"])
     offload = Path(request["offload_dir"])
     out = Path(request["save_dir"])
-    dtype = getattr(torch, read_manifest(fixture)["spec"]["dtype"])  # type: ignore[index]
+    spec = read_manifest(fixture)["spec"]
+    dtype = getattr(torch, spec["dtype"])  # type: ignore[index]
+    # Hand-written fixtures are causal LMs; a generated one names the Auto class that builds it.
+    auto = getattr(transformers, spec.get("auto_class", "AutoModelForCausalLM"))  # type: ignore[union-attr]
     report: dict[str, Any] = {"hf_device_map": None}
     stage = Stage.LOAD
     try:
@@ -54,11 +72,12 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             return report
         config = AutoConfig.from_pretrained(fixture)
         with torch.device("meta"):
-            skeleton = AutoModelForCausalLM.from_config(config, dtype=dtype)
+            skeleton = auto.from_config(config, dtype=dtype)
         kwargs = mode.load_kwargs(skeleton, offload)
         del skeleton
         t0 = time.perf_counter()
-        model = AutoModelForCausalLM.from_pretrained(fixture, dtype=dtype, **kwargs)
+        with _fp8_loading(request.get("fp8_on_cpu", "keep"), fixture):
+            model = auto.from_pretrained(fixture, dtype=dtype, **kwargs)
         mode.after_load(model, offload)
         report["load_seconds"] = time.perf_counter() - t0
         report["hf_device_map"] = getattr(model, "hf_device_map", None)

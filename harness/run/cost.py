@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from offload_conformance.harness.results import SaveCost
 
 _STATUS = Path("/proc/self/status")

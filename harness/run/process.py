@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from offload_conformance.harness.outcomes import Stage
+from offload_conformance.harness.outcomes import Fp8OnCpu, Stage
 from offload_conformance.harness.plan.cells import Cell
 from offload_conformance.harness.results import Failure, SaveCost
 from offload_conformance.harness.run.cell import PRELOAD, serve
@@ -54,6 +54,17 @@ def _tail(log: Path) -> str:
 
 _CONTEXT: multiprocessing.context.ForkServerContext | None = None
 _CONTEXT_LOCK = threading.Lock()
+_EXTRA_PRELOAD: list[str] = []
+
+
+def preload(*modules: str) -> bool:
+    """Modules the fork server imports as well, so that no cell pays for them (llm-compressor: ~2 s each).
+    False when the server has started already (its imports are fixed then): each cell imports them itself."""
+    with _CONTEXT_LOCK:
+        if _CONTEXT is not None:
+            return all(m in _EXTRA_PRELOAD for m in modules)
+        _EXTRA_PRELOAD.extend(m for m in modules if m not in _EXTRA_PRELOAD)
+        return True
 
 
 def _context() -> multiprocessing.context.ForkServerContext:
@@ -64,7 +75,7 @@ def _context() -> multiprocessing.context.ForkServerContext:
             os.environ["HF_HUB_OFFLINE"] = "1"
             os.environ.setdefault("OMP_NUM_THREADS", "1")
             ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(PRELOAD)
+            ctx.set_forkserver_preload([*PRELOAD, *_EXTRA_PRELOAD])
             _CONTEXT = ctx
         return _CONTEXT
 
@@ -100,6 +111,7 @@ def execute(
     workdir: Path,
     timeout: float,
     memory_limit: int | None = None,
+    fp8_on_cpu: Fp8OnCpu = Fp8OnCpu.KEEP,
     sync_before_save: bool = False,
 ) -> Execution:
     """Load and save one cell in a process of its own; never raises for anything the cell does.
@@ -114,6 +126,7 @@ def execute(
         "mode": cell.mode.name,
         "impl": cell.impl,
         "save_options": dict(cell.save_options),
+        "fp8_on_cpu": str(fp8_on_cpu),
         "save_dir": str(workdir / "saved"),
         "offload_dir": str(workdir / "offload"),
         "execution": str(done),

@@ -37,7 +37,7 @@ class Runner:
     def execute(self, cell: Cell, kind: str = "cells") -> Execution:
         s = self.settings
         workdir = self.out / kind / safe_name(cell.cell_id)
-        return execute(cell, self.fixture_dir(cell.fixture), workdir, s.timeout, s.memory_limit)
+        return execute(cell, self.fixture_dir(cell.fixture), workdir, s.timeout, s.memory_limit, s.fp8_on_cpu)
 
     def baseline(self, cell: Cell) -> Execution:
         control = cell.baseline
@@ -46,7 +46,8 @@ class Runner:
         return self._baselines[control]
 
     def judge(self, cell: Cell, execution: Execution) -> CellResult:
-        return judge(cell, execution, self.baseline(cell), self.settings.require, self.settings.budget)
+        s = self.settings
+        return judge(cell, execution, self.baseline(cell), s.require, s.budget, self.fixture_dir(cell.fixture))
 
     def run_one(self, cell: Cell) -> CellResult:
         return self.judge(cell, self.execute(cell))
@@ -75,6 +76,7 @@ class Runner:
         return RunResult(
             require=self.settings.require,
             environment=environment(),
+            fp8_on_cpu=self.settings.fp8_on_cpu,
             cells=tuple(judged[c] for c in cells),
             baselines=dict(sorted(baselines.items())),
             fixtures={spec.name: fixture_digest(spec) for spec in dict.fromkeys(c.fixture for c in cells)},

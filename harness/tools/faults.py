@@ -18,13 +18,14 @@ from typing import Any
 
 import torch
 from huggingface_hub.constants import SAFETENSORS_INDEX_FILE
+from safetensors.torch import load_file, save_file
+
 from offload_conformance.harness.outcomes import FailureClass
 from offload_conformance.harness.outcomes import FailureClass as C
 from offload_conformance.harness.plan.impls import Saver
 from offload_conformance.reference_impl.offload import owner_of
 from offload_conformance.reference_impl.save import DEFAULT_MAX_SHARD_SIZE
 from offload_conformance.reference_impl.simple import StateDict, checkpoint_state, prepare_target, write_checkpoint
-from safetensors.torch import load_file, save_file
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,55 @@ def _with_metadata(model: Any, save_directory: str, max_shard_size: int | str = 
     write_checkpoint(
         model, checkpoint_state(model), target, max_shard_size, metadata={"format": "pt", "offloaded": "true"}
     )
+
+
+# --- quantized-checkpoint faults ---------------------------------------------------------------
+
+SCALE = re.compile(r"\.weight_scale(_inv)?$")
+
+
+def _scales(state: StateDict) -> list[str]:
+    return [n for n in state if SCALE.search(n)]
+
+
+def _drop_a_scale(model: Any, state: StateDict) -> StateDict:
+    victim = _scales(state)[0]
+    return {k: v for k, v in state.items() if k != victim}
+
+
+def _scale_from_another(model: Any, state: StateDict) -> StateDict:
+    """One weight's scale replaced by another's of the same shape: another expert's where there are experts,
+    else another layer's."""
+    scales = sorted(_scales(state), key=lambda n: ".experts.0." not in n)  # an expert's scale first
+    for victim in scales:
+        for donor in scales:
+            same = state[donor].shape == state[victim].shape and donor != victim
+            if same and not torch.equal(state[donor], state[victim]):
+                return {**state, victim: state[donor].clone()}
+    raise ValueError("no two scales of the same shape")
+
+
+def _written_dequantized(model: Any, state: StateDict) -> StateDict:
+    """One float8 weight written as bf16, as a save that upcasts before writing would."""
+    name = next(n for n, t in state.items() if t.dtype == torch.float8_e4m3fn)
+    return {**state, name: state[name].to(torch.bfloat16)}
+
+
+def _drop_global_scale(model: Any, state: StateDict) -> StateDict:
+    victim = next(n for n in state if n.endswith(".weight_global_scale"))
+    return {k: v for k, v in state.items() if k != victim}
+
+
+def _rename_over_matching(model: Any, state: StateDict) -> StateDict:
+    """A rename meant for `.weight` that also matches `.weight_scale_inv` (a pattern without an anchor)."""
+    return {re.sub(r"\.weight_scale_inv$", ".w_scale_inv", k): v for k, v in state.items()}
+
+
+def _drop_quantization_config(d: Path) -> None:
+    path = d / "config.json"
+    config = json.loads(path.read_text())
+    config.pop("quantization_config", None)
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 # --- file faults ----------------------------------------------------------------------------
@@ -291,6 +341,48 @@ def _faults() -> tuple[Fault, ...]:
             "a stale shard from an earlier save left beside the new files",
             F({C.SHARD_LAYOUT}),
             save=_file_fault(_stale_shard),
+        ),
+        Fault(
+            "drop-scale",
+            "one quantized weight's scale not saved",
+            F({C.MISSING_TENSOR}),
+            F({"quantized"}),
+            save=_state_fault(_drop_a_scale),
+        ),
+        Fault(
+            "scale-from-another",
+            "one weight saved with another expert's (or layer's) scale",
+            F({C.PERMUTED}),
+            F({"quantized"}),
+            save=_state_fault(_scale_from_another),
+        ),
+        Fault(
+            "written-dequantized",
+            "a float8 weight written dequantized (bf16)",
+            F({C.DTYPE}),
+            F({"quantized-fp8"}),
+            save=_state_fault(_written_dequantized),
+        ),
+        Fault(
+            "drop-global-scale",
+            "NVFP4's weight_global_scale not saved",
+            F({C.MISSING_TENSOR}),
+            F({"ct-nvfp4"}),
+            save=_state_fault(_drop_global_scale),
+        ),
+        Fault(
+            "drop-quantization-config",
+            "quantization_config dropped from config.json",
+            F({C.QUANTIZATION_CONFIG, C.OTHER_FILE}),
+            F({"quantized"}),
+            save=_file_fault(_drop_quantization_config),
+        ),
+        Fault(
+            "scale-inv-renamed",
+            "*_scale_inv renamed by a pattern meant for .weight (transformers #46265 class)",
+            F({C.MISSING_TENSOR, C.EXTRA_TENSOR, C.PERMUTED}),
+            F({"quantized-fp8"}),
+            save=_state_fault(_rename_over_matching),
         ),
         Fault(
             "tensor-order",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from offload_conformance.fixtures.strategies import SHARD_SIZES, specs
 from offload_conformance.harness.outcomes import Grade
 from offload_conformance.harness.plan.cells import DEFAULT_SHARDS, Cell, save_options, shard_size

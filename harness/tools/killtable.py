@@ -8,7 +8,7 @@ from pathlib import Path
 
 from offload_conformance.fixtures import DEFAULT_FIXTURES, FixtureSpec
 from offload_conformance.fixtures.catalog import layout_for
-from offload_conformance.harness.outcomes import Outcome
+from offload_conformance.harness.outcomes import Outcome, Stage
 from offload_conformance.harness.plan.cells import SMALL_SHARDS, Cell, save_options
 from offload_conformance.harness.plan.modes import Mode, by_name
 from offload_conformance.harness.plan.selection import Settings
@@ -25,7 +25,7 @@ class Verdict(StrEnum):
     WRONG_CLASS = "wrong-class"
     MISSED = "missed"
     ERROR = "error"
-    NOT_APPLICABLE = "n/a"  # no correct save to inject a bug into (upstream cannot save it in memory)
+    NOT_APPLICABLE = "n/a"  # no correct save to inject a bug into (upstream cannot load or save it)
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ def cells_for(fixtures: list[FixtureSpec], mode: Mode) -> list[Cell]:
 def verdict(fault: Fault, spec: FixtureSpec, cell: CellResult) -> Verdict:
     if cell.outcome is Outcome.UNSUPPORTED or cell.baseline_failure is not None:
         return Verdict.NOT_APPLICABLE
+    if cell.failure is not None and cell.failure.stage is Stage.LOAD:
+        return Verdict.NOT_APPLICABLE  # transformers could not load the fixture in this mode: no save to break
     if cell.outcome is Outcome.PASS:
         return Verdict.MISSED
     if cell.outcome is not Outcome.FAIL:

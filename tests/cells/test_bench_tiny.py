@@ -7,8 +7,8 @@ import math
 from pathlib import Path
 
 import pytest
-from offload_conformance.harness.tools.bench import CASES, Sizes, run_bench
 
+from offload_conformance.harness.tools.bench import CASES, Sizes, run_bench
 from tests.meta.test_bench import REQUIRED
 
 pytestmark = pytest.mark.e2e

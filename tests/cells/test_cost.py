@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from offload_conformance.fixtures import by_name
 from offload_conformance.harness.judge.budget import Budget
 from offload_conformance.harness.plan.cells import matrix as plan

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from offload_conformance.fixtures import DEFAULT_FIXTURES, generate
 from offload_conformance.harness.cli import main
 from offload_conformance.harness.plan.cells import matrix as plan
@@ -108,8 +109,9 @@ def test_cli_run_writes_results_and_exit_codes(tmp_path: Path, capsys: pytest.Ca
 
 def test_buffer_offload_is_exercised_and_a_skipped_buffer_is_caught(tmp_path: Path) -> None:
     import torch
-    from offload_conformance.fixtures import by_name as fixture
     from transformers import AutoModelForCausalLM
+
+    from offload_conformance.fixtures import by_name as fixture
 
     spec = fixture("deepseek_v3")
     mode = by_name("disk-full+offload_buffers")

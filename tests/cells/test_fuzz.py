@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import find, given, settings
+
 from offload_conformance.fixtures import generate
 from offload_conformance.fixtures.strategies import specs
 from offload_conformance.harness.cli import main

@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from offload_conformance.fixtures import by_name
 from offload_conformance.fixtures.catalog import layout_for
 from offload_conformance.harness.tools.faults import FAULTS
 from offload_conformance.harness.tools.killtable import Verdict, applies, kill_table, render
 
 # Between them these fixtures give every fault a place to apply (buffers, shared experts,
-# tied weights, renames, fused experts).
-SUBSET = ["qwen3_moe_tied", "mixtral", "deepseek_v3"]
+# tied weights, renames, fused experts, fine-grained FP8 and NVFP4 scales).
+SUBSET = ["qwen3_moe_tied", "mixtral", "deepseek_v3", "deepseek_v3_fp8", "llama_nvfp4"]
 
 
 def test_catalogue_is_large_and_every_fault_applies_somewhere() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from offload_conformance.harness.plan.modes import MODES
 
 pytestmark = pytest.mark.e2e

@@ -4,9 +4,10 @@ import os
 from pathlib import Path
 
 import pytest
+from safetensors import safe_open
+
 from offload_conformance.fixtures import DEFAULT_FIXTURES, FixtureError, FixtureSpec, SpecError, generate, verify
 from offload_conformance.fixtures.manifest import read_manifest, sha256_file
-from safetensors import safe_open
 
 SPEC = DEFAULT_FIXTURES[0]
 

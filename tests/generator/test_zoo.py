@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
+from transformers import AutoConfig, AutoModelForCausalLM
+
 from offload_conformance.fixtures import DEFAULT_FIXTURES, by_name, generate, verify
 from offload_conformance.fixtures.coverage import KINDS, describe
 from offload_conformance.harness.judge.compare import compare
 from offload_conformance.harness.plan.modes import experts_device_map, partial_device_map
-from safetensors.torch import load_file
-from transformers import AutoConfig, AutoModelForCausalLM
 
 UNQUANTIZED = [s for s in DEFAULT_FIXTURES if s.quantization == "none"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from offload_conformance.harness.tools.bench import CASES, Measured, Run, extrapolate, ratios, spread
 
 REQUIRED = {

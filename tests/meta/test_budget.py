@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from offload_conformance.harness.judge.budget import Budget, BudgetError
 from offload_conformance.harness.outcomes import FailureClass
 from offload_conformance.harness.results import SaveCost

@@ -10,9 +10,9 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from offload_conformance.harness.judge.compare import compare
 from offload_conformance.harness.outcomes import COST_CLASSES, FailureClass
-
 from tests.ckpt import INDEX, base_tensors, write, write_reordered
 
 E0 = "model.layers.0.mlp.experts.0.up_proj.weight"
@@ -69,6 +69,14 @@ CASES: list[tuple[str, Callable[[Path], None], set[str], str | None]] = [
     ),
     ("file-set", lambda d: (write(d, base_tensors()), (d / "README.md").write_text("hi")), {"file-set"}, "tensors"),
     ("other-file", lambda d: write(d, base_tensors(), config='{"model_type": "other"}\n'), {"other-file"}, "tensors"),
+    (
+        "quantization-config",
+        lambda d: write(
+            d, base_tensors(), config='{"model_type": "toy", "quantization_config": {"quant_method": "fp8"}}'
+        ),
+        {"quantization-config", "other-file"},
+        None,
+    ),
     (
         "unreadable-file",
         lambda d: (write(d, base_tensors()), _truncate(d / "model.safetensors")),

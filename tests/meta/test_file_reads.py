@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 
 import torch
-from offload_conformance.harness.run.cost import FileReads
 from safetensors.torch import save_file
+
+from offload_conformance.harness.run.cost import FileReads
 
 
 def test_counts_data_bytes_of_offload_files_only(tmp_path: Path) -> None:

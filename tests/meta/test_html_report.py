@@ -6,8 +6,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from offload_conformance.harness.report.html import html_report
 
+from offload_conformance.harness.report.html import html_report
 from tests.meta.documents import CAND
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 
 from offload_conformance.harness.report.progress import Progress
-
 from tests.meta.documents import CAND
 
 

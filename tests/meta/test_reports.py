@@ -8,13 +8,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
 from offload_conformance.harness.cli import main
 from offload_conformance.harness.judge import gate
 from offload_conformance.harness.merge import MergeError, merge
 from offload_conformance.harness.outcomes import Outcome, Stage
 from offload_conformance.harness.report import history, junit, write_reports
 from offload_conformance.harness.results import Failure, RunResult
-
 from tests.meta.documents import BASE, CAND, E, cell, doc
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+
 from offload_conformance.harness.merge import MergeError, merge
 from offload_conformance.harness.plan import selection
 from offload_conformance.harness.results import Shard
-
 from tests.meta.documents import CAND
 
 WANTED = selection.Selection(fixtures=("qwen3_moe", "mixtral", "deepseek_v3"), modes=("disk-full", "experts-on-disk"))

@@ -11,7 +11,6 @@ from offload_conformance.harness.plan.cells import Cell
 from offload_conformance.harness.plan.modes import by_name
 from offload_conformance.harness.results import Failure
 from offload_conformance.harness.run.process import Execution
-
 from tests.ckpt import base_tensors, write
 
 CELL = Cell(DEFAULT_FIXTURES[0], by_name("disk-full"), "upstream")
@@ -55,3 +54,28 @@ def test_process_death_is_error(tmp_path: Path) -> None:
     died = Execution(tmp_path / "none", "tail", 1.0, failure=Failure(Stage.PROCESS, "died", what))
     result = judge(CELL, died, _saved(tmp_path, "b"), Grade.BYTES)
     assert (result.outcome, result.detail) == (Outcome.ERROR, what)
+
+
+def test_where_the_in_memory_save_raised_the_source_checkpoint_judges(tmp_path: Path) -> None:
+    source = write(tmp_path / "fixture", base_tensors())
+    crashed = Execution(tmp_path / "none", "log", 1.0, failure=Failure(Stage.SAVE, "ValueError", "Undefined Operation"))
+    same = judge(CELL, _saved(tmp_path, "a"), crashed, Grade.BYTES, fixture_dir=source)
+    assert (same.outcome, same.grade) == (Outcome.PASS, Grade.BYTES)
+    assert same.judged_against == "source checkpoint: in-memory save raised ValueError: Undefined Operation"
+    assert same.baseline_failure is not None
+    # The source judges tensors and the config fields a save carries over; a lost tensor still fails.
+    tensors = base_tensors()
+    del tensors["model.norm.weight"]
+    lost = judge(CELL, Execution(write(tmp_path / "b", tensors), "", 1.0), crashed, Grade.BYTES, fixture_dir=source)
+    assert (lost.outcome, lost.classes) == (Outcome.FAIL, ("missing-tensor",))
+    other = Execution(write(tmp_path / "c", base_tensors(), config='{"model_type": "other"}\n'), "", 1.0)
+    changed = judge(CELL, other, crashed, Grade.BYTES, fixture_dir=source)
+    assert changed.outcome is Outcome.FAIL and changed.classes == ("other-file",) and "model_type" in changed.detail
+
+
+def test_where_the_in_memory_load_failed_nothing_is_compared(tmp_path: Path) -> None:
+    source = write(tmp_path / "fixture", base_tensors())
+    no_load = Execution(tmp_path / "none", "log", 1.0, failure=Failure(Stage.LOAD, "RuntimeError", "int8"))
+    result = judge(CELL, _saved(tmp_path, "a"), no_load, Grade.BYTES, fixture_dir=source)
+    assert result.outcome is Outcome.ERROR and result.detail.startswith("baseline failed: load raised RuntimeError")
+    assert result.judged_against == "in-memory save"

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 import torch
+
 from offload_conformance.fixtures import by_name, generate
 from offload_conformance.harness.judge.compare import compare
 from offload_conformance.harness.plan.modes import by_name as mode
 from offload_conformance.reference_impl import atomic, save_pretrained
 from offload_conformance.reference_impl.writer import StreamingWriter
-
 from tests.reference.test_reliability import _digest
 
 SHARDS = "24KB"

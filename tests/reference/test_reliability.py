@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
+
 from offload_conformance.fixtures import by_name, generate
 from offload_conformance.harness.judge.compare import compare
 from offload_conformance.harness.plan.modes import by_name as mode
 from offload_conformance.reference_impl import OffloadError, SaveError, save_pretrained
-from safetensors.torch import save_file
 
 QWEN = by_name("qwen3_moe")
 FUSED = "model.layers.0.mlp.experts.gate_up_proj"
@@ -259,9 +260,10 @@ def test_direct_save_writes_the_in_memory_bytes(
 ) -> None:
     """Shards made of byte ranges only go past the page cache (two 8 KiB buffers here, below the
     fixture's largest tensor of 32 KiB); the checkpoint is the in-memory save's, byte for byte."""
+    from transformers import AutoModelForCausalLM
+
     from offload_conformance.reference_impl import save as save_module
     from offload_conformance.reference_impl.writer import StreamingWriter
-    from transformers import AutoModelForCausalLM
 
     monkeypatch.setattr(save_module, "DIRECT_CHUNK", 8192)
     direct: list[bool] = []
@@ -282,3 +284,22 @@ def test_direct_save_writes_the_in_memory_bytes(
     if not any(direct):
         pytest.skip("this filesystem has no O_DIRECT")
     assert all(direct) and len(direct) == len(list((tmp_path / "saved").glob("*.safetensors")))
+
+
+def test_offloaded_file_in_another_dtype_is_cast_to_the_index_dtype(tmp_path: Path) -> None:
+    """transformers 5.15-5.17 point offload entries into a source checkpoint that stores a tensor in fp32 while the
+    model holds bf16; accelerate's loader casts to the entry's dtype on read, and so the save must accept it."""
+    from safetensors.torch import load_file
+
+    expected = tmp_path / "in-memory"
+    _load(tmp_path / "unused", "in-memory").save_pretrained(expected)
+    offload = tmp_path / "offload"
+    model = _load(offload)
+    entry = _index(model)[FUSED]
+    assert entry["dtype"] == "bfloat16"
+    stored = Path(entry["safetensors_file"])
+    upcast = {k: v.float() for k, v in load_file(stored).items()}  # bf16 -> fp32 is exact
+    stored.unlink()  # the entry may be a link into somewhere else: write a file of our own
+    save_file(upcast, stored)
+    save_pretrained(model, tmp_path / "saved")
+    assert compare(expected, tmp_path / "saved").classes == ()

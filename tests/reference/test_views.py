@@ -7,10 +7,6 @@ import dataclasses
 
 import pytest
 import torch
-from offload_conformance.fixtures import by_name, generate
-from offload_conformance.reference_impl.schedule import _groups, saved_state, schedule
-from offload_conformance.reference_impl.views import revert_traced
-from offload_conformance.reference_impl.writer import tensor_bytes
 from transformers import AutoModelForCausalLM
 from transformers.core_model_loading import (
     Chunk,
@@ -20,6 +16,11 @@ from transformers.core_model_loading import (
     WeightConverter,
     revert_weight_conversion,
 )
+
+from offload_conformance.fixtures import by_name, generate
+from offload_conformance.reference_impl.schedule import _groups, saved_state, schedule
+from offload_conformance.reference_impl.views import revert_traced
+from offload_conformance.reference_impl.writer import tensor_bytes
 
 # (fixture, conversion kinds it exercises)
 KINDS = [

@@ -16,6 +16,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from safetensors.torch import load_file, save, save_file
+
 from offload_conformance.reference_impl.writer import (
     SUPPORTED_DTYPES,
     StreamingWriter,
@@ -23,7 +25,6 @@ from offload_conformance.reference_impl.writer import (
     dtype_code,
     header_bytes,
 )
-from safetensors.torch import load_file, save, save_file
 
 F4 = torch.float4_e2m1fn_x2
 NAME_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"

@@ -14,8 +14,9 @@ import tempfile
 from pathlib import Path
 
 import torch
-from offload_conformance.fixtures import by_name, generate
 from transformers import AutoModelForCausalLM
+
+from offload_conformance.fixtures import by_name, generate
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 with tempfile.TemporaryDirectory() as tmp:

@@ -1,0 +1,126 @@
+"""What the llm-compressor run covers: schemes, fixtures, modes and savers, and the cell ids they make.
+
+Planning only: nothing here imports llmcompressor, so `--list` and the meta tests run without it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from offload_conformance.fixtures import FixtureSpec, by_name
+from offload_conformance.fixtures.catalog import layout_for
+from offload_conformance.harness.plan.cells import Cell
+from offload_conformance.harness.plan.modes import BASELINE_MODE, Mode
+from offload_conformance.harness.plan.modes import by_name as mode_by_name
+from offload_conformance.harness.plan.selection import PlanError
+
+FLOW = "offload_conformance.harness.tools.llmcompressor.flow"  # the savers a cell process resolves
+SAVERS = ("upstream", "reference")
+BASELINE_SAVER = "upstream"  # llm-compressor's own save_pretrained wrapper, on the in-memory model
+# Disk placements from from_pretrained's device_map, then accelerate's own cpu_offload/disk_offload of a loaded
+# model (no hf_device_map): both are ways users hand llm-compressor an offloaded model.
+PLACEMENTS = ("disk-full", "disk-partial", "experts-on-disk", "accelerate-cpu", "accelerate-disk")
+MODE_NAMES = tuple([BASELINE_MODE] + [f"{p}{b}" for p in PLACEMENTS for b in ("", "+offload_buffers")])
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A data-free QuantizationModifier: a preset scheme, or integer weights in groups via `config_groups`."""
+
+    name: str
+    preset: str | None = None  # e.g. FP8_DYNAMIC
+    weight_bits: int | None = None
+    group_size: int | None = None
+    ignore: tuple[str, ...] = ("lm_head",)
+
+    def modifier_kwargs(self) -> dict[str, Any]:
+        """QuantizationModifier(**this)."""
+        common: dict[str, Any] = {"ignore": list(self.ignore)}
+        if self.preset:
+            return {"targets": "Linear", "scheme": self.preset, **common}
+        weights = {
+            "num_bits": self.weight_bits,
+            "type": "int",
+            "symmetric": True,
+            "strategy": "group",
+            "group_size": self.group_size,
+        }
+        return {"config_groups": {"group_0": {"targets": ["Linear"], "weights": weights}}, **common}
+
+
+SCHEMES: tuple[Scheme, ...] = (
+    Scheme("fp8_dynamic", preset="FP8_DYNAMIC"),
+    # The W4A16 preset groups by 128, more than the fixtures' hidden size of 64: group 32 instead. DeepSeek-V3's
+    # kv_b_proj takes kv_lora_rank (16) inputs, which no group of 32 divides: it stays bf16, as lm_head does.
+    Scheme("w4a16_g32", weight_bits=4, group_size=32, ignore=("lm_head", "re:.*kv_b_proj$")),
+)
+FIXTURES: tuple[FixtureSpec, ...] = (
+    by_name("qwen3_moe"),
+    by_name("deepseek_v3"),
+    FixtureSpec(name="llama", architecture="llama"),  # dense: no experts-on-disk
+)
+
+
+@dataclass(frozen=True)
+class FlowCell:
+    """Load a fixture in a mode, quantize it with a scheme, save it with a saver."""
+
+    fixture: FixtureSpec
+    scheme: Scheme
+    mode: Mode
+    saver: str
+
+    @property
+    def cell_id(self) -> str:
+        return f"{self.fixture.name}-{self.scheme.name}-{self.mode.name}-{self.saver}"
+
+    @property
+    def baseline(self) -> FlowCell:
+        """The flow every cell is compared with: in memory, saved by llm-compressor's own wrapper."""
+        return FlowCell(self.fixture, self.scheme, mode_by_name(BASELINE_MODE), BASELINE_SAVER)
+
+    @property
+    def save_options(self) -> dict[str, str]:
+        return {"scheme": self.scheme.name}
+
+    def as_cell(self) -> Cell:
+        """The harness cell that runs this flow: its saver quantizes, then saves (see flow.py)."""
+        return Cell(self.fixture, self.mode, f"{FLOW}:{self.saver}", tuple(self.save_options.items()))
+
+
+def applies(spec: FixtureSpec, mode: Mode) -> bool:
+    """experts-on-disk needs routed experts (the 'fused' weight kind)."""
+    return not mode.name.startswith("experts-on-disk") or "fused" in layout_for(spec).kinds
+
+
+def _pick(names: tuple[str, ...], known: dict[str, Any], what: str) -> list[Any]:
+    for n in names:
+        if n not in known:
+            raise PlanError(f"unknown {what} {n!r} (known: {', '.join(known)})")
+    return [known[n] for n in names] if names else list(known.values())
+
+
+def plan(
+    fixtures: tuple[str, ...] = (),
+    schemes: tuple[str, ...] = (),
+    modes: tuple[str, ...] = (),
+    savers: tuple[str, ...] = (),
+) -> list[FlowCell]:
+    """Every applicable combination (all of each axis by default), in report order."""
+    specs = _pick(fixtures, {s.name: s for s in FIXTURES}, "fixture")
+    picked_schemes = _pick(schemes, {s.name: s for s in SCHEMES}, "scheme")
+    picked_modes = _pick(modes, {m: mode_by_name(m) for m in MODE_NAMES}, "mode")
+    picked_savers = _pick(savers, {s: s for s in SAVERS}, "saver")
+    return [
+        FlowCell(f, s, m, saver)
+        for f in specs
+        for s in picked_schemes
+        for m in picked_modes
+        for saver in picked_savers
+        if applies(f, m)
+    ]
+
+
+def scheme_by_name(name: str) -> Scheme:
+    return _pick((name,), {s.name: s for s in SCHEMES}, "scheme")[0]
