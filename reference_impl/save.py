@@ -35,7 +35,7 @@ from offload_conformance.reference_impl.offload import OffloadError, read_offloa
 from offload_conformance.reference_impl.preflight import preflight
 from offload_conformance.reference_impl.schedule import saved_state, schedule
 from offload_conformance.reference_impl.sources import Sources
-from offload_conformance.reference_impl.writer import StreamingWriter, TensorPlan
+from offload_conformance.reference_impl.writer import StreamingWriter
 
 INDEX_NAME = SAFE_WEIGHTS_INDEX_NAME
 # The installed transformers' own default, so the reference shards as its in-memory save does.
@@ -118,7 +118,7 @@ def save_pretrained(
                 filename: stack.enter_context(
                     StreamingWriter(
                         staging / filename,
-                        [TensorPlan(n, checkpoint.outputs[n].dtype, tuple(checkpoint.outputs[n].shape)) for n in names],
+                        [checkpoint.outputs[n] for n in names],
                         METADATA,
                         sync_dir=False,  # replace_directory fsyncs the staging directory before the swap
                         direct_chunk=None if filename in reverted else chunk,
@@ -178,7 +178,7 @@ def _direct_chunk(state: dict[str, torch.Tensor]) -> int | None:
 
 
 def _load(model: PreTrainedModel, name: str, tensor: torch.Tensor) -> torch.Tensor:
-    return read_offloaded(model, name) if tensor.device.type == "meta" else tensor
+    return read_offloaded(model, name) if tensor.device.type == "meta" else tensor.detach()
 
 
 def _kept(target: Path, new_shards: set[str]) -> list[str]:
