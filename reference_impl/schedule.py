@@ -25,7 +25,7 @@ class ScheduleError(RuntimeError):
     """A model the streaming save cannot schedule."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one per tensor or piece; no __dict__ each
 class Group:
     """In-memory tensors that revert together, and the checkpoint tensors they become. `views` gives,
     per checkpoint tensor, the byte ranges of the sources it consists of, when the revert is pure data
@@ -36,14 +36,14 @@ class Group:
     views: tuple[tuple[str, tuple[Piece, ...]], ...] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one per tensor or piece; no __dict__ each
 class Schedule:
     groups: tuple[Group, ...]
     outputs: dict[str, TensorPlan] = field(repr=False)  # checkpoint name -> its dtype and shape
     split: StateDictSplit = field(repr=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one per tensor or piece; no __dict__ each
 class Planned:
     """A checkpoint tensor as scheduled: its plan, and the storage it has in the in-memory save."""
 

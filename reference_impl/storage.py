@@ -25,7 +25,7 @@ from torch import nn
 from offload_conformance.reference_impl.offload import hooked_maps, unwrap
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one per tensor or piece; no __dict__ each
 class FileSpan:
     """A tensor's bytes: `nbytes` bytes of `path` from byte `offset`."""
 

@@ -110,7 +110,7 @@ def dtype_code(dtype: torch.dtype) -> str:
         raise ValueError(f"dtype {dtype} is not supported by safetensors.torch.save_file") from None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one per tensor or piece; no __dict__ each
 class TensorPlan:
     """A tensor as known before its data is read: name, torch dtype and torch shape."""
 
@@ -122,7 +122,7 @@ class TensorPlan:
         object.__setattr__(self, "shape", tuple(self.shape))  # accept torch.Size / list too
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one per tensor or piece; no __dict__ each
 class FileRange:
     """`nbytes` bytes of the open file `fd` from byte `offset`: copied in the kernel, never read into memory."""
 
