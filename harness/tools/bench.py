@@ -24,12 +24,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from offload_conformance.fixtures import FixtureSpec, generate
 from offload_conformance.fixtures.coverage import describe
 from offload_conformance.harness.plan.cells import Cell
 from offload_conformance.harness.plan.modes import by_name
+from offload_conformance.harness.report.progress import Progress
 from offload_conformance.harness.run.process import execute
 
 MIB = 2**20
@@ -204,15 +205,37 @@ def copy_seconds(saved: Path, dest: Path) -> float:
     return seconds
 
 
-def measure(spec: FixtureSpec, cases: tuple[Case, ...], out: Path, repeats: int) -> dict[str, Measured]:
+class Steps:
+    """Counts the bench's runs for its progress bar (harness.report.progress, as `run` shows cells)."""
+
+    def __init__(self, total: int, stream: IO[str] | None = None) -> None:
+        self.total = total
+        self.done = 0
+        self.progress = Progress(total, what="runs", stream=stream)
+
+    def __call__(self, what: str) -> None:
+        self.done += 1
+        self.progress.step(self.done, self.total, what)
+
+    def close(self) -> None:
+        self.progress.close()
+
+
+def measure(
+    spec: FixtureSpec, cases: tuple[Case, ...], out: Path, repeats: int, steps: Steps | None = None
+) -> dict[str, Measured]:
     """Every case `repeats` times, interleaved; each run's directory is removed after it."""
     fixture = generate(spec)  # once: verifying a GB-sized fixture costs seconds
     runs: dict[str, list[Run]] = {c.key: [] for c in cases}
     for i in range(repeats):
         for case in cases:
             workdir = out / f"{spec.name}-{case.key}-{i}"
-            runs[case.key].append(run_once(spec, fixture, case, workdir))
+            run = run_once(spec, fixture, case, workdir)
+            runs[case.key].append(run)
             shutil.rmtree(workdir, ignore_errors=True)
+            if steps is not None:
+                copied = f", cp + sync {run.copy_seconds:.2f}s" if run.copy_seconds is not None else ""
+                steps(f"{spec.name} {case.key} #{i + 1}: {run.seconds:.2f}s{copied}")
     return {c.key: Measured(c.key, c.label, tuple(runs[c.key])) for c in cases}
 
 
@@ -326,15 +349,20 @@ def machine() -> str:
     )
 
 
-def run_sweeps(out: Path, sweep: list[int], repeats: int, sizes: Sizes) -> dict[str, list[dict[str, Any]]]:
-    cases = (Case("reference", "reference", MODE, "reference"), Case("upstream", "upstream", MODE, "upstream"))
+SWEEP_CASES = (Case("reference", "reference", MODE, "reference"), Case("upstream", "upstream", MODE, "upstream"))
+
+
+def run_sweeps(
+    out: Path, sweep: list[int], repeats: int, sizes: Sizes, steps: Steps | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    cases = SWEEP_CASES
     sweeps: dict[str, list[dict[str, Any]]] = {}
     for model, spec_of in SWEPT.items():
         rows = []
         for layers in sweep:
             spec = spec_of(layers, sizes)
             info = describe(spec)
-            measured = measure(spec, cases, out, repeats)
+            measured = measure(spec, cases, out, repeats, steps)
             rows.append(
                 {"layers": layers, "fixture": spec.name, "checkpoint_bytes": info.size_bytes, "tensors": info.tensors}
                 | {k: m.to_json() for k, m in measured.items()}
@@ -344,14 +372,25 @@ def run_sweeps(out: Path, sweep: list[int], repeats: int, sizes: Sizes) -> dict[
 
 
 def run_bench(
-    out: Path, scale_layers: int, sweep: list[int], repeats: int, big_sizes: Sizes = BIG, sweep_sizes: Sizes = SWEEP
+    out: Path,
+    scale_layers: int,
+    sweep: list[int],
+    repeats: int,
+    big_sizes: Sizes = BIG,
+    sweep_sizes: Sizes = SWEEP,
+    stream: IO[str] | None = None,
 ) -> str:
+    """The whole bench; its progress goes to `stream` (default stderr: a bar on a terminal, lines otherwise)."""
     out.mkdir(parents=True, exist_ok=True)
     big = scaled_spec(scale_layers, big_sizes.hidden, big_sizes.experts, big_sizes.moe_intermediate)
     info = describe(big)
-    results = measure(big, CASES, out, repeats)
-    cp = results["reference"].median("copy_seconds")
-    sweeps = run_sweeps(out, sweep, repeats, sweep_sizes)
+    steps = Steps(repeats * (len(CASES) + len(SWEPT) * len(sweep) * len(SWEEP_CASES)), stream)
+    try:
+        results = measure(big, CASES, out, repeats, steps)
+        cp = results["reference"].median("copy_seconds")
+        sweeps = run_sweeps(out, sweep, repeats, sweep_sizes, steps)
+    finally:
+        steps.close()
     document = {
         "machine": machine(),
         "repeats": repeats,
