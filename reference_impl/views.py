@@ -34,7 +34,7 @@ from torch import nn
 from transformers.core_model_loading import revert_weight_conversion
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one per tensor or piece; no __dict__ each
 class Piece:
     """`nbytes` bytes of the in-memory tensor `source`, from byte `offset` of its (contiguous) data."""
 
