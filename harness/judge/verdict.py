@@ -26,9 +26,12 @@ def judge(
     require: Grade,
     budget: Budget | None = None,
     fixture_dir: Path | None = None,
+    dequantized: bool = False,
 ) -> CellResult:
     """The cell's verdict against its baseline's save (or, where that raised, the fixture in `fixture_dir`), with
-    the checks of the save on its own terms (judge.absolute) and of the model around it (model-changed)."""
+    the checks of the save on its own terms (judge.absolute) and of the model around it (model-changed).
+    `dequantized`: the load turned the fixture's quantized weights into others on purpose, so its own files are
+    not what a save should give back (no dropped-on-load or round-trip)."""
     common: dict[str, Any] = {
         "cell_id": cell.cell_id,
         "fixture": cell.fixture.name,
@@ -71,7 +74,7 @@ def judge(
         return _error(run, common)
     result = compare(baseline.save_dir, run.save_dir)
     own = _own_terms(cell, run)
-    if fixture_dir is not None:
+    if fixture_dir is not None and not dequantized:
         own += dropped_on_load(fixture_dir, baseline.save_dir, run.save_dir)
         if cell.mode.name == BASELINE_MODE:
             own += round_trip(fixture_dir, baseline.save_dir, run.save_dir)

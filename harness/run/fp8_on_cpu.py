@@ -32,6 +32,8 @@ from typing import Any
 
 import torch
 
+from offload_conformance.harness.outcomes import Fp8OnCpu
+
 
 @contextmanager
 def keep_fp8_quantized() -> Iterator[None]:
@@ -61,3 +63,10 @@ def keep_fp8_quantized() -> Iterator[None]:
 def fp8_parameters(model: torch.nn.Module) -> int:
     """How many float8_e4m3fn parameters the model holds (0 after a dequantizing load)."""
     return sum(p.dtype == torch.float8_e4m3fn for p in model.parameters())
+
+
+def dequantized_on_load(spec: object, option: Fp8OnCpu) -> bool:
+    """Whether a fixture's weights are dequantized on purpose when loaded here: fine-grained FP8 with `dequantize`."""
+    from offload_conformance.fixtures.quantization.fp8_block import FP8
+
+    return option is Fp8OnCpu.DEQUANTIZE and getattr(spec, "quantization", "none") == FP8.name

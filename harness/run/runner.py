@@ -14,6 +14,7 @@ from offload_conformance.harness.outcomes import Outcome
 from offload_conformance.harness.plan.cells import Cell, safe_name
 from offload_conformance.harness.plan.selection import Settings, resaves
 from offload_conformance.harness.results import CellResult, RunResult
+from offload_conformance.harness.run.fp8_on_cpu import dequantized_on_load
 from offload_conformance.harness.run.process import Execution, execute
 
 Progress = Callable[[int, int, CellResult], None]
@@ -59,7 +60,8 @@ class Runner:
     def judge(self, cell: Cell, execution: Execution, baseline: Execution | None = None) -> CellResult:
         s = self.settings
         baseline = baseline or self.baseline(cell)
-        result = judge(cell, execution, baseline, s.require, s.budget, self.fixture_dir(cell.fixture))
+        dequantized = dequantized_on_load(cell.fixture, s.fp8_on_cpu)
+        result = judge(cell, execution, baseline, s.require, s.budget, self.fixture_dir(cell.fixture), dequantized)
         if result.outcome is Outcome.PASS and resaves(cell, s):
             result = resave_verdict(result, execution.save_dir, self.resave(cell, execution))
         return result
