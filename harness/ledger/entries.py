@@ -36,7 +36,7 @@ class Verdict(StrEnum):
 @dataclass(frozen=True)
 class Bug:
     id: str  # the thread that fixed (or reported) it, e.g. transformers#47018
-    row: int  # its row in ../shared/UPSTREAM-BUGS.md
+    row: int  # its row in ../shared/UPSTREAM-BUGS.md; 0 for a thread found beyond that catalogue
     bug_class: str  # one line
     gpu: bool
     package: str  # whose releases are replayed
