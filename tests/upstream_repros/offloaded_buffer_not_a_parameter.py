@@ -26,7 +26,13 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 src = generate(by_name("deepseek_v3"))
 with tempfile.TemporaryDirectory() as tmp:
     layers = {f"model.layers.{i}": "disk" for i in range(3)}  # decoder layers on disk, the rest in RAM
-    device_map = {"model.embed_tokens": "cpu", "model.norm": "cpu", "model.rotary_emb": "cpu", "lm_head": "cpu", **layers}
+    device_map = {
+        "model.embed_tokens": "cpu",
+        "model.norm": "cpu",
+        "model.rotary_emb": "cpu",
+        "lm_head": "cpu",
+        **layers,
+    }
     model = AutoModelForCausalLM.from_pretrained(
         src, dtype=torch.bfloat16, device_map=device_map, offload_folder=os.path.join(tmp, "off"), offload_buffers=True
     )

@@ -4,8 +4,9 @@ offloaded tensors cast to the model's float dtype (transformers#46849).
 The disk-offload index recorded every offloaded tensor's dtype as the model dtype (`str(dtype)`), not
 the tensor's own, so onloading for the save cast int and float8 tensors to bf16. Shown on a
 compressed-tensors W4A16 Llama with its decoder layers on disk: `weight_packed` (int32) and
-`weight_shape` (int64) come back as BF16 with no error. Bad on 5.12.1; fixed in 5.13.0, but 5.13.x and
-5.14.x fail every save of this checkpoint with another error, so the fixed release named is 5.15.1.
+`weight_shape` (int64) come back as BF16 with no error. Bad on 5.12.1; fixed in 5.13.0, but this save raises
+other errors on 5.13.1 (AttributeError 'NoneType' ... 'convert') and 5.14.1 ('could not revert some
+weight conversions'), so the fixed release named is 5.15.1.
 
 Needs torch, transformers, accelerate, compressed-tensors; the tiny checkpoint is written by this
 repo's fixtures package. Exit 1 while the bug is present.
@@ -35,7 +36,13 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 src = generate(by_name("llama_w4a16"))
 with tempfile.TemporaryDirectory() as tmp:
     layers = {f"model.layers.{i}": "disk" for i in range(2)}  # decoder layers on disk, the rest in RAM
-    device_map = {"model.embed_tokens": "cpu", "model.norm": "cpu", "model.rotary_emb": "cpu", "lm_head": "cpu", **layers}
+    device_map = {
+        "model.embed_tokens": "cpu",
+        "model.norm": "cpu",
+        "model.rotary_emb": "cpu",
+        "lm_head": "cpu",
+        **layers,
+    }
     model = AutoModelForCausalLM.from_pretrained(
         src, dtype=torch.bfloat16, device_map=device_map, offload_folder=os.path.join(tmp, "off")
     )

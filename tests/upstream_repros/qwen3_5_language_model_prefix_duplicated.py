@@ -2,10 +2,11 @@
 under a duplicated `language_model` prefix, with the vision tower under `language_model` too
 (transformers#45357, with #45216 / #45256 / #45340).
 
-The Qwen3.5 checkpoint names are `model.language_model.*` and `model.visual.*`. On 5.5.0 the save
-reverts the key mapping with a pattern that matches its own output, so the text weights come out as
+The Qwen3.5 checkpoint names are `model.language_model.*` and `model.visual.*`. On 5.5.0 the save's
+reverse key mapping rewrites them: the text weights come out as
 `model.language_model.language_model.language_model.*` and the vision weights as
-`model.language_model.visual.*`: names the model does not have. Bad on 5.5.0; fixed in 5.6.2 (the save names are the checkpoint's names again).
+`model.language_model.visual.*`: names the model does not have. Bad on 5.5.0; fixed in 5.6.2 (the
+save names are the checkpoint's names again).
 
 Needs only torch, transformers (a tiny Qwen3.5 built from a config). Exit 1 while the bug is present.
 """
