@@ -55,14 +55,15 @@ class Settings:
 # Where the `resave` check runs by default: it loads and saves the cell once more (about what the cell cost), so
 # in every mode it would nearly double the default matrix, past its 5 minutes. It runs on cells that passed (a
 # failing save is wrong already, and may not load back), in the mode where everything, buffers included, goes
-# through offload storage twice: a double revert or a non-idempotent rename shows there whatever the placement.
+# through offload storage twice (a double revert or a non-idempotent rename shows there whatever the placement),
+# with upstream's default max_shard_size (with 24KB upstream's offloaded saves fail already: nothing to resave).
 # `--lifecycle resave` runs it on every passing cell.
 RESAVE_MODES = frozenset({"disk-full+offload_buffers"})
 
 
 def resaves(cell: Cell, settings: Settings) -> bool:
     """Whether a passing cell is also loaded back and saved again (class resave)."""
-    return settings.resave_everywhere or cell.mode.name in RESAVE_MODES
+    return settings.resave_everywhere or (cell.mode.name in RESAVE_MODES and not cell.save_options)
 
 
 def settings(
@@ -185,14 +186,27 @@ def plan_with_shard(selection: Selection) -> tuple[list[Cell], Shard | None]:
 
 
 def _all_selected(selection: Selection) -> list[Cell]:
-    cells = matrix(
-        _fixtures(selection),
-        modes(selection.modes),
-        [impl(i) for i in selection.impls or BUILTIN],
-        [shard_options(s) for s in selection.shard_sizes or SHARD_SIZES],
-    )
+    cells = _default_forward(selection, _planned_matrix(selection))
     if selection.cells:
         cells = [c for c in cells if any(fnmatch.fnmatchcase(c.cell_id, p) for p in selection.cells)]
         if not cells:
             raise PlanError(f"--cell {' '.join(selection.cells)}: matches no cell of the planned matrix")
     return cells
+
+
+def _default_forward(selection: Selection, cells: list[Cell]) -> list[Cell]:
+    """With no --mode, a `+forward` mode runs with upstream's default max_shard_size only: a forward pass before
+    the save is what it adds, and the 24KB saves of the same mode cost as much again (the default matrix must stay
+    within 5 minutes). `--mode NAME+forward` runs it with every shard size."""
+    if selection.modes:
+        return cells
+    return [c for c in cells if not (c.mode.forward and c.save_options)]
+
+
+def _planned_matrix(selection: Selection) -> list[Cell]:
+    return matrix(
+        _fixtures(selection),
+        modes(selection.modes),
+        [impl(i) for i in selection.impls or BUILTIN],
+        [shard_options(s) for s in selection.shard_sizes or SHARD_SIZES],
+    )

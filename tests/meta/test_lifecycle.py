@@ -213,3 +213,39 @@ def test_resave_verdict(tmp_path: Path) -> None:
 @pytest.mark.parametrize("cls", list(FailureClass))
 def test_every_class_is_defined_once_and_round_trips(cls: FailureClass) -> None:
     assert FailureClass(str(cls)) is cls and Difference.from_json({"cls": str(cls), "detail": "x"}).cls is cls
+
+
+# --- reports and the document -------------------------------------------------------------------
+
+
+def test_reports_show_lifecycle_classes_also_on_error_cells(tmp_path: Path) -> None:
+    from offload_conformance.harness.report import junit, markdown, terminal
+    from tests.meta.documents import cell, doc
+
+    checked = Lifecycle(True, forward_skipped="forward pass raised ImportError: no kernel", resaved=True)
+    result = doc(
+        "5.24.0",
+        cell("fx-full-upstream", Outcome.ERROR, (FailureClass.MODEL_CHANGED,), lifecycle=checked),
+        cell("fx-part-upstream", Outcome.FAIL, (FailureClass.SHARD_OVERSIZE, FailureClass.RESAVE)),
+        cell("fx-acc-upstream", Outcome.FAIL, (FailureClass.DROPPED_ON_LOAD,)),
+    )
+    md = markdown.markdown(result)
+    assert "! model-changed" in md and "✗ shard-oversize,resave" in md and "✗ dropped-on-load" in md
+    assert "forward pass skipped in 1: 1x forward pass raised ImportError: no kernel" in md
+    assert "saved again after loading back (resave) in 1" in terminal.render(result)
+    junit.write(result, tmp_path / "junit.xml")
+    assert 'message="model-changed: error detail' in (tmp_path / "junit.xml").read_text()
+
+
+def test_a_version_2_document_reads_as_one_without_lifecycle_checks(tmp_path: Path) -> None:
+    from offload_conformance.harness.results import RunResult
+    from tests.meta.documents import BASE
+
+    old = BASE.to_json()
+    old["schema_version"] = 2
+    for c in old["cells"]:
+        del c["lifecycle"]
+    read = RunResult.from_json(old)
+    assert all(c.lifecycle is None for c in read.cells) and read.schema_version == 3
+    with pytest.raises(ValueError, match="schema_version 1"):
+        RunResult.from_json({**old, "schema_version": 1})
