@@ -204,9 +204,11 @@ def snapshot(model: torch.nn.Module, before: Snapshot | None = None) -> Snapshot
     hooks = {name: _describe(m._hf_hook) for name, m in model.named_modules() if hasattr(m, "_hf_hook")}
     device_map = getattr(model, "hf_device_map", None)
     if before is None:
-        logits, skipped = _forked(lambda: digest(forward_logits(model)), FORWARD_TIMEOUT)
+        logits, error = _forked(lambda: digest(forward_logits(model)), FORWARD_TIMEOUT)
+        skipped = None if logits else f"forward pass raised {error}"
     elif before.logits:
-        logits, skipped = _in_process(model)
+        logits, error = _in_process(model)
+        skipped = None if logits else f"forward pass raised {error}"
     else:
         logits, skipped = None, before.forward_skipped
     return Snapshot(
@@ -214,7 +216,7 @@ def snapshot(model: torch.nn.Module, before: Snapshot | None = None) -> Snapshot
         hooks,
         {k: str(v) for k, v in device_map.items()} if isinstance(device_map, dict) else None,
         logits,
-        None if logits else skipped if before is not None and not before.logits else f"forward pass raised {skipped}",
+        skipped,
     )
 
 

@@ -249,3 +249,15 @@ def test_a_version_2_document_reads_as_one_without_lifecycle_checks(tmp_path: Pa
     assert all(c.lifecycle is None for c in read.cells) and read.schema_version == 3
     with pytest.raises(ValueError, match="schema_version 1"):
         RunResult.from_json({**old, "schema_version": 1})
+
+
+def test_forward_modes_and_resave_where_the_default_matrix_has_them() -> None:
+    from offload_conformance.harness.plan.selection import Selection, Settings, plan, resaves
+
+    default = [c for c in plan(Selection(fixtures=("qwen3_moe",))) if c.mode.forward]
+    assert {(c.mode.name, c.save_options) for c in default} == {("disk-full+offload_buffers+forward", ())}
+    asked = plan(Selection(fixtures=("qwen3_moe",), modes=("disk-full+forward",)))
+    assert {c.save_options for c in asked} == {(), (("max_shard_size", "24KB"),)}
+    resaved = {c.cell_id for c in plan(Selection(fixtures=("qwen3_moe",))) if resaves(c, Settings())}
+    assert resaved == {"qwen3_moe-disk-full+offload_buffers-upstream", "qwen3_moe-disk-full+offload_buffers-reference"}
+    assert all(resaves(c, Settings(resave_everywhere=True)) for c in asked)
