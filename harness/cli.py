@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from offload_conformance.fixtures import DEFAULT_FIXTURES, FixtureError, SpecError, coverage
 from offload_conformance.fixtures import by_name as fixture_by_name
@@ -24,6 +24,10 @@ from offload_conformance.harness.report import history, terminal, write_reports
 from offload_conformance.harness.report.coverage import generated_table
 from offload_conformance.harness.report.coverage import table as coverage_table
 from offload_conformance.harness.results import CellResult, RunResult
+
+if TYPE_CHECKING:
+    from offload_conformance.fixtures.spec import Fixture
+    from offload_conformance.harness.run.runner import Runner
 
 GRADES = [g.value for g in Grade]
 
@@ -162,6 +166,18 @@ def _parser() -> argparse.ArgumentParser:
     lc.add_argument("--jobs", type=int, default=2, help="cell processes at a time")
     lc.add_argument("--timeout", type=float, default=300.0, help="seconds before a cell is killed")
     lc.add_argument("--list", action="store_true", help="print the cell ids and exit")
+    lg = sub.add_parser(
+        "ledger",
+        help="real upstream bugs replayed release by release: 'plan' the environments, 'run' one, 'report' verdicts",
+    )
+    lg.add_argument("action", choices=["list", "plan", "fixtures", "run", "report"])
+    lg.add_argument("--out", type=Path, default=Path("ledger-out"))
+    lg.add_argument("--ledger", type=Path, help="the data file (default: the shipped upstream_bugs.toml)")
+    lg.add_argument("--id", action="append", help="only this entry, e.g. transformers#47018 (repeatable)")
+    lg.add_argument("--env", help="run: the environment installed now (a key from `plan`)")
+    lg.add_argument("--pins", type=Path, default=Path("constraints"), help="plan: the companion pins directory")
+    lg.add_argument("--jobs", type=int, default=2, help="run: cell processes at a time")
+    lg.add_argument("--timeout", type=float, default=300.0, help="run: seconds before a cell is killed")
     sub.add_parser("modes", help="list offload modes")
     fx = sub.add_parser("fixtures", help="fixtures: 'list' prints the coverage table (generating what is missing)")
     fx.add_argument("action", nargs="?", choices=["list"], default="list")
@@ -319,6 +335,46 @@ def _llmcompressor(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _ledger(args: argparse.Namespace) -> int:
+    from offload_conformance.harness.ledger import entries, environments, report, verdicts
+    from offload_conformance.harness.ledger.replay import build_newest_fixtures, replay
+
+    try:
+        ledger = entries.load(args.ledger or entries.SHIPPED).select(tuple(args.id or ()))
+        if args.action == "list":
+            for b in ledger.bugs:
+                affected, then = environments.replays(b, ledger.newest)
+                where = "gpu" if b.gpu else "no cells" if not b.runnable else f"{affected.key} -> {then.key}"
+                print(f"{b.id:32} {where:60} {b.bug_class}")
+            return 0
+        if args.action == "plan":
+            if not args.pins.is_dir():
+                raise UsageError(f"--pins {args.pins}: not a directory of constraints files")
+            print(environments.plan_file(ledger, args.pins, args.out))
+            return 0
+        if args.action == "fixtures":
+            print("\n".join(build_newest_fixtures(ledger)) or "no entry builds its fixtures with the newest release")
+            return 0
+        if args.action == "run":
+            if not args.env:
+                raise UsageError("ledger run needs --env KEY (see `ledger plan`)")
+            env = environments.by_key(ledger, args.env)
+            if args.jobs < 1 or args.timeout <= 0:
+                raise UsageError("--jobs must be >= 1 and --timeout > 0")
+            replay(ledger, env, args.out, args.timeout, args.jobs)
+            return 0
+        judged = verdicts.judge_all(ledger, verdicts.read_runs(args.out, ledger))
+    except entries.LedgerError as e:
+        raise UsageError(str(e)) from None
+    report.write(judged, args.out)
+    print(report.markdown(judged))
+    print(f"reports: {args.out / 'ledger.json'}, {args.out / 'ledger.md'}")
+    if missing := report.unexplained(judged):
+        print(f"error: not caught and not explained: {', '.join(j.bug.id for j in missing)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _progress_line(i: int, n: int, cell: CellResult) -> None:
     print(terminal.progress_line(i, n, cell), file=sys.stderr, flush=True)
 
@@ -339,6 +395,18 @@ def _fixtures_list(args: argparse.Namespace) -> int:
     for u in failed:
         print(f"  {u.model_type}: {u.reason}")
     return 0
+
+
+def _built(runner: Runner, spec: Fixture) -> None:
+    """Generated or verified; a generated architecture that cannot build here is a usage error naming why."""
+    from offload_conformance.fixtures.generated import failure_reason
+
+    try:
+        runner.fixture_dir(spec)
+    except (FixtureError, SpecError):
+        raise
+    except Exception as e:
+        raise UsageError(f"fixture {spec.name} cannot be built here: {failure_reason(e)}") from None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -382,7 +450,7 @@ def _run(args: argparse.Namespace) -> int:
     runner = Runner(args.out, settings)
     # Generated or verified now: a tampered fixture is a usage error before any cell runs.
     for spec in dict.fromkeys(c.fixture for c in cells):
-        runner.fixture_dir(spec)
+        _built(runner, spec)
     print(f"running {len(cells)} cells with {args.jobs} job(s), output in {args.out}", file=sys.stderr, flush=True)
     progress = Progress(len(cells))
     try:
@@ -409,6 +477,7 @@ COMMANDS = {
     "show": _show,
     "faults": _faults,
     "llmcompressor": _llmcompressor,
+    "ledger": _ledger,
     "modes": _modes_list,
     "fixtures": _fixtures_list,
 }

@@ -9,7 +9,15 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("torch", "transformers", "accelerate", "safetensors", "huggingface_hub", "offload-conformance")
+PACKAGES = (
+    "torch",
+    "transformers",
+    "accelerate",
+    "safetensors",
+    "huggingface_hub",
+    "compressed-tensors",
+    "offload-conformance",
+)
 
 
 def _source(pkg: str) -> dict[str, str]:

@@ -30,9 +30,17 @@ def hooked_maps(model: nn.Module, name: str) -> Iterator[tuple[Mapping[str, torc
     """(weights_map, key within it) of every accelerate hook that could hold the tensor `name`,
     innermost module first."""
     parts = name.split(".")
+    # Walked through `_modules` rather than get_submodule: getattr with a fresh string per call leaves
+    # one string per (module type, name) in CPython's type attribute cache, bookkeeping that grows with
+    # the model (measured with tracemalloc: ~100 KiB at 259 tensors).
+    chain = [model]
+    for part in parts[:-1]:
+        child = chain[-1]._modules.get(part)
+        if child is None:  # not a submodule path (a buffer of a non-module attribute): as get_submodule fails
+            raise AttributeError(f"{type(chain[-1]).__name__} has no submodule {part!r} (looking up {name})")
+        chain.append(child)
     for depth in range(len(parts) - 1, -1, -1):
-        module = model.get_submodule(".".join(parts[:depth]))
-        for weights_map in weights_maps(module):
+        for weights_map in weights_maps(chain[depth]):
             yield weights_map, ".".join(parts[depth:])
 
 

@@ -16,6 +16,7 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from offload_conformance.reference_impl.offload import OffloadError, hooked_maps, unwrap
+from offload_conformance.reference_impl.storage import Recent
 from offload_conformance.reference_impl.writer import DTYPES_BY_CODE
 
 
@@ -23,29 +24,27 @@ def _within(path: Path, roots: list[Path]) -> bool:
     return any(path == root or root in path.parents for root in roots)
 
 
+def _tensors(path: Path) -> dict[str, tuple[str, tuple[int, ...]]] | SafetensorError:
+    try:
+        with safe_open(path, framework="pt") as f:
+            slices = {k: f.get_slice(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not a Mapping
+            return {k: (s.get_dtype(), tuple(s.get_shape())) for k, s in slices.items()}
+    except SafetensorError as e:
+        return e
+
+
 class _Files:
-    """What preflight learns once per file: a checkpoint shard the offload index points into holds
-    many tensors, and opening it per tensor costs more than the whole rest of a save's bookkeeping."""
+    """What preflight learns per file, for the last few files: a checkpoint shard the offload index points
+    into holds many tensors in a row, and opening it per tensor costs more than the whole rest of a save's
+    bookkeeping; transformers' offload folder holds one tensor per file, which is not worth keeping."""
 
     def __init__(self) -> None:
-        self._resolved: dict[Path, Path] = {}
-        self._tensors: dict[Path, dict[str, tuple[str, tuple[int, ...]]] | SafetensorError] = {}
-
-    def resolve(self, path: Path) -> Path:
-        if path not in self._resolved:
-            self._resolved[path] = path.resolve()
-        return self._resolved[path]
+        self.resolve: Recent[Path, Path] = Recent(Path.resolve)
+        self._tensors: Recent[Path, dict[str, tuple[str, tuple[int, ...]]] | SafetensorError] = Recent(_tensors)
 
     def tensors(self, path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
         """Every tensor of a safetensors file: name -> (dtype code, shape). Raises SafetensorError."""
-        if path not in self._tensors:
-            try:
-                with safe_open(path, framework="pt") as f:
-                    slices = {k: f.get_slice(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not a Mapping
-                    self._tensors[path] = {k: (s.get_dtype(), tuple(s.get_shape())) for k, s in slices.items()}
-            except SafetensorError as e:
-                self._tensors[path] = e
-        found = self._tensors[path]
+        found = self._tensors(path)
         if isinstance(found, SafetensorError):
             raise found
         return found
@@ -92,7 +91,8 @@ def _check_dat(name: str, key: str, entry: dict[str, Any], expected: torch.Tenso
     shape = tuple(entry.get("shape", ()))
     if shape != tuple(expected.shape) and not (shape == (1,) and expected.dim() == 0):
         raise OffloadError(f"offloaded {name}: index says shape {list(shape)}, the model holds {list(expected.shape)}")
-    want = max(expected.numel(), 1) * expected.element_size()
+    # A 0-d tensor is stored as one element; an empty one as one byte (numpy cannot map an empty file).
+    want = max(expected.numel() * expected.element_size(), 1 if expected.dim() else expected.element_size())
     if path.stat().st_size != want:
         raise OffloadError(f"offloaded {name}: {path} has {path.stat().st_size} bytes, {want} expected (truncated?)")
 

@@ -3,9 +3,11 @@
 The checkpoint is scheduled first with no data read (reference_impl.schedule). Where a group's
 revert only moves bytes (renames, fused experts split per expert, many-to-one concatenation;
 reference_impl.views), each checkpoint tensor is copied from its sources' byte ranges in the offload
-files straight into its place in its shard file, inside the kernel (reference_impl.sources,
-reference_impl.transfer): no tensor is built. Any other group is read from offload storage once,
-reverted with transformers' own conversion machinery, written and freed: memory holds one group at
+files (reference_impl.sources) into its shard, in file order: past the page cache through two small
+buffers (reference_impl.direct) where the model is large enough for that to pay, else inside the
+kernel (reference_impl.transfer); no tensor is built. Any other group is read from offload storage once,
+reverted with transformers' own conversion machinery (among the rest of the state as meta placeholders
+where its revert depends on the rest, e.g. a stateful renaming), written and freed: memory holds one group at
 a time, whatever max_shard_size is. reference_impl.writer computes every header up front.
 Everything is written into a new directory beside the target, which then replaces the target in one
 atomic rename, so a crash leaves the old save or the new one.
@@ -34,7 +36,7 @@ from offload_conformance.reference_impl.offload import OffloadError, read_offloa
 from offload_conformance.reference_impl.preflight import preflight
 from offload_conformance.reference_impl.schedule import saved_state, schedule
 from offload_conformance.reference_impl.sources import Sources
-from offload_conformance.reference_impl.writer import StreamingWriter, TensorPlan
+from offload_conformance.reference_impl.writer import StreamingWriter
 
 INDEX_NAME = SAFE_WEIGHTS_INDEX_NAME
 # The installed transformers' own default, so the reference shards as its in-memory save does.
@@ -44,19 +46,46 @@ DEFAULT_MAX_SHARD_SIZE: int | str = (
 # A shard of a sharded save; one the new save does not write is stale and goes, as upstream does it.
 SHARD_RE = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")
 METADATA = {"format": "pt"}
+DIRECT_CHUNK = 4 * 2**20
 
 
 class SaveError(RuntimeError):
     """A save that cannot be done as asked."""
 
 
-def save_config(model: PreTrainedModel, directory: Path) -> None:
+def _write_config(model: PreTrainedModel, cls: type, directory: Path) -> None:
     # Same mutations the upstream save applies before writing config.json.
     model.config.dtype = str(model.dtype).split(".")[1]
-    model.config.architectures = [type(model).__name__]
+    model.config.architectures = [cls.__name__]
     model.config.save_pretrained(directory)
     if model.can_generate():
         model.generation_config.save_pretrained(directory)
+
+
+def save_config(model: PreTrainedModel, directory: Path, **save_options: object) -> None:
+    """config.json and generation_config.json as the model's own save_pretrained writes them.
+
+    A model class may override save_pretrained to prepare its configs before handing over to
+    PreTrainedModel.save_pretrained (CSM and Kyutai-STT copy their sub-model's generation config
+    into the top one under a prefix). The override runs as it is, on this instance only, with its
+    call to the base save_pretrained answered by writing the configs: its weights are ours to write.
+    """
+    cls = type(model)
+    if cls.save_pretrained is PreTrainedModel.save_pretrained:
+        _write_config(model, cls, directory)
+        return
+
+    class ConfigOnly(PreTrainedModel):
+        def save_pretrained(self, save_directory: str | os.PathLike[str], *args: object, **kwargs: object) -> None:
+            _write_config(self, cls, Path(save_directory))
+
+    # C3 puts ConfigOnly after every class of `cls` but PreTrainedModel and its bases, so each
+    # override's super().save_pretrained() ends in ConfigOnly's.
+    model.__class__ = type(cls.__name__, (cls, ConfigOnly), {"__module__": cls.__module__})
+    try:
+        model.save_pretrained(directory, **save_options)
+    finally:
+        model.__class__ = cls
 
 
 def num_parameters(model: PreTrainedModel) -> int:
@@ -105,17 +134,21 @@ def save_pretrained(
     except OSError as e:
         raise SaveError(f"cannot write beside {target}: {e.strerror or e}") from None
     try:
-        save_config(model, staging)
+        save_config(model, staging, max_shard_size=max_shard_size)
         shard_of = checkpoint.split.tensor_to_filename
+        chunk = _direct_chunk(state)
+        # Shards made of byte ranges only are written front to back, so they can go past the page cache.
+        reverted = {shard_of[n] for g in checkpoint.groups if g.views is None for n in g.outputs}
         with ExitStack() as stack:
             sources = stack.enter_context(Sources(model, state))
             writers = {
                 filename: stack.enter_context(
                     StreamingWriter(
                         staging / filename,
-                        [TensorPlan(n, checkpoint.outputs[n].dtype, tuple(checkpoint.outputs[n].shape)) for n in names],
+                        [checkpoint.outputs[n] for n in names],
                         METADATA,
                         sync_dir=False,  # replace_directory fsyncs the staging directory before the swap
+                        direct_chunk=None if filename in reverted else chunk,
                     )
                 )
                 for filename, names in checkpoint.split.filename_to_tensors.items()
@@ -124,14 +157,18 @@ def save_pretrained(
             for group in checkpoint.groups:
                 if group.views is None:
                     tensors = {n: _load(model, n, state[n]) for n in group.sources}
-                    for name, tensor in revert_weight_conversion(model, tensors).items():
-                        writers[shard_of[name]].write(name, tensor)
-                    del tensors
+                    if group.in_context:  # the rest of the state as meta placeholders: their outputs are dropped
+                        tensors = {**{n: _meta(t) for n, t in state.items()}, **tensors}
+                    out = revert_weight_conversion(model, tensors)
+                    for name in group.outputs:
+                        writers[shard_of[name]].write(name, out[name])
+                    del tensors, out
             # Byte ranges of the sources, copied in file order: nothing is built, each shard is written
-            # front to back (its writeback streams behind the copy) and closed once it is complete.
+            # front to back (past the page cache, or with its writeback streaming behind the copy) and
+            # closed once it is complete.
             rank = {filename: i for i, filename in enumerate(writers)}
             views = [v for g in checkpoint.groups if g.views is not None for v in g.views]
-            views.sort(key=lambda v: (rank[shard_of[v[0]]], writers[shard_of[v[0]]].offset(v[0])))
+            views.sort(key=lambda v: (rank[shard_of[v[0]]], writers[shard_of[v[0]]].position(v[0])))
             for name, parts in sources.in_order(views):
                 writer = writers[shard_of[name]]
                 writer.write_parts(name, parts)
@@ -163,8 +200,19 @@ def write_index(model: PreTrainedModel, split: StateDictSplit, directory: Path) 
         (directory / INDEX_NAME).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def _meta(t: torch.Tensor) -> torch.Tensor:
+    return torch.empty(t.shape, dtype=t.dtype, device="meta")
+
+
+def _direct_chunk(state: dict[str, torch.Tensor]) -> int | None:
+    """The buffer size for writing past the page cache (reference_impl.direct): two buffers of it are
+    the only memory that costs, so only where they come to at most the largest in-memory tensor."""
+    largest = max((t.numel() * t.element_size() for t in state.values()), default=0)
+    return DIRECT_CHUNK if largest >= 2 * DIRECT_CHUNK else None
+
+
 def _load(model: PreTrainedModel, name: str, tensor: torch.Tensor) -> torch.Tensor:
-    return read_offloaded(model, name) if tensor.device.type == "meta" else tensor
+    return read_offloaded(model, name) if tensor.device.type == "meta" else tensor.detach()
 
 
 def _kept(target: Path, new_shards: set[str]) -> list[str]:

@@ -7,15 +7,16 @@ device: names, dtypes and shapes come from transformers' own revert of the weigh
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from huggingface_hub import StateDictSplit, split_state_dict_into_shards_factory
 from torch import nn
-from transformers.core_model_loading import revert_weight_conversion
+from transformers.core_model_loading import dot_natural_key, revert_weight_conversion
 
 from offload_conformance.reference_impl.offload import owner_of
-from offload_conformance.reference_impl.views import Piece, revert_traced
+from offload_conformance.reference_impl.views import Piece, Trace, revert_traced, trace
+from offload_conformance.reference_impl.writer import TensorPlan
 
 Views = dict[str, tuple[Piece, ...]]
 
@@ -24,7 +25,7 @@ class ScheduleError(RuntimeError):
     """A model the streaming save cannot schedule."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one per tensor or piece; no __dict__ each
 class Group:
     """In-memory tensors that revert together, and the checkpoint tensors they become. `views` gives,
     per checkpoint tensor, the byte ranges of the sources it consists of, when the revert is pure data
@@ -33,13 +34,25 @@ class Group:
     sources: tuple[str, ...]
     outputs: tuple[str, ...]
     views: tuple[tuple[str, tuple[Piece, ...]], ...] | None = None
+    # The group's revert depends on tensors outside it (a stateful renaming, e.g. GroupWeightRename renames
+    # `norm2` only after it has seen a `norm1`): revert it among the rest of the state as meta placeholders.
+    in_context: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one per tensor or piece; no __dict__ each
 class Schedule:
     groups: tuple[Group, ...]
-    outputs: dict[str, torch.Tensor] = field(repr=False)  # checkpoint name -> meta tensor (dtype, shape)
+    outputs: dict[str, TensorPlan] = field(repr=False)  # checkpoint name -> its dtype and shape
     split: StateDictSplit = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)  # slots: one per tensor or piece; no __dict__ each
+class Planned:
+    """A checkpoint tensor as scheduled: its plan, and the storage it has in the in-memory save."""
+
+    plan: TensorPlan
+    storage: tuple[int, int] | str  # unique within the save; "empty" for every empty storage (see _plan)
+    storage_nbytes: int
 
 
 def saved_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -50,7 +63,11 @@ def saved_state(model: nn.Module) -> dict[str, torch.Tensor]:
     disk_offload even gives them separate parameter objects: a declared tie whose two sides are
     the same object, or both offloaded, counts as shared.
     """
-    state = model.state_dict()
+    # keep_vars: the registered tensors themselves, not a detached copy of each (their data is read,
+    # detached, only where a tensor is written). A plain dict as the destination: state_dict() then
+    # records no per-module `_metadata` (tracemalloc: ~340 bytes per module, 300 KiB at 907 modules).
+    state: dict[str, torch.Tensor] = {}
+    model.state_dict(destination=state, keep_vars=True)
     for key in getattr(model, "_keys_to_ignore_on_save", None) or []:
         state.pop(key, None)
     tied: dict[str, str] = dict(getattr(model, "all_tied_weights_keys", None) or {})
@@ -113,23 +130,50 @@ def _components(links: dict[str, set[str]]) -> list[list[str]]:
     return list(components.values())
 
 
-def _view_groups(model: nn.Module, meta: dict[str, torch.Tensor], full: dict[str, torch.Tensor]) -> list[Group] | None:
-    """One traced revert of the whole state: when every checkpoint tensor is byte ranges of in-memory
-    tensors, the groups are read off the ranges (checkpoint tensors sharing a source go together), with
-    no revert per tensor. None when some conversion is not pure data movement."""
-    out, views = _traced(model, meta)
-    if views is None or list(out) != list(full) or not _fits(out, full):
+def _trace(model: nn.Module, state: dict[str, torch.Tensor]) -> Trace:
+    try:
+        return trace(model, state)
+    except Exception as e:  # a partial group cannot revert: the caller groups it with its partners
+        raise ScheduleError(f"cannot revert {sorted(state)[:3]}...: {type(e).__name__}: {e}") from e
+
+
+def _reverts_alone(
+    model: nn.Module, meta: dict[str, torch.Tensor], group: Group, full: dict[str, torch.Tensor]
+) -> bool:
+    """Whether reverting the group's tensors by themselves gives exactly its checkpoint tensors."""
+    try:
+        out, _ = _traced(model, {n: meta[n] for n in group.sources})
+    except ScheduleError:
+        return False
+    return sorted(out) == sorted(group.outputs) and _fits(out, full)
+
+
+def _traced_groups(
+    model: nn.Module, meta: dict[str, torch.Tensor], full: dict[str, torch.Tensor]
+) -> list[Group] | None:
+    """One traced revert of the whole state, in the context the in-memory save reverts it in: checkpoint tensors
+    computed from an in-memory tensor in common go together. A group whose checkpoint tensors are all byte ranges
+    of its sources is copied as such; any other is reverted on real tensors at save time, by itself when that
+    gives its checkpoint tensors, else among the rest of the state as meta placeholders. None when the trace does
+    not say where some checkpoint tensor comes from."""
+    t = _trace(model, meta)
+    if list(t.out) != list(full) or not _fits(t.out, full) or not all(t.sources.values()):
         return None
     order = {name: i for i, name in enumerate(meta)}
     groups = []
-    for outputs in _components({name: {p.source for p in pieces} for name, pieces in views.items()}):
-        sources = sorted({p.source for o in outputs for p in views[o]}, key=order.__getitem__)
-        groups.append(Group(tuple(sources), tuple(outputs), tuple((o, views[o]) for o in outputs)))
+    for outputs in _components({name: set(t.sources[name]) for name in t.out}):
+        sources = tuple(sorted({s for o in outputs for s in t.sources[o]}, key=order.__getitem__))
+        if all(t.pieces[o] is not None for o in outputs):
+            groups.append(Group(sources, tuple(outputs), tuple((o, t.pieces[o]) for o in outputs)))  # type: ignore[misc]
+        else:
+            group = Group(sources, tuple(outputs))
+            groups.append(group if _reverts_alone(model, meta, group, full) else replace(group, in_context=True))
     return groups
 
 
 def _groups(model: nn.Module, meta: dict[str, torch.Tensor], full: dict[str, torch.Tensor]) -> list[Group]:
-    """Each in-memory tensor alone when it reverts alone to exactly the full revert's outputs (renames,
+    """The fallback when the trace of the whole revert loses where a checkpoint tensor comes from.
+    Each in-memory tensor alone when it reverts alone to exactly the full revert's outputs (renames,
     fused experts split per expert). Tensors that only revert together (many-to-one, e.g. the reverse
     of a Chunk) are grouped per smallest set that does: the tensors whose lone reverts name the same
     checkpoint tensor. Whatever still does not revert to the full revert's outputs forms one last
@@ -168,22 +212,87 @@ def _groups(model: nn.Module, meta: dict[str, torch.Tensor], full: dict[str, tor
     return groups
 
 
+def _runs(names: list[str]) -> list[list[str]]:
+    """`names` in transformers' revert order (dot_natural_key), cut into runs of consecutive names that
+    share a layer prefix (everything up to the first all-digit component, e.g. `model.layers.7`; names
+    without one share the prefix ""). A conversion joins tensors of one layer, so each run reverts on
+    its own; save-wide structures then never hold more than one run's revert."""
+    runs: list[list[str]] = []
+    last: str | None = None
+    for name in sorted(names, key=dot_natural_key):
+        parts = name.split(".")
+        cut = next((i + 1 for i, p in enumerate(parts) if p.isdigit()), 0)
+        prefix = ".".join(parts[:cut])
+        if prefix != last or not runs:
+            runs.append([])
+            last = prefix
+        runs[-1].append(name)
+    return runs
+
+
+def _has_conversions(model: nn.Module) -> bool:
+    """transformers' revert hands back the very dict it got when the model has nothing to revert."""
+    empty: dict[str, torch.Tensor] = {}
+    return revert_weight_conversion(model, empty) is not empty
+
+
+def _plan(full: dict[str, torch.Tensor], token: int) -> dict[str, Planned]:
+    """What the save keeps of a revert's meta outputs: dtype and shape, and the storage each output has
+    (outputs that are views of one tensor share it: the shard planner keeps them together)."""
+    storages: dict[int, int] = {}
+    planned = {}
+    for name, t in full.items():
+        nbytes = t.untyped_storage().nbytes()
+        # An empty storage allocates nothing and has data_ptr 0 in the in-memory save: every empty tensor there
+        # has one same storage id (huggingface_hub's (device, data_ptr, size)), so all go to the first one's shard.
+        storage = "empty" if nbytes == 0 else (token, storages.setdefault(t.untyped_storage()._cdata, len(storages)))
+        planned[name] = Planned(TensorPlan(name, t.dtype, tuple(t.shape)), storage, nbytes)
+    return planned
+
+
+def _schedule_runs(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[Group], dict[str, Planned]] | None:
+    """The schedule run by run (_runs); None when the runs do not revert on their own (a conversion
+    joining tensors of different layers), or the model has no conversions (its order is the state's)."""
+    if not _has_conversions(model):
+        return None
+    groups: list[Group] = []
+    planned: dict[str, Planned] = {}
+    for i, run in enumerate(_runs(list(state))):
+        meta = {n: _meta(state[n]) for n in run}
+        try:
+            full = _revert(model, meta)
+            run_groups = _traced_groups(model, meta, full) or _groups(model, meta, full)
+        except ScheduleError:
+            return None
+        if any(n in planned for n in full):  # two runs name one checkpoint tensor: one conversion spans them
+            return None
+        groups += run_groups
+        planned.update(_plan(full, i))
+    return groups, planned
+
+
 def schedule(model: nn.Module, max_shard_size: int | str, state: dict[str, torch.Tensor] | None = None) -> Schedule:
     """The checkpoint of `state` (default: saved_state(model)) as the in-memory save plans it."""
     state = saved_state(model) if state is None else state
-    meta = {n: _meta(t) for n, t in state.items()}
-    full = _revert(model, meta)  # checkpoint names, in the order the in-memory save plans them
-    groups = _view_groups(model, meta, full) or _groups(model, meta, full)
+    found = _schedule_runs(model, state)
+    if found is None:  # the whole state at once
+        meta = {n: _meta(t) for n, t in state.items()}
+        full = _revert(model, meta)  # checkpoint names, in the order the in-memory save plans them
+        groups = _traced_groups(model, meta, full) or _groups(model, meta, full)
+        planned = _plan(full, 0)
+        del meta, full
+    else:
+        groups, planned = found
 
     # The in-memory save hands huggingface_hub real tensors, and its planner keeps tensors that
     # share a storage in one shard, counted once at the storage's size. Meta tensors keep the same
     # aliasing through the revert (a view shares its base's StorageImpl, a copy gets its own), so
-    # the storage identity and size the planner needs come from the meta outputs themselves.
+    # the storage identity and size the planner needs come from the meta outputs themselves (_plan).
     split = split_state_dict_into_shards_factory(
-        full,
-        get_storage_size=lambda t: t.untyped_storage().nbytes(),
-        get_storage_id=lambda t: t.untyped_storage()._cdata,
+        {name: p.plan for name, p in planned.items()},
+        get_storage_size=lambda plan: planned[plan.name].storage_nbytes,
+        get_storage_id=lambda plan: planned[plan.name].storage,
         filename_pattern="model{suffix}.safetensors",
         max_shard_size=max_shard_size,
     )
-    return Schedule(tuple(groups), full, split)
+    return Schedule(tuple(groups), {name: p.plan for name, p in planned.items()}, split)

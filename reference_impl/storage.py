@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import struct
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 from torch import nn
@@ -23,7 +25,7 @@ from torch import nn
 from offload_conformance.reference_impl.offload import hooked_maps, unwrap
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one per tensor or piece; no __dict__ each
 class FileSpan:
     """A tensor's bytes: `nbytes` bytes of `path` from byte `offset`."""
 
@@ -32,18 +34,47 @@ class FileSpan:
     nbytes: int
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+# Files whose headers are kept: a checkpoint shard the offload index points into serves many tensors in
+# a row, while transformers' offload folder holds one tensor per file. Keeping every header instead
+# made the save's bookkeeping grow with the model (tracemalloc: ~2 KiB per offload file).
+HEADERS_KEPT = 16
+
+
+class Recent(Generic[K, V]):
+    """The `size` most recently used values of a function of one key (an LRU cache)."""
+
+    def __init__(self, compute: Callable[[K], V], size: int = HEADERS_KEPT) -> None:
+        self._compute = compute
+        self._size = size
+        self._values: OrderedDict[K, V] = OrderedDict()
+
+    def __call__(self, key: K) -> V:
+        if key in self._values:
+            self._values.move_to_end(key)
+            return self._values[key]
+        value = self._compute(key)
+        self._values[key] = value
+        while len(self._values) > self._size:
+            self._values.popitem(last=False)
+        return value
+
+
+def _read_header(path: Path) -> tuple[int, dict[str, tuple[int, int]]]:
+    """Where the file's tensor data starts, and each tensor's data offsets (nothing else is kept)."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header: dict[str, Any] = json.loads(f.read(n))
+    return 8 + n, {k: tuple(v["data_offsets"]) for k, v in header.items() if k != "__metadata__"}  # type: ignore[misc]
+
+
 class Locator:
-    """FileSpans of offloaded tensors; each safetensors header is read once (a checkpoint shard holds many)."""
+    """FileSpans of offloaded tensors; the headers of the last few files read are kept."""
 
     def __init__(self) -> None:
-        self._headers: dict[Path, tuple[int, dict[str, Any]]] = {}
-
-    def _header(self, path: Path) -> tuple[int, dict[str, Any]]:
-        if path not in self._headers:
-            with open(path, "rb") as f:
-                (n,) = struct.unpack("<Q", f.read(8))
-                self._headers[path] = (8 + n, json.loads(f.read(n)))
-        return self._headers[path]
+        self._header: Recent[str, tuple[int, dict[str, tuple[int, int]]]] = Recent(lambda p: _read_header(Path(p)))
 
     def span(self, model: nn.Module, name: str, tensor: torch.Tensor) -> FileSpan | None:
         """Where the offloaded tensor `name` (a meta tensor of `model`) is on disk; None when it is not
@@ -60,10 +91,10 @@ class Locator:
             entry = index[key]
             if "safetensors_file" in entry:
                 # accelerate opens the path as given: relative to the working directory.
-                path = Path(entry["safetensors_file"])
+                path = entry["safetensors_file"]
                 start, header = self._header(path)
-                begin, end = header[entry.get("weight_name", key)]["data_offsets"]
-                return FileSpan(path, start + begin, end - begin) if end - begin == nbytes else None
+                begin, end = header[entry.get("weight_name", key)]
+                return FileSpan(Path(path), start + begin, end - begin) if end - begin == nbytes else None
             folder = getattr(store, "save_folder", None)
             return FileSpan(Path(folder) / f"{key}.dat", 0, nbytes) if folder else None
         return None

@@ -6,7 +6,9 @@ slice stays a view of its source, and `cat`/`stack` remember their parts. A chec
 result is a contiguous view of one source, or a concatenation along its leading dimension of such
 views, is a list of byte ranges of the sources: the save copies those ranges straight into the shard
 file (no tensor is ever built). Anything else (a copy, arithmetic, a cast, a transpose) leaves the
-group to transformers' revert on real tensors.
+group to transformers' revert on real tensors. The trace also carries each tensor's provenance (the inputs
+every torch call was given), so one traced revert of the whole state says which in-memory tensors each
+checkpoint tensor comes from, byte range or not: the save's groups.
 
 Which conversions take which path, with transformers 5.x's reverse ops:
 
@@ -32,7 +34,7 @@ from torch import nn
 from transformers.core_model_loading import revert_weight_conversion
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one per tensor or piece; no __dict__ each
 class Piece:
     """`nbytes` bytes of the in-memory tensor `source`, from byte `offset` of its (contiguous) data."""
 
@@ -86,6 +88,30 @@ _JOINS = {"cat", "concat", "concatenate", "stack"}
 
 _impure: ContextVar[list[str] | None] = ContextVar("_impure", default=None)
 
+# In-place torch calls: their first argument takes on the provenance of the others.
+_IN_PLACE_DUNDERS = frozenset(
+    f"__i{op}__" for op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "and", "or", "xor", "matmul")
+) | {"__setitem__"}
+
+
+def _provenance(x: Any) -> frozenset[str]:
+    """The inputs of the revert that the tensors in `x` (a tensor, or lists / tuples / dicts of them) come from."""
+    if isinstance(x, torch.Tensor):
+        return getattr(x, "_prov", frozenset())
+    if isinstance(x, (list, tuple)):
+        return frozenset().union(*(_provenance(v) for v in x))
+    if isinstance(x, dict):
+        return _provenance(list(x.values()))
+    return frozenset()
+
+
+def _mark(x: Any, prov: frozenset[str]) -> None:
+    if isinstance(x, torch.Tensor):
+        x._prov = _provenance(x) | prov  # type: ignore[attr-defined]
+    elif isinstance(x, (list, tuple)):
+        for v in x:
+            _mark(v, prov)
+
 
 class _Traced(torch.Tensor):
     """A meta tensor whose revert is watched: see the module docstring."""
@@ -103,6 +129,12 @@ class _Traced(torch.Tensor):
         if name == "contiguous":
             return args[0]  # keep the view: its bytes are the same whether or not they are copied
         out = super().__torch_function__(func, types, args, kwargs)
+        # Every result (and the target of an in-place call) comes from every tensor the call was given.
+        prov = _provenance(args) | _provenance(kwargs)
+        if prov:
+            _mark(out, prov)
+            if args and (name in _IN_PLACE_DUNDERS or (name.endswith("_") and not name.endswith("__"))):
+                _mark(args[0], prov)
         if name in _JOINS and isinstance(out, torch.Tensor):
             parts = tuple(args[0])
             dim = kwargs.get("dim", kwargs.get("axis", args[1] if len(args) > 1 else 0))
@@ -136,12 +168,30 @@ def _pieces(t: torch.Tensor, sources: dict[int, str]) -> list[Piece] | None:
     return [Piece(source, t.storage_offset() * size, t.numel() * size)]
 
 
-def revert_traced(
-    model: nn.Module, state: dict[str, torch.Tensor]
-) -> tuple[dict[str, torch.Tensor], dict[str, tuple[Piece, ...]] | None]:
-    """transformers' revert of `state` (meta tensors): the checkpoint tensors (meta), and for each of
-    them the byte ranges of `state` it consists of, or None when the revert is not pure data movement."""
+@dataclass(frozen=True)
+class Trace:
+    """A traced revert: each checkpoint tensor (meta), its byte ranges of the inputs (None where it is not
+    a plain byte range, and everywhere when the revert is not pure data movement), and the inputs it was
+    computed from (empty when the trace lost them, e.g. a tensor built by a factory and filled in a way
+    the trace does not see)."""
+
+    out: dict[str, torch.Tensor]
+    pieces: dict[str, tuple[Piece, ...] | None]
+    sources: dict[str, frozenset[str]]
+
+    @property
+    def views(self) -> dict[str, tuple[Piece, ...]] | None:
+        """Every checkpoint tensor's byte ranges, or None when some checkpoint tensor is not byte ranges."""
+        if any(p is None for p in self.pieces.values()):
+            return None
+        return dict(self.pieces)  # type: ignore[arg-type]
+
+
+def trace(model: nn.Module, state: dict[str, torch.Tensor]) -> Trace:
+    """transformers' revert of `state` (meta tensors), traced (see Trace)."""
     inputs = {name: traced(t) for name, t in state.items()}
+    for name, t in inputs.items():
+        t._prov = frozenset((name,))  # type: ignore[attr-defined]
     sources = {t.untyped_storage()._cdata: name for name, t in inputs.items()}
     impure: list[str] = []
     token = _impure.set(impure)
@@ -151,12 +201,21 @@ def revert_traced(
         _impure.reset(token)
     with torch._C.DisableTorchFunctionSubclass():  # reading the results needs no watching
         plain = {name: torch.empty(t.shape, dtype=t.dtype, device="meta") for name, t in out.items()}
-        if impure:
-            return plain, None
-        views: dict[str, tuple[Piece, ...]] = {}
+        pieces: dict[str, tuple[Piece, ...] | None] = {}
         for name, t in out.items():
-            pieces = _pieces(t, sources)
-            if pieces is None or sum(p.nbytes for p in pieces) != t.numel() * t.element_size():
-                return plain, None
-            views[name] = tuple(p for p in pieces if p.nbytes)
-    return plain, views
+            found = None if impure else _pieces(t, sources)
+            if found is not None and sum(p.nbytes for p in found) == t.numel() * t.element_size():
+                pieces[name] = tuple(p for p in found if p.nbytes)
+            else:
+                pieces[name] = None
+        provenance = {name: _provenance(t) for name, t in out.items()}
+    return Trace(plain, pieces, provenance)
+
+
+def revert_traced(
+    model: nn.Module, state: dict[str, torch.Tensor]
+) -> tuple[dict[str, torch.Tensor], dict[str, tuple[Piece, ...]] | None]:
+    """transformers' revert of `state` (meta tensors): the checkpoint tensors (meta), and for each of
+    them the byte ranges of `state` it consists of, or None when the revert is not pure data movement."""
+    t = trace(model, state)
+    return t.out, t.views

@@ -47,6 +47,7 @@ from typing import Self
 import torch
 
 from offload_conformance.reference_impl.atomic import fsync_dir
+from offload_conformance.reference_impl.direct import DirectStream, open_direct
 from offload_conformance.reference_impl.transfer import copy_range
 from offload_conformance.reference_impl.writeback import Writeback
 
@@ -109,7 +110,7 @@ def dtype_code(dtype: torch.dtype) -> str:
         raise ValueError(f"dtype {dtype} is not supported by safetensors.torch.save_file") from None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one per tensor or piece; no __dict__ each
 class TensorPlan:
     """A tensor as known before its data is read: name, torch dtype and torch shape."""
 
@@ -121,7 +122,7 @@ class TensorPlan:
         object.__setattr__(self, "shape", tuple(self.shape))  # accept torch.Size / list too
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one per tensor or piece; no __dict__ each
 class FileRange:
     """`nbytes` bytes of the open file `fd` from byte `offset`: copied in the kernel, never read into memory."""
 
@@ -237,15 +238,23 @@ class StreamingWriter:
         metadata: dict[str, str] | None = None,
         *,
         sync_dir: bool = True,
+        direct_chunk: int | None = None,
     ):
         """`sync_dir=False`: the caller fsyncs the directory itself once all its files are in (one
-        directory fsync per save, not one per shard: each is a journal commit)."""
+        directory fsync per save, not one per shard: each is a journal commit).
+
+        `direct_chunk`: write the file front to back past the page cache (reference_impl.direct,
+        two buffers of this many bytes) where the filesystem allows it; tensors must then come in
+        file order. Elsewhere, or without it, each tensor goes to its offset in any order."""
         self.path = Path(path)
         self._sync_dir = sync_dir
+        self._direct: DirectStream | None = None
+        self._direct_fd: int | None = None
         self._plan = {p.name: p for p in plan}
         prefix, offsets = header_bytes(list(plan), metadata)
         self._base = len(prefix)
         self._offsets = offsets
+        self._positions: dict[str, int] | None = None
         self._written: set[str] = set()
         self._tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.tmp")
         # O_EXCL on a fresh name, mode 0o600: save_file 0.8.0 also writes a sibling tempfile
@@ -253,12 +262,35 @@ class StreamingWriter:
         self._fd: int | None = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self._writeback = Writeback(self._fd)
         try:
-            total = self._base + max((end for _, end in offsets.values()), default=0)
-            os.ftruncate(self._fd, total)
-            self._pwrite(memoryview(prefix), 0)
+            self._size = self._base + max((end for _, end in offsets.values()), default=0)
+            os.ftruncate(self._fd, self._size)  # a file the disk cannot hold fails here, before any copy
+            if direct_chunk is not None:
+                self._direct_fd = open_direct(self._tmp)
+            if self._direct_fd is not None and direct_chunk is not None:
+                self._direct = DirectStream(self._direct_fd, direct_chunk)
+                self._order = iter(offsets)  # header_bytes lays the tensors out in this order
+                self._direct.append(memoryview(prefix))
+            else:
+                self._pwrite(memoryview(prefix), 0)
         except BaseException:
             self.abort()
             raise
+
+    @property
+    def direct(self) -> bool:
+        """Whether this file is written past the page cache, front to back."""
+        return self._direct is not None
+
+    def _append(self, name: str, parts: list[Part]) -> None:
+        assert self._direct is not None
+        expected = next(self._order, None)
+        if name != expected:
+            raise ValueError(f"tensor {name!r} written out of file order to {self.path} (next is {expected!r})")
+        for part in parts:
+            if isinstance(part, FileRange):
+                self._direct.append_file(part.fd, part.offset, part.nbytes)
+            else:
+                self._direct.append(part)
 
     @property
     def closed(self) -> bool:
@@ -274,9 +306,11 @@ class StreamingWriter:
         """Every planned tensor is written."""
         return len(self._written) == len(self._plan)
 
-    def offset(self, name: str) -> int:
-        """Where the planned tensor `name`'s bytes start in the file."""
-        return self._base + self._offsets[name][0]
+    def position(self, name: str) -> int:
+        """The planned tensor `name`'s place in the file: 0 for the first tensor, 1 for the next..."""
+        if self._positions is None:
+            self._positions = {n: i for i, n in enumerate(self._offsets)}
+        return self._positions[name]
 
     def _pwrite(self, data: memoryview, pos: int) -> None:
         assert self._fd is not None
@@ -298,10 +332,12 @@ class StreamingWriter:
         if tuple(tensor.shape) != plan.shape:
             raise ValueError(f"tensor {name!r} has shape {tuple(tensor.shape)}, the plan says {plan.shape}")
         begin, end = self._offsets[name]
-        if end > begin:
-            data = tensor_bytes(tensor)
-            if len(data) != end - begin:  # pragma: no cover - guarded by the dtype/shape checks
-                raise ValueError(f"tensor {name!r} has {len(data)} bytes, expected {end - begin}")
+        data = tensor_bytes(tensor) if end > begin else memoryview(b"")
+        if len(data) != end - begin:  # pragma: no cover - guarded by the dtype/shape checks
+            raise ValueError(f"tensor {name!r} has {len(data)} bytes, expected {end - begin}")
+        if self._direct is not None:
+            self._append(name, [data])
+        elif end > begin:
             self._pwrite(data, self._base + begin)
             self._writeback.wrote(self._base + begin, end - begin)
         self._written.add(name)
@@ -320,6 +356,10 @@ class StreamingWriter:
         total = sum(p.nbytes for p in parts)
         if total != end - begin:
             raise ValueError(f"tensor {name!r} has {total} bytes, expected {end - begin}")
+        if self._direct is not None:
+            self._append(name, parts)
+            self._written.add(name)
+            return
         pos = self._base + begin
         for part in parts:
             if isinstance(part, FileRange):
@@ -339,6 +379,10 @@ class StreamingWriter:
             self.abort()
             raise ValueError(f"{self.path}: {len(missing)} planned tensor(s) never written: {missing}")
         try:
+            if self._direct is not None:
+                self._direct.finish()
+                os.ftruncate(self._fd, self._size)  # the last direct block was padded
+                self._close_direct()
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
@@ -349,8 +393,16 @@ class StreamingWriter:
         if self._sync_dir:
             fsync_dir(self.path.parent)
 
+    def _close_direct(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
+        if self._direct_fd is not None:
+            fd, self._direct_fd = self._direct_fd, None
+            os.close(fd)
+
     def abort(self) -> None:
         """Discard the temporary file; ``path`` is left untouched. Idempotent."""
+        self._close_direct()
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)

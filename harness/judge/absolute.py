@@ -10,6 +10,11 @@
   bytes under another name: the load dropped it (e.g. DeepSeek-V3's MTP layers, which
   `_keys_to_ignore_on_load_unexpected` silences), so no save of a loaded model can write it.
 
+- `round-trip`: an `in-memory` cell's save against the fixture's own files (weights only): a load then save
+  of an unmodified model gives its checkpoint back. The in-memory baseline is that very save, so without this
+  an in-memory cell would compare a save with itself; a wrong revert mapping (internal names saved, a prefix
+  doubled) is shared by every save of the release, and only the fixture shows it.
+
 Only headers are read for the first two, so a passing cell pays for no tensor hashing.
 """
 
@@ -23,7 +28,7 @@ from huggingface_hub.serialization._base import parse_size_to_int
 
 from offload_conformance.fixtures.manifest import FixtureError, read_manifest
 from offload_conformance.harness.judge.checkpoint import INDEX_NAME, SafetensorsFile, UnreadableFile, read_safetensors
-from offload_conformance.harness.judge.compare import weight_map_differences
+from offload_conformance.harness.judge.compare import compare, weight_map_differences
 from offload_conformance.harness.outcomes import FailureClass as C
 from offload_conformance.harness.results import Difference
 
@@ -126,3 +131,14 @@ def dropped_on_load(fixture_dir: Path, baseline_dir: Path, save_dir: Path) -> li
     eg = ", ".join(dropped[:EXAMPLES]) + (f" and {len(dropped) - EXAMPLES} more" if len(dropped) > EXAMPLES else "")
     what = f"{len(dropped)} tensors of the fixture's own files are in no save (dropped on load): {eg}"
     return [Difference(C.DROPPED_ON_LOAD, what, tensor=dropped[0])]
+
+
+def round_trip(fixture_dir: Path, baseline_dir: Path, save_dir: Path) -> list[Difference]:
+    """The fixture's tensors the save does not give back (names, dtypes, shapes, values): each as a `round-trip`
+    difference naming the comparison's own class. Tensors dropped on load are that check's, not repeated here."""
+    dropped = {n for n, _ in _not_in_baseline(fixture_dir, baseline_dir, _signature(baseline_dir))}
+    return [
+        Difference(C.ROUND_TRIP, f"round trip: {d.cls}: {d.detail}", tensor=d.tensor, file=d.file)
+        for d in compare(fixture_dir, save_dir, weights_only=True).differences
+        if d.cls.is_content and not (d.cls is C.MISSING_TENSOR and d.tensor in dropped)
+    ]

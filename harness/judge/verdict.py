@@ -6,12 +6,13 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from offload_conformance.harness.judge.absolute import dropped_on_load, index_bookkeeping, shard_oversize
+from offload_conformance.harness.judge.absolute import dropped_on_load, index_bookkeeping, round_trip, shard_oversize
 from offload_conformance.harness.judge.budget import Budget
 from offload_conformance.harness.judge.compare import Comparison, compare
 from offload_conformance.harness.judge.source import config_differences
 from offload_conformance.harness.outcomes import FailureClass, Grade, Outcome, Stage, ordered
 from offload_conformance.harness.plan.cells import Cell
+from offload_conformance.harness.plan.modes import BASELINE_MODE
 from offload_conformance.harness.results import BaselineResult, CellResult, Difference, Lifecycle
 from offload_conformance.harness.run.process import Execution
 
@@ -72,6 +73,8 @@ def judge(
     own = _own_terms(cell, run)
     if fixture_dir is not None:
         own += dropped_on_load(fixture_dir, baseline.save_dir, run.save_dir)
+        if cell.mode.name == BASELINE_MODE:
+            own += round_trip(fixture_dir, baseline.save_dir, run.save_dir)
     own += (budget or Budget()).violations(run.cost)
     differences = _merged(result.differences, own)
     return _verdict(result.grade, differences, require, len(differences) > len(result.differences), common)

@@ -1,4 +1,5 @@
-"""Implementations under test: `upstream`, `reference`, `faults:NAME`, or any `package.module:function`.
+"""Implementations under test: `upstream`, `reference`, `accelerate-state-dict`, `faults:NAME`, or any
+`package.module:function`.
 
 An IUT is a callable `save(model, save_directory, **save_options) -> None`.
 """
@@ -10,7 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 Saver = Callable[..., None]
-BUILTIN = ("upstream", "reference")
+BUILTIN = ("upstream", "reference")  # what a run uses when no --impl is given
+NAMED = (*BUILTIN, "accelerate-state-dict")
 
 
 class ImplError(ValueError):
@@ -21,9 +23,19 @@ def upstream(model: Any, save_directory: str, **save_options: Any) -> None:
     model.save_pretrained(save_directory, **save_options)
 
 
+def accelerate_state_dict(model: Any, save_directory: str, **save_options: Any) -> None:
+    """The documented way to save a model offloaded with accelerate's own helpers (which leave no
+    `hf_device_map` for transformers to onload by): accelerate gathers the state dict, transformers writes it."""
+    from accelerate.utils.modeling import get_state_dict_offloaded_model
+
+    model.save_pretrained(save_directory, state_dict=get_state_dict_offloaded_model(model), **save_options)
+
+
 def resolve(spec: str) -> Saver:
     if spec == "upstream":
         return upstream
+    if spec == "accelerate-state-dict":
+        return accelerate_state_dict
     if spec == "reference":
         from offload_conformance.reference_impl import save_pretrained
 
@@ -37,7 +49,7 @@ def resolve(spec: str) -> Saver:
         return fault.save
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise ImplError(f"--impl {spec!r}: expected 'upstream', 'reference' or 'package.module:function'")
+        raise ImplError(f"--impl {spec!r}: expected {', '.join(NAMED)} or 'package.module:function'")
     try:
         module = importlib.import_module(module_name)
     except Exception as e:  # any import-time failure is the user's module, report it in one line

@@ -88,9 +88,10 @@ def partial_device_map(skeleton: nn.Module) -> dict[str, str]:
             device_map.update({f"{prefix}{name}.{i}": "disk" for i in range(len(child))})
         else:
             device_map[f"{prefix}{name}"] = "cpu"
-    device_map.update({name: "cpu" for name, _ in skeleton.named_children() if name != base_name})
     device_map.update(_own_tensors(base, prefix))  # parameters / buffers held by the split modules themselves
-    device_map.update(_own_tensors(skeleton, "") if base_name else {})
+    if base_name:  # the rest of the model; when the layers are the model's own children, the loop placed them all
+        device_map.update({name: "cpu" for name, _ in skeleton.named_children() if name != base_name})
+        device_map.update(_own_tensors(skeleton, ""))
     return device_map
 
 

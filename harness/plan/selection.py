@@ -99,10 +99,13 @@ LIFECYCLE_OPTIONS = ("resave",)  # --lifecycle resave: the resave check on every
 def _fixtures(selection: Selection) -> list:
     from offload_conformance.fixtures import FixtureSpec, SpecError
     from offload_conformance.fixtures.catalog import layout_for
-    from offload_conformance.fixtures.sets import fixture_set
+    from offload_conformance.fixtures.sets import candidates, fixture_set
 
     try:
-        pool = fixture_set(selection.fixture_set or "default")
+        # Named fixtures are looked up without building the set `all` (the runner builds the ones it runs),
+        # and may be extra fixtures outside the default matrix; a whole set is built only when it is what runs.
+        name = selection.fixture_set or "default"
+        pool = candidates(name) if selection.fixtures else fixture_set(name)
         by_name = {f.name: f for f in pool}
         unknown = [n for n in selection.fixtures if n not in by_name]
         if unknown:

@@ -1,5 +1,6 @@
 """Progress of a long run: a bar with the cell count and ETA on a terminal (tqdm, as transformers
-shows downloads), one plain line per cell otherwise (CI logs, pipes)."""
+shows downloads), one plain line per cell otherwise (CI logs, pipes). The bench reports its runs
+through `step`."""
 
 from __future__ import annotations
 
@@ -28,6 +29,14 @@ class Progress:
         if cell.counts_as_failure:
             self.bar.write(progress_line(done, total, cell), file=self.stream)
         self.bar.set_postfix_str(f"{cell.cell_id}: {cell.outcome}", refresh=False)
+        self.bar.update(1)
+
+    def step(self, done: int, total: int, what: str) -> None:
+        """One unit of work other than a cell finished (a bench run): `what` names it."""
+        if self.bar is None:
+            print(f"[{done}/{total}] {what}", file=self.stream, flush=True)
+            return
+        self.bar.set_postfix_str(what, refresh=False)
         self.bar.update(1)
 
     def close(self) -> None:

@@ -5,7 +5,8 @@ same machine, with the page cache as the previous run left it (warm for every ca
 repeats are interleaved (repeat 1 of every case, then repeat 2 ...), so a slow spell of a shared
 machine lands on every case alike, and each timed save starts with nothing dirty (the cell syncs
 between load and save). Right after every reference save, `cp -r` of its output plus `sync` is
-timed: the disk's own price for the same bytes, under the same conditions.
+timed: the disk's own price for the same bytes, under the same conditions (its source read into the
+page cache first, as the save's sources were).
 
 Writes bench.md (tables), bench.json (every figure, the ratios, the extrapolation) and bench.png.
 """
@@ -23,12 +24,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from offload_conformance.fixtures import FixtureSpec, generate
 from offload_conformance.fixtures.coverage import describe
 from offload_conformance.harness.plan.cells import Cell
 from offload_conformance.harness.plan.modes import by_name
+from offload_conformance.harness.report.progress import Progress
 from offload_conformance.harness.run.process import execute
 
 MIB = 2**20
@@ -181,8 +183,19 @@ def run_once(spec: FixtureSpec, fixture: Path, case: Case, workdir: Path) -> Run
     )
 
 
+def warm(directory: Path) -> None:
+    """Read every file once, so it is in the page cache."""
+    buffer = bytearray(8 * MIB)
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        with open(path, "rb", buffering=0) as f:
+            while f.readinto(buffer):
+                pass
+
+
 def copy_seconds(saved: Path, dest: Path) -> float:
-    """`cp -r` of the saved files + `sync`: the disk's own price for the same bytes."""
+    """`cp -r` of the saved files + `sync`: the disk's own price for the same bytes. The save read its
+    sources from the page cache; so does the cp (a save may have written past the page cache)."""
+    warm(saved)
     os.sync()  # start from nothing dirty, as the timed save did
     t0 = time.perf_counter()
     subprocess.run(["cp", "-r", str(saved), str(dest)], check=True)
@@ -192,15 +205,37 @@ def copy_seconds(saved: Path, dest: Path) -> float:
     return seconds
 
 
-def measure(spec: FixtureSpec, cases: tuple[Case, ...], out: Path, repeats: int) -> dict[str, Measured]:
+class Steps:
+    """Counts the bench's runs for its progress bar (harness.report.progress, as `run` shows cells)."""
+
+    def __init__(self, total: int, stream: IO[str] | None = None) -> None:
+        self.total = total
+        self.done = 0
+        self.progress = Progress(total, what="runs", stream=stream)
+
+    def __call__(self, what: str) -> None:
+        self.done += 1
+        self.progress.step(self.done, self.total, what)
+
+    def close(self) -> None:
+        self.progress.close()
+
+
+def measure(
+    spec: FixtureSpec, cases: tuple[Case, ...], out: Path, repeats: int, steps: Steps | None = None
+) -> dict[str, Measured]:
     """Every case `repeats` times, interleaved; each run's directory is removed after it."""
     fixture = generate(spec)  # once: verifying a GB-sized fixture costs seconds
     runs: dict[str, list[Run]] = {c.key: [] for c in cases}
     for i in range(repeats):
         for case in cases:
             workdir = out / f"{spec.name}-{case.key}-{i}"
-            runs[case.key].append(run_once(spec, fixture, case, workdir))
+            run = run_once(spec, fixture, case, workdir)
+            runs[case.key].append(run)
             shutil.rmtree(workdir, ignore_errors=True)
+            if steps is not None:
+                copied = f", cp + sync {run.copy_seconds:.2f}s" if run.copy_seconds is not None else ""
+                steps(f"{spec.name} {case.key} #{i + 1}: {run.seconds:.2f}s{copied}")
     return {c.key: Measured(c.key, c.label, tuple(runs[c.key])) for c in cases}
 
 
@@ -223,34 +258,38 @@ def _slope(xs: list[float], ys: list[float]) -> tuple[float, float]:
 DEEPSEEK_V3 = {"parameters": 671e9, "bytes": 690e9, "shards": 163, "tensors": 92_000}
 
 
-def extrapolate(sweep: list[dict[str, Any]], big: dict[str, Measured], cp: float, big_bytes: int) -> dict[str, Any]:
-    """A DeepSeek-V3-sized save, from the MoE layer sweep (memory) and the 1 GiB fixture (time).
+def extrapolate(
+    sweep: list[dict[str, Any]], big: dict[str, Measured], cp: float, big_bytes: int, big_tensors: int
+) -> dict[str, Any]:
+    """A DeepSeek-V3-sized save, from the MoE layer sweep and the 1 GiB fixture.
 
-    Memory: each implementation's peak extra RSS is fitted linearly against the checkpoint's bytes
-    and tensor count over the sweep. Upstream holds the tensors of the shard it writes, so its line
-    is applied to one shard's bytes (689 GB / 163); the reference's peak, flat in bytes, is applied
-    to the tensor count (its bookkeeping). Time: the bytes per second measured on the 1 GiB fixture,
-    applied to 690 GB (the disk-bound case; nothing else scales)."""
+    Memory: each implementation's peak extra RSS is fitted linearly over the sweep. Upstream holds
+    the tensors of the shard it writes: its line against the checkpoint's bytes is applied to one
+    shard (690 GB / 163). The reference holds no tensor data, only bookkeeping per tensor: the 1 GiB
+    fixture's measured peak (which includes the fixed buffers of its direct writes) plus the sweep's
+    slope against the tensor count for every further tensor. Time: the seconds per byte measured on
+    the 1 GiB fixture, applied to 690 GB (assumes the same disk-bound throughput; at that size the
+    offload files no longer fit in the page cache, so the save and the cp would both read them from
+    disk too)."""
     nbytes = [float(r["checkpoint_bytes"]) for r in sweep]
     tensors = [float(r["tensors"]) for r in sweep]
-    ref_rss = [r["reference"]["extra_rss"] for r in sweep]
-    up_rss = [r["upstream"]["extra_rss"] for r in sweep]
-    ref_base, ref_per_tensor = _slope(tensors, ref_rss)
-    up_base, up_per_byte = _slope(nbytes, up_rss)
+    _, ref_per_tensor = _slope(tensors, [r["reference"]["extra_rss"] for r in sweep])
+    up_base, up_per_byte = _slope(nbytes, [r["upstream"]["extra_rss"] for r in sweep])
     shard = DEEPSEEK_V3["bytes"] / DEEPSEEK_V3["shards"]
     scale = DEEPSEEK_V3["bytes"] / big_bytes
     return {
         "checkpoint": DEEPSEEK_V3,
         "measured": {
             "reference_extra_rss_per_tensor": ref_per_tensor,
-            "reference_extra_rss_intercept": ref_base,
+            "reference_extra_rss_1gib_fixture": big["reference"].extra_rss,
             "upstream_extra_rss_per_checkpoint_byte": up_per_byte,
             "upstream_extra_rss_intercept": up_base,
             "seconds_per_gb": {k: big[k].seconds / big_bytes * GB for k in ("reference", "upstream", "in_memory")}
             | {"cp": cp / big_bytes * GB},
         },
         "extrapolated": {
-            "reference_peak_extra_rss": ref_base + ref_per_tensor * DEEPSEEK_V3["tensors"],
+            "reference_peak_extra_rss": big["reference"].extra_rss
+            + ref_per_tensor * (DEEPSEEK_V3["tensors"] - big_tensors),
             "upstream_peak_extra_rss": up_base + up_per_byte * shard,
             "reference_seconds": big["reference"].seconds * scale,
             "upstream_seconds": big["upstream"].seconds * scale,
@@ -310,15 +349,20 @@ def machine() -> str:
     )
 
 
-def run_sweeps(out: Path, sweep: list[int], repeats: int, sizes: Sizes) -> dict[str, list[dict[str, Any]]]:
-    cases = (Case("reference", "reference", MODE, "reference"), Case("upstream", "upstream", MODE, "upstream"))
+SWEEP_CASES = (Case("reference", "reference", MODE, "reference"), Case("upstream", "upstream", MODE, "upstream"))
+
+
+def run_sweeps(
+    out: Path, sweep: list[int], repeats: int, sizes: Sizes, steps: Steps | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    cases = SWEEP_CASES
     sweeps: dict[str, list[dict[str, Any]]] = {}
     for model, spec_of in SWEPT.items():
         rows = []
         for layers in sweep:
             spec = spec_of(layers, sizes)
             info = describe(spec)
-            measured = measure(spec, cases, out, repeats)
+            measured = measure(spec, cases, out, repeats, steps)
             rows.append(
                 {"layers": layers, "fixture": spec.name, "checkpoint_bytes": info.size_bytes, "tensors": info.tensors}
                 | {k: m.to_json() for k, m in measured.items()}
@@ -328,14 +372,25 @@ def run_sweeps(out: Path, sweep: list[int], repeats: int, sizes: Sizes) -> dict[
 
 
 def run_bench(
-    out: Path, scale_layers: int, sweep: list[int], repeats: int, big_sizes: Sizes = BIG, sweep_sizes: Sizes = SWEEP
+    out: Path,
+    scale_layers: int,
+    sweep: list[int],
+    repeats: int,
+    big_sizes: Sizes = BIG,
+    sweep_sizes: Sizes = SWEEP,
+    stream: IO[str] | None = None,
 ) -> str:
+    """The whole bench; its progress goes to `stream` (default stderr: a bar on a terminal, lines otherwise)."""
     out.mkdir(parents=True, exist_ok=True)
     big = scaled_spec(scale_layers, big_sizes.hidden, big_sizes.experts, big_sizes.moe_intermediate)
     info = describe(big)
-    results = measure(big, CASES, out, repeats)
-    cp = results["reference"].median("copy_seconds")
-    sweeps = run_sweeps(out, sweep, repeats, sweep_sizes)
+    steps = Steps(repeats * (len(CASES) + len(SWEPT) * len(sweep) * len(SWEEP_CASES)), stream)
+    try:
+        results = measure(big, CASES, out, repeats, steps)
+        cp = results["reference"].median("copy_seconds")
+        sweeps = run_sweeps(out, sweep, repeats, sweep_sizes, steps)
+    finally:
+        steps.close()
     document = {
         "machine": machine(),
         "repeats": repeats,
@@ -345,7 +400,7 @@ def run_bench(
         "cp": {"seconds": cp, "runs": [r.copy_seconds for r in results["reference"].runs]},
         "sweeps": sweeps,
         "ratios": ratios(results, cp, sweeps),
-        "deepseek_v3": extrapolate(sweeps["qwen3_moe"], results, cp, info.size_bytes),
+        "deepseek_v3": extrapolate(sweeps["qwen3_moe"], results, cp, info.size_bytes, info.tensors),
     }
     (out / "bench.json").write_text(json.dumps(document, indent=2) + "\n")
     report = markdown(document)

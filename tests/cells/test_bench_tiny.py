@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -16,7 +17,10 @@ pytestmark = pytest.mark.e2e
 
 def test_tiny_bench_writes_bench_json(tmp_path: Path) -> None:
     tiny = Sizes(hidden=64, experts=4, moe_intermediate=32, intermediate=128)
-    report = run_bench(tmp_path, scale_layers=1, sweep=[1, 2], repeats=1, big_sizes=tiny, sweep_sizes=tiny)
+    progress = io.StringIO()
+    report = run_bench(
+        tmp_path, scale_layers=1, sweep=[1, 2], repeats=1, big_sizes=tiny, sweep_sizes=tiny, stream=progress
+    )
     doc = json.loads((tmp_path / "bench.json").read_text())
     assert set(doc["cases"]) == {c.key for c in CASES}
     assert [row["layers"] for row in doc["sweeps"]["hrm_text"]] == [1, 2]
@@ -24,3 +28,7 @@ def test_tiny_bench_writes_bench_json(tmp_path: Path) -> None:
     assert all(isinstance(v, float) and math.isfinite(v) for v in doc["ratios"].values()), doc["ratios"]
     assert doc["ratios"]["reference_read_amplification"] == 1.0
     assert doc["cp"]["seconds"] > 0 and "| `cp -r`" in report
+    # one progress line per run (not a terminal): 5 cases, then 2 models x 2 layer counts x 2 impls
+    lines = progress.getvalue().splitlines()
+    assert len(lines) == 13 and lines[-1].startswith("[13/13] bench-hrm-2x64x128 upstream #1: "), lines
+    assert lines[1].startswith("[2/13] bench-1x64x4x32 reference #1: ") and "cp + sync" in lines[1]

@@ -66,3 +66,21 @@ def test_a_generated_fixture_is_cached_and_records_its_recipe() -> None:
     )
     assert recipe["config_overrides"]["num_experts"] == gen.EXPERTS
     assert generate(spec) == d and spec.name == "gen_qwen3_moe"  # verified from the cache, same place
+
+
+def test_a_named_architecture_that_cannot_build_is_one_usage_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Named from the set `all`, a fixture is looked up among the discovered architectures without building the
+    set; one that cannot build here (timm_wrapper needs timm) is a usage error that says why, not a traceback."""
+    from offload_conformance.fixtures import sets
+    from offload_conformance.harness.cli import main
+
+    built: list[str] = []
+    monkeypatch.setattr(sets, "_discovered", lambda: [GeneratedSpec("timm_wrapper", "AutoModel")])
+    monkeypatch.setattr(sets, "generated_set", lambda: built.append("all") or ([], []))
+    assert main(["run", "--set", "all", "--fixture", "gen_timm_wrapper", "--out", str(tmp_path)]) == 2
+    assert "fixture gen_timm_wrapper cannot be built here: ImportError: TimmWrapperModel requires the timm" in (
+        capsys.readouterr().err
+    )
+    assert built == []  # the whole set was never built

@@ -88,6 +88,25 @@ def test_partial_device_map_covers_every_module() -> None:
     assert covered == {n for n, _ in skeleton.named_parameters()}
 
 
+def test_partial_device_map_of_a_model_whose_own_children_are_the_layers(tmp_path: Path) -> None:
+    """ViT-like models hold their `layers` ModuleList themselves (no `model.` child): each layer on disk, and the
+    list itself never placed on cpu too (accelerate would then dispatch the layers with no value: `weight is on the
+    meta device, we need a value`)."""
+    import transformers
+
+    from offload_conformance.fixtures.spec import GeneratedSpec
+
+    d = generate(GeneratedSpec("vit", "AutoModel"))
+    with torch.device("meta"):
+        skeleton = transformers.AutoModel.from_config(AutoConfig.from_pretrained(d))
+    dm = partial_device_map(skeleton)
+    assert {dm[f"layers.{i}"] for i in range(len(skeleton.layers))} == {"disk"}
+    nested = [(a, b) for a in dm for b in dm if b.startswith(f"{a}.")]
+    assert not nested, f"a module placed and its submodule placed again: {nested}"
+    model = transformers.AutoModel.from_pretrained(d, device_map=dm, offload_folder=str(tmp_path / "offload"))
+    assert model.hf_device_map == dm
+
+
 def test_coverage_is_computed_from_files() -> None:
     infos = {i.name: i for i in (describe(s) for s in DEFAULT_FIXTURES)}
     assert "sharded" in infos["qwen3_moe_sharded"].kinds and infos["qwen3_moe_sharded"].shards >= 4

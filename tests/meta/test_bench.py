@@ -64,9 +64,9 @@ def test_spread_and_extrapolation() -> None:
     assert spread([1.0, 1.0, 1.0]) == 0
     assert spread([1.0, 3.0]) == 1.0
     big = {c.key: _measured(c.key, 2.0, 40 * MIB, 8 * MIB) for c in CASES}
-    # upstream holds its checkpoint (RSS = bytes); the reference a flat 10 MiB
-    sweep = _sweep([10 * MIB] * 3, [n * 100 * MIB for n in (4, 8, 16)])
-    x = extrapolate(sweep, big, cp=1.0, big_bytes=10**9)
-    assert x["extrapolated"]["reference_peak_extra_rss"] == pytest.approx(10 * MIB)
+    # upstream holds its checkpoint (RSS = bytes); the reference 1 KiB of bookkeeping per tensor
+    sweep = _sweep([n * 50 * 1024.0 for n in (4, 8, 16)], [n * 100 * MIB for n in (4, 8, 16)])
+    x = extrapolate(sweep, big, cp=1.0, big_bytes=10**9, big_tensors=1000)
+    assert x["extrapolated"]["reference_peak_extra_rss"] == pytest.approx(40 * MIB + 91_000 * 1024)
     assert x["extrapolated"]["upstream_peak_extra_rss"] == pytest.approx(690e9 / 163)
     assert x["extrapolated"]["cp_seconds"] == pytest.approx(690)

@@ -14,7 +14,7 @@ from offload_conformance.harness.cli import main
     [
         (["--fixture", "nope"], "unknown fixture 'nope'"),
         (["--mode", "ram"], "unknown mode 'ram'"),
-        (["--impl", "nope"], "expected 'upstream', 'reference' or 'package.module:function'"),
+        (["--impl", "nope"], "expected upstream, reference, accelerate-state-dict or 'package.module:function'"),
         (["--impl", "no_such_module:save"], "cannot import no_such_module"),
         (["--impl", "tests.broken_impls:missing"], "has no attribute 'missing'"),
         (["--impl", "tests.broken_impls:NOT_CALLABLE"], "not callable"),

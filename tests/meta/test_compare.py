@@ -111,6 +111,7 @@ def test_every_class_has_a_case() -> None:
         FailureClass.RESAVE,
         FailureClass.SHARD_OVERSIZE,
         FailureClass.DROPPED_ON_LOAD,
+        FailureClass.ROUND_TRIP,
     }
     assert covered == set(FailureClass) - COST_CLASSES - beside
 

@@ -261,3 +261,23 @@ def test_forward_modes_and_resave_where_the_default_matrix_has_them() -> None:
     resaved = {c.cell_id for c in plan(Selection(fixtures=("qwen3_moe",))) if resaves(c, Settings())}
     assert resaved == {"qwen3_moe-disk-full+offload_buffers-upstream", "qwen3_moe-disk-full+offload_buffers-reference"}
     assert all(resaves(c, Settings(resave_everywhere=True)) for c in asked)
+
+def test_an_in_memory_save_that_does_not_give_the_fixture_back_fails_round_trip(tmp_path: Path) -> None:
+    """The baseline of an in-memory cell is that same save: a wrong revert mapping shared by every save of the
+    release (internal names written) passes the comparison with it, and only the fixture's own files show it."""
+    tensors = base_tensors()
+    fixture = write(tmp_path / "fixture", tensors)
+    write_manifest(fixture, DEFAULT_FIXTURES[0], frozenset(), "digest")
+    name = next(iter(tensors))
+    internal = {("internal." + n if n == name else n): t for n, t in tensors.items()}
+    save = Execution(write(tmp_path / "save", internal), "", 1.0)
+    baseline = Execution(write(tmp_path / "baseline", internal), "", 1.0)  # the same wrong save
+    in_memory = Cell(DEFAULT_FIXTURES[0], by_name("in-memory"), "upstream")
+    result = judge(in_memory, save, baseline, Grade.BYTES, fixture_dir=fixture)
+    assert result.outcome is Outcome.FAIL and FailureClass.ROUND_TRIP in result.classes
+    assert any(d.tensor == name and "round trip: missing-tensor" in d.detail for d in result.differences)
+    # an offloaded cell is judged against the in-memory save, as before: same save, same verdict
+    assert judge(CELL, save, baseline, Grade.BYTES, fixture_dir=fixture).outcome is Outcome.PASS
+    # a save that gives the fixture back passes
+    good = Execution(write(tmp_path / "good", tensors), "", 1.0)
+    assert judge(in_memory, good, good, Grade.BYTES, fixture_dir=fixture).outcome is Outcome.PASS

@@ -254,6 +254,38 @@ def test_every_file_and_the_directory_are_fsynced_before_the_swap(
     assert len(list((tmp_path / "target").glob("*.safetensors"))) > 1
 
 
+@pytest.mark.parametrize("shards", [None, "24KB"])
+def test_direct_save_writes_the_in_memory_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shards: str | None
+) -> None:
+    """Shards made of byte ranges only go past the page cache (two 8 KiB buffers here, below the
+    fixture's largest tensor of 32 KiB); the checkpoint is the in-memory save's, byte for byte."""
+    from transformers import AutoModelForCausalLM
+
+    from offload_conformance.reference_impl import save as save_module
+    from offload_conformance.reference_impl.writer import StreamingWriter
+
+    monkeypatch.setattr(save_module, "DIRECT_CHUNK", 8192)
+    direct: list[bool] = []
+    real_close = StreamingWriter.close
+
+    def close(self: StreamingWriter) -> None:
+        if not self.closed:
+            direct.append(self.direct)
+        real_close(self)
+
+    monkeypatch.setattr(StreamingWriter, "close", close)
+    options = {"max_shard_size": shards} if shards else {}
+    save_pretrained(_load(tmp_path / "offload"), tmp_path / "saved", **options)
+    AutoModelForCausalLM.from_pretrained(generate(QWEN), dtype=torch.bfloat16).save_pretrained(
+        tmp_path / "expected", **options
+    )
+    assert compare(tmp_path / "expected", tmp_path / "saved").grade == "bytes"
+    if not any(direct):
+        pytest.skip("this filesystem has no O_DIRECT")
+    assert all(direct) and len(direct) == len(list((tmp_path / "saved").glob("*.safetensors")))
+
+
 def test_offloaded_file_in_another_dtype_is_cast_to_the_index_dtype(tmp_path: Path) -> None:
     """transformers 5.15-5.17 point offload entries into a source checkpoint that stores a tensor in fp32 while the
     model holds bf16; accelerate's loader casts to the entry's dtype on read, and so the save must accept it."""

@@ -149,3 +149,38 @@ def test_byte_ranges_from_more_files_than_are_kept_open(tmp_path, monkeypatch: p
     save_pretrained(model, tmp_path / "saved")
     _model("hrm_text").save_pretrained(tmp_path / "expected")
     assert compare(tmp_path / "expected", tmp_path / "saved").grade == "bytes"
+
+
+@pytest.mark.parametrize("fixture", [k[0] for k in KINDS] + ["hrm_text-5", "llama"])  # llama: nothing to revert
+@pytest.mark.parametrize("shards", ["24KB", "50GB"])
+def test_run_by_run_schedule_is_the_whole_revert_s_checkpoint(fixture: str, shards: str) -> None:
+    """schedule() reverts one layer's run of tensors at a time; its checkpoint (names, order, dtypes,
+    shapes, shards) must be what one revert of the whole state plans (the in-memory save's way)."""
+    from huggingface_hub import split_state_dict_into_shards_factory
+
+    from offload_conformance.reference_impl.schedule import _runs
+
+    if fixture == "llama":
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        config = LlamaConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2, vocab_size=64
+        )
+        model = LlamaForCausalLM(config)
+    else:
+        model = _hrm(5) if fixture == "hrm_text-5" else _model(fixture)
+    state = saved_state(model)
+    assert len(_runs(list(state))) > 2  # the run-by-run path is taken, not the whole state at once
+    full = revert_weight_conversion(model, {n: torch.empty_like(t, device="meta") for n, t in state.items()})
+    # as the in-memory save's planner sees real tensors: views of one tensor share its storage
+    expected = split_state_dict_into_shards_factory(
+        full,
+        get_storage_size=lambda t: t.untyped_storage().nbytes(),
+        get_storage_id=lambda t: t.untyped_storage()._cdata,
+        filename_pattern="model{suffix}.safetensors",
+        max_shard_size=shards,
+    )
+    plan = schedule(model, shards)
+    assert list(plan.outputs) == list(full)
+    assert [(p.dtype, p.shape) for p in plan.outputs.values()] == [(t.dtype, tuple(t.shape)) for t in full.values()]
+    assert plan.split.filename_to_tensors == expected.filename_to_tensors

@@ -376,3 +376,91 @@ def test_writeback_is_requested_for_the_range_written_since_the_last_request(mon
     wb.wrote(1120, 30)
     wb.wrote(500, 80)  # out of order (a group transformers reverted): the range grows to cover it
     assert calls == [(7, 1000, 120, 2), (7, 500, 650, 2)]
+
+
+# --- direct: front to back past the page cache ------------------------------------------------
+
+
+def _direct_case(tmp_path: Path) -> tuple[dict[str, torch.Tensor], list[TensorPlan], Path]:
+    tensors = {
+        "a": make_tensor(torch.bfloat16, (96, 100), 1),  # 19200 bytes: spans chunks of 8192
+        "b": make_tensor(torch.float32, (3,), 2),
+        "c": make_tensor(torch.bfloat16, (0,), 3),
+        "d": make_tensor(torch.int8, (9000,), 4),
+    }
+    save_file(tensors, tmp_path / "ref.safetensors", metadata={"format": "pt"})
+    return tensors, [TensorPlan(n, t.dtype, tuple(t.shape)) for n, t in tensors.items()], tmp_path / "ref.safetensors"
+
+
+def _file_order(plan: list[TensorPlan]) -> list[str]:
+    _, offsets = header_bytes(plan, {"format": "pt"})
+    return list(offsets)
+
+
+@pytest.mark.parametrize("o_direct", [True, False], ids=["o_direct", "no-o_direct-filesystem"])
+def test_direct_writes_the_bytes_save_file_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, o_direct: bool
+) -> None:
+    from offload_conformance.reference_impl import writer as writer_module
+    from offload_conformance.reference_impl.writer import FileRange
+
+    if not o_direct:  # as on tmpfs: the writer goes through the page cache instead
+        monkeypatch.setattr(writer_module, "open_direct", lambda path: None)
+    tensors, plan, ref = _direct_case(tmp_path)
+    source = tmp_path / "a.bin"
+    source.write_bytes(b"x" * 5 + bytes(tensor_bytes_of(tensors["a"])))
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        with StreamingWriter(tmp_path / "out.safetensors", plan, {"format": "pt"}, direct_chunk=8192) as w:
+            if o_direct and not w.direct:
+                pytest.skip("this filesystem has no O_DIRECT")
+            assert w.direct == o_direct
+            for name in _file_order(plan):
+                if name == "a":
+                    w.write_parts("a", [FileRange(fd, 5, 7000), FileRange(fd, 5 + 7000, 19200 - 7000)])
+                else:
+                    w.write(name, tensors[name])
+    finally:
+        os.close(fd)
+    assert (tmp_path / "out.safetensors").read_bytes() == ref.read_bytes()
+    no_leftovers(tmp_path, "ref.safetensors", "a.bin", "out.safetensors")
+
+
+def tensor_bytes_of(t: torch.Tensor) -> bytes:
+    return t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def test_direct_refuses_a_tensor_out_of_file_order(tmp_path: Path) -> None:
+    tensors, plan, _ = _direct_case(tmp_path)
+    order = _file_order(plan)
+    with (
+        pytest.raises(ValueError, match="out of file order"),
+        StreamingWriter(tmp_path / "out.safetensors", plan, direct_chunk=8192) as w,
+    ):
+        if not w.direct:
+            pytest.skip("this filesystem has no O_DIRECT")
+        w.write(order[1], tensors[order[1]])
+    no_leftovers(tmp_path, "ref.safetensors")
+
+
+def test_a_failed_direct_write_surfaces_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    tensors, plan, _ = _direct_case(tmp_path)
+    real_pwrite = os.pwrite
+
+    def pwrite(fd: int, data: object, offset: int) -> int:
+        if offset >= 8192:  # the disk fills up after the first chunk
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_pwrite(fd, data, offset)
+
+    with (
+        pytest.raises(OSError, match="No space left"),
+        StreamingWriter(tmp_path / "out.safetensors", plan, direct_chunk=8192) as w,
+    ):
+        if not w.direct:
+            pytest.skip("this filesystem has no O_DIRECT")
+        monkeypatch.setattr(os, "pwrite", pwrite)
+        for name in _file_order(plan):
+            w.write(name, tensors[name])
+    no_leftovers(tmp_path, "ref.safetensors")
