@@ -262,6 +262,7 @@ def test_forward_modes_and_resave_where_the_default_matrix_has_them() -> None:
     assert resaved == {"qwen3_moe-disk-full+offload_buffers-upstream", "qwen3_moe-disk-full+offload_buffers-reference"}
     assert all(resaves(c, Settings(resave_everywhere=True)) for c in asked)
 
+
 def test_an_in_memory_save_that_does_not_give_the_fixture_back_fails_round_trip(tmp_path: Path) -> None:
     """The baseline of an in-memory cell is that same save: a wrong revert mapping shared by every save of the
     release (internal names written) passes the comparison with it, and only the fixture's own files show it."""
