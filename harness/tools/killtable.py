@@ -76,7 +76,7 @@ def kill_table(
 ) -> list[Kill]:
     """Every fault (or those named in `faults`) on every fixture it applies to."""
     cells = cells_for(fixtures or list(DEFAULT_FIXTURES), by_name(KILL_MODE), faults)
-    result = run_cells(cells, out, Settings(jobs=jobs))
+    result = run_cells(cells, out, Settings(jobs=jobs, resave_everywhere=True))  # not-idempotent needs resave
     kills = []
     for cell, res in zip(cells, result.cells, strict=True):
         fault = FAULTS[cell.impl.removeprefix("faults:")]

@@ -258,9 +258,13 @@ def test_forward_modes_and_resave_where_the_default_matrix_has_them() -> None:
     assert {(c.mode.name, c.save_options) for c in default} == {("disk-full+offload_buffers+forward", ())}
     asked = plan(Selection(fixtures=("qwen3_moe",), modes=("disk-full+forward",)))
     assert {c.save_options for c in asked} == {(), (("max_shard_size", "24KB"),)}
-    resaved = {c.cell_id for c in plan(Selection(fixtures=("qwen3_moe",))) if resaves(c, Settings())}
-    assert resaved == {"qwen3_moe-disk-full+offload_buffers-upstream", "qwen3_moe-disk-full+offload_buffers-reference"}
+    assert not any(resaves(c, Settings()) for c in asked)  # resave: only with --lifecycle resave
     assert all(resaves(c, Settings(resave_everywhere=True)) for c in asked)
+    mtp = plan(Selection(fixtures=("deepseek_v3_mtp",)))
+    assert mtp and not any(c.save_options for c in mtp)
+    assert {c.save_options for c in plan(Selection(fixtures=("deepseek_v3_mtp",), shard_sizes=("24KB",)))} == {
+        (("max_shard_size", "24KB"),)
+    }
 
 
 def test_an_in_memory_save_that_does_not_give_the_fixture_back_fails_round_trip(tmp_path: Path) -> None:
