@@ -104,8 +104,8 @@ def _parser() -> argparse.ArgumentParser:
         "--lifecycle",
         action="append",
         choices=selection.LIFECYCLE_OPTIONS,
-        help="resave: load back and save again every cell that passes (by default only in"
-        f" {', '.join(sorted(selection.RESAVE_MODES))}; class resave)",
+        help="resave: load back and save again every cell that passes, by the same IUT in the same mode (class"
+        " resave; not in the default run: it costs about a cell each)",
     )
     run.add_argument(
         "--xfails",

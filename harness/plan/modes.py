@@ -144,9 +144,10 @@ def _modes() -> tuple[Mode, ...]:
     ):
         out.append(Mode(str(placement), placement, False, what))
         out.append(Mode(f"{placement}+offload_buffers", placement, True, f"{what}, offload_buffers=True"))
-    # A `+forward` twin of every offload mode. Only the everything-offloaded one is in the default matrix: a
-    # forward pass moves every offloaded weight through the hooks there, which is where it could leave state
-    # behind for the save; the others are one `--mode` away (the default matrix must stay within 5 minutes).
+    # A `+forward` twin of every offload mode. Only the everything-offloaded one is in the default matrix (with
+    # the default max_shard_size: plan.selection): a forward pass moves every offloaded weight through the hooks
+    # there, which is where it could leave state behind for the save; the others are one `--mode` away (the
+    # default matrix must stay within 5 minutes).
     out += [
         Mode(
             f"{m.name}{FORWARD_SUFFIX}",

@@ -49,20 +49,16 @@ class Settings:
     memory_limit: int | None = None  # bytes of RSS before a cell is killed
     budget: Budget = field(default_factory=Budget)
     fp8_on_cpu: Fp8OnCpu = Fp8OnCpu.KEEP
-    resave_everywhere: bool = False  # `--lifecycle resave`: every passing cell, not only RESAVE_MODES'
+    resave_everywhere: bool = False  # `--lifecycle resave`: load back and save again every passing cell
 
 
-# Where the `resave` check runs by default: it loads and saves the cell once more (about what the cell cost), so
-# in every mode it would nearly double the default matrix, past its 5 minutes. It runs on cells that passed (a
-# failing save is wrong already, and may not load back), in the mode where everything, buffers included, goes
-# through offload storage twice: a double revert or a non-idempotent rename shows there whatever the placement.
-# `--lifecycle resave` runs it on every passing cell.
-RESAVE_MODES = frozenset({"disk-full+offload_buffers"})
-
-
+# The `resave` check loads and saves a cell once more (about what the cell cost): in every mode it would nearly
+# double the default matrix, and even on one mode's passing cells it costs more than the 5 minutes the default
+# matrix has left. It runs with `--lifecycle resave`, on the cells that passed (a failing save is wrong already,
+# and may not load back); the kill table and the tests run it.
 def resaves(cell: Cell, settings: Settings) -> bool:
     """Whether a passing cell is also loaded back and saved again (class resave)."""
-    return settings.resave_everywhere or cell.mode.name in RESAVE_MODES
+    return settings.resave_everywhere
 
 
 def settings(
@@ -188,14 +184,33 @@ def plan_with_shard(selection: Selection) -> tuple[list[Cell], Shard | None]:
 
 
 def _all_selected(selection: Selection) -> list[Cell]:
-    cells = matrix(
-        _fixtures(selection),
-        modes(selection.modes),
-        [impl(i) for i in selection.impls or BUILTIN],
-        [shard_options(s) for s in selection.shard_sizes or SHARD_SIZES],
-    )
+    cells = _default_economies(selection, _planned_matrix(selection))
     if selection.cells:
         cells = [c for c in cells if any(fnmatch.fnmatchcase(c.cell_id, p) for p in selection.cells)]
         if not cells:
             raise PlanError(f"--cell {' '.join(selection.cells)}: matches no cell of the planned matrix")
     return cells
+
+
+def _default_economies(selection: Selection, cells: list[Cell]) -> list[Cell]:
+    """The default matrix must stay within 5 minutes; it saves where the cells would repeat others. Only what was
+    not asked for: with no --mode, a `+forward` mode runs with upstream's default max_shard_size only (the forward
+    pass before the save is what it adds); with no --max-shard-size, so does a fixture of DEFAULT_SHARDS_ONLY."""
+    from offload_conformance.fixtures.registry import DEFAULT_SHARDS_ONLY
+
+    def repeats(c: Cell) -> bool:
+        forward = c.mode.forward and not selection.modes
+        return bool(c.save_options) and (
+            forward or (c.fixture.name in DEFAULT_SHARDS_ONLY and not selection.shard_sizes)
+        )
+
+    return [c for c in cells if not repeats(c)]
+
+
+def _planned_matrix(selection: Selection) -> list[Cell]:
+    return matrix(
+        _fixtures(selection),
+        modes(selection.modes),
+        [impl(i) for i in selection.impls or BUILTIN],
+        [shard_options(s) for s in selection.shard_sizes or SHARD_SIZES],
+    )

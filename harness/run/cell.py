@@ -64,7 +64,7 @@ def _compared(before: Any, model: Any) -> dict[str, Any]:
     from offload_conformance.harness.run.lifecycle import changes, snapshot, why
 
     try:
-        found = changes(before, snapshot(model))
+        found = changes(before, snapshot(model, before))
     except Exception as e:
         traceback.print_exc()
         found = [Difference(FailureClass.MODEL_CHANGED, f"the model cannot be read after the save: {why(e)}")]

@@ -6,8 +6,9 @@ the same way (which modules carry accelerate hooks and how, `hf_device_map`, eac
 forward pass on a fixed input giving the same logits. Values are hashed one tensor at a time, so a snapshot
 costs no more memory than the largest tensor.
 
-The check's forward passes run in a forked child: the model the IUT saves has then never run a forward
-(that is what the `+forward` modes are for), and the child's weight loads cannot touch the parent's model.
+The forward pass before the save runs in a forked child: the model the IUT saves has then never run a forward
+(that is what the `+forward` modes are for), and the child's weight loads cannot touch the parent's model. The
+one after the save runs in process, single-threaded like the child's.
 Written here, not taken from reference_impl: the judge must not share code with what it judges.
 """
 
@@ -186,18 +187,36 @@ def _forked(fn: Callable[[], str], timeout: float) -> tuple[str | None, str | No
     return payload.get("result"), payload.get("error")
 
 
-def snapshot(model: torch.nn.Module) -> Snapshot:
-    """The model as it is now; its forward pass runs in a child process."""
+def _in_process(model: torch.nn.Module) -> tuple[str | None, str | None]:
+    """The forward pass here, single-threaded like the forked one (same kernels, bit-exact logits)."""
+    torch.set_num_threads(1)
+    try:
+        return digest(forward_logits(model)), None
+    except Exception as e:
+        return None, why(e)
+
+
+def snapshot(model: torch.nn.Module, before: Snapshot | None = None) -> Snapshot:
+    """The model as it is now. Before the save (`before` None) its forward pass runs in a forked child, so the
+    model the IUT saves has never run one. After it (`before` given) the model is not saved again, so the pass
+    runs in this process (a fork costs more than the pass), and only where the one before gave logits."""
     states = dict(tensors(model))
     hooks = {name: _describe(m._hf_hook) for name, m in model.named_modules() if hasattr(m, "_hf_hook")}
     device_map = getattr(model, "hf_device_map", None)
-    logits, skipped = _forked(lambda: digest(forward_logits(model)), FORWARD_TIMEOUT)
+    if before is None:
+        logits, error = _forked(lambda: digest(forward_logits(model)), FORWARD_TIMEOUT)
+        skipped = None if logits else f"forward pass raised {error}"
+    elif before.logits:
+        logits, error = _in_process(model)
+        skipped = None if logits else f"forward pass raised {error}"
+    else:
+        logits, skipped = None, before.forward_skipped
     return Snapshot(
         states,
         hooks,
         {k: str(v) for k, v in device_map.items()} if isinstance(device_map, dict) else None,
         logits,
-        None if logits else f"forward pass raised {skipped}",
+        skipped,
     )
 
 

@@ -36,8 +36,14 @@ class Kill:
     cell: CellResult
 
 
+# Fixture kinds on which even a correct save fails (the MTP layer is dropped on load: dropped-on-load on every
+# cell), so a fault's own classes cannot be told apart there.
+NO_CORRECT_SAVE = frozenset({"mtp"})
+
+
 def applies(fault: Fault, spec: FixtureSpec) -> bool:
-    return fault.needs <= layout_for(spec).kinds
+    kinds = layout_for(spec).kinds
+    return fault.needs <= kinds and not kinds & NO_CORRECT_SAVE
 
 
 def cells_for(fixtures: list[FixtureSpec], mode: Mode, faults: set[str] | None = None) -> list[Cell]:
@@ -70,7 +76,7 @@ def kill_table(
 ) -> list[Kill]:
     """Every fault (or those named in `faults`) on every fixture it applies to."""
     cells = cells_for(fixtures or list(DEFAULT_FIXTURES), by_name(KILL_MODE), faults)
-    result = run_cells(cells, out, Settings(jobs=jobs))
+    result = run_cells(cells, out, Settings(jobs=jobs, resave_everywhere=True))  # not-idempotent needs resave
     kills = []
     for cell, res in zip(cells, result.cells, strict=True):
         fault = FAULTS[cell.impl.removeprefix("faults:")]

@@ -12,7 +12,7 @@ from offload_conformance.fixtures import by_name, generate
 from offload_conformance.fixtures.manifest import read_manifest
 from offload_conformance.harness.plan.cells import matrix as plan
 from offload_conformance.harness.plan.modes import by_name as mode
-from offload_conformance.harness.plan.selection import RESAVE_MODES, Settings
+from offload_conformance.harness.plan.selection import Settings
 from offload_conformance.harness.run.lifecycle import snapshot
 from offload_conformance.harness.run.runner import run_cells
 
@@ -44,16 +44,16 @@ def test_deepseek_v4_int64_buffer_is_offloaded_and_keeps_its_dtype(tmp_path: Pat
 
 def test_forward_modes_and_resave(tmp_path: Path) -> None:
     plain, forward = mode("disk-full+offload_buffers"), mode("disk-full+offload_buffers+forward")
-    assert plain.name in RESAVE_MODES and forward.default
+    assert forward.default
     cells = plan([by_name("qwen3_moe"), by_name("deepseek_v3_fp8")], [plain, forward], ["reference"])
-    result = {c.cell_id: c for c in run_cells(cells, tmp_path, Settings(jobs=2)).cells}
+    result = {c.cell_id: c for c in run_cells(cells, tmp_path, Settings(jobs=2, resave_everywhere=True)).cells}
     qwen, qwen_fwd = (
         result["qwen3_moe-disk-full+offload_buffers-reference"],
         result["qwen3_moe-disk-full+offload_buffers+forward-reference"],
     )
     assert qwen.outcome == "pass" and qwen.lifecycle is not None
     assert (qwen.lifecycle.model_checked, qwen.lifecycle.forward_skipped, qwen.lifecycle.resaved) == (True, None, True)
-    assert qwen_fwd.outcome == "pass" and qwen_fwd.lifecycle is not None and not qwen_fwd.lifecycle.resaved
+    assert qwen_fwd.outcome == "pass" and qwen_fwd.lifecycle is not None and qwen_fwd.lifecycle.resaved
     # FP8 kept on CPU has no CPU kernels: the forward part is skipped and said why; a +forward cell cannot run.
     fp8 = result["deepseek_v3_fp8-disk-full+offload_buffers-reference"]
     assert fp8.outcome == "pass" and fp8.lifecycle is not None

@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from offload_conformance.fixtures import DEFAULT_FIXTURES, by_name, generate, verify
+from offload_conformance.fixtures.catalog import layout_for
 from offload_conformance.fixtures.coverage import KINDS, describe
 from offload_conformance.harness.judge.compare import compare
 from offload_conformance.harness.plan.modes import experts_device_map, partial_device_map
@@ -35,6 +36,9 @@ def _roundtrip_param(spec):
         # Upstream finding: transformers 5.24's in-memory save keeps the `model.` prefix and the
         # embed/hc_head/kv_norm renames of DeepSeek-V4 instead of reverting to the Hub names.
         return pytest.param(spec, marks=pytest.mark.xfail(strict=True, reason="upstream: V4 names not reverted"))
+    if "mtp" in layout_for(spec).kinds:
+        # Upstream finding: the MTP layer is no module of transformers' DeepSeek-V3: unexpected on load, never saved.
+        return pytest.param(spec, marks=pytest.mark.xfail(strict=True, reason="upstream: MTP dropped on load"))
     return spec
 
 

@@ -215,6 +215,58 @@ def test_every_class_is_defined_once_and_round_trips(cls: FailureClass) -> None:
     assert FailureClass(str(cls)) is cls and Difference.from_json({"cls": str(cls), "detail": "x"}).cls is cls
 
 
+# --- reports and the document -------------------------------------------------------------------
+
+
+def test_reports_show_lifecycle_classes_also_on_error_cells(tmp_path: Path) -> None:
+    from offload_conformance.harness.report import junit, markdown, terminal
+    from tests.meta.documents import cell, doc
+
+    checked = Lifecycle(True, forward_skipped="forward pass raised ImportError: no kernel", resaved=True)
+    result = doc(
+        "5.24.0",
+        cell("fx-full-upstream", Outcome.ERROR, (FailureClass.MODEL_CHANGED,), lifecycle=checked),
+        cell("fx-part-upstream", Outcome.FAIL, (FailureClass.SHARD_OVERSIZE, FailureClass.RESAVE)),
+        cell("fx-acc-upstream", Outcome.FAIL, (FailureClass.DROPPED_ON_LOAD,)),
+    )
+    md = markdown.markdown(result)
+    assert "! model-changed" in md and "✗ shard-oversize,resave" in md and "✗ dropped-on-load" in md
+    assert "forward pass skipped in 1: 1x forward pass raised ImportError: no kernel" in md
+    assert "saved again after loading back (resave) in 1" in terminal.render(result)
+    junit.write(result, tmp_path / "junit.xml")
+    assert 'message="model-changed: error detail' in (tmp_path / "junit.xml").read_text()
+
+
+def test_a_version_2_document_reads_as_one_without_lifecycle_checks(tmp_path: Path) -> None:
+    from offload_conformance.harness.results import RunResult
+    from tests.meta.documents import BASE
+
+    old = BASE.to_json()
+    old["schema_version"] = 2
+    for c in old["cells"]:
+        del c["lifecycle"]
+    read = RunResult.from_json(old)
+    assert all(c.lifecycle is None for c in read.cells) and read.schema_version == 3
+    with pytest.raises(ValueError, match="schema_version 1"):
+        RunResult.from_json({**old, "schema_version": 1})
+
+
+def test_forward_modes_and_resave_where_the_default_matrix_has_them() -> None:
+    from offload_conformance.harness.plan.selection import Selection, Settings, plan, resaves
+
+    default = [c for c in plan(Selection(fixtures=("qwen3_moe",))) if c.mode.forward]
+    assert {(c.mode.name, c.save_options) for c in default} == {("disk-full+offload_buffers+forward", ())}
+    asked = plan(Selection(fixtures=("qwen3_moe",), modes=("disk-full+forward",)))
+    assert {c.save_options for c in asked} == {(), (("max_shard_size", "24KB"),)}
+    assert not any(resaves(c, Settings()) for c in asked)  # resave: only with --lifecycle resave
+    assert all(resaves(c, Settings(resave_everywhere=True)) for c in asked)
+    mtp = plan(Selection(fixtures=("deepseek_v3_mtp",)))
+    assert mtp and not any(c.save_options for c in mtp)
+    assert {c.save_options for c in plan(Selection(fixtures=("deepseek_v3_mtp",), shard_sizes=("24KB",)))} == {
+        (("max_shard_size", "24KB"),)
+    }
+
+
 def test_an_in_memory_save_that_does_not_give_the_fixture_back_fails_round_trip(tmp_path: Path) -> None:
     """The baseline of an in-memory cell is that same save: a wrong revert mapping shared by every save of the
     release (internal names written) passes the comparison with it, and only the fixture's own files show it."""
