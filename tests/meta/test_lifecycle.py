@@ -187,13 +187,17 @@ def test_a_save_that_raised_and_changed_the_model_is_an_error_with_the_class(tmp
     assert (clean.outcome, clean.classes) == (Outcome.ERROR, ())
 
 
-def test_absolute_checks_fail_a_cell_that_matches_its_baseline(tmp_path: Path) -> None:
-    # Both sides oversize: the comparison sees identical bytes, the absolute check does not.
+def test_shard_oversize_holds_an_iut_to_the_limit_the_in_memory_save_keeps(tmp_path: Path) -> None:
     big = {"max_shard_size": 400}
     run = Execution(write(tmp_path / "a", base_tensors(), **big), "", 1.0)  # type: ignore[arg-type]
-    base = Execution(write(tmp_path / "b", base_tensors(), **big), "", 1.0)  # type: ignore[arg-type]
-    result = judge(SMALL_SHARDS, run, base, Grade.BYTES)
-    assert (result.outcome, result.grade, result.classes) == (Outcome.FAIL, Grade.BYTES, ("shard-oversize",))
+    kept = Execution(write(tmp_path / "b", base_tensors(), max_shard_size=200), "", 1.0)
+    result = judge(SMALL_SHARDS, run, kept, Grade.BYTES)
+    assert Outcome.FAIL is result.outcome and "shard-oversize" in result.classes
+    # The in-memory save over the limit itself: huggingface_hub plans the views of one storage as one item (experts
+    # split from one fused tensor, e.g. ernie4_5_vl_moe), which the files cannot show: that is not the IUT's doing.
+    over = Execution(write(tmp_path / "c", base_tensors(), **big), "", 1.0)  # type: ignore[arg-type]
+    result = judge(SMALL_SHARDS, run, over, Grade.BYTES)
+    assert (result.outcome, result.grade, result.classes) == (Outcome.PASS, Grade.BYTES, ())
 
 
 def test_resave_verdict(tmp_path: Path) -> None:
