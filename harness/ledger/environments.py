@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from offload_conformance.harness.environment import environment as recorded_environment
 from offload_conformance.harness.ledger.entries import Bug, Ledger, LedgerError
 
 
@@ -113,18 +113,13 @@ def by_key(ledger: Ledger, key: str) -> Environment:
     raise LedgerError(f"no ledger environment {key!r} (known: {', '.join(e.key for e in needed(ledger))})")
 
 
-def installed(package: str) -> str:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "not installed"
-
-
 def mismatches(env: Environment, newest: dict[str, str], recorded: dict[str, str] | None = None) -> list[str]:
-    """What differs from `env`: in the running interpreter, or in a run's recorded environment."""
+    """What differs from `env`: in a run's recorded environment, or (None) in the running interpreter, read the
+    way every run records it (harness.environment)."""
+    recorded = recorded_environment() if recorded is None else recorded
     wrong = []
     for package, wanted in env.versions(newest).items():
-        have = recorded.get(package, "not recorded") if recorded is not None else installed(package)
+        have = recorded.get(package, "not recorded")
         if have != wanted:
             wrong.append(f"{package} {have}, {env.key} needs {wanted}")
     return wrong

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from offload_conformance.harness.ledger.entries import ERROR, Bug, Ledger, Verdict
-from offload_conformance.harness.ledger.environments import Environment, replays
+from offload_conformance.harness.ledger.environments import Environment, bugs_in, mismatches, needed, replays
 from offload_conformance.harness.ledger.replay import runs_dir
 from offload_conformance.harness.outcomes import Outcome
 from offload_conformance.harness.results import CellResult, RunResult
@@ -81,8 +81,6 @@ def judge(bug: Bug, runs: dict[str, RunResult], newest: dict[str, str]) -> Judge
 
 def read_runs(out: Path, ledger: Ledger) -> dict[str, RunResult]:
     """Whatever environments have results under out/runs (an environment that failed to install has none)."""
-    from offload_conformance.harness.ledger.environments import bugs_in, mismatches, needed
-
     found = {}
     for env in needed(ledger):
         for bug in bugs_in(ledger, env):

@@ -9,15 +9,16 @@ import pytest
 import transformers
 
 from offload_conformance.harness.cli import main
+from offload_conformance.harness.environment import environment
 from offload_conformance.harness.ledger.entries import PACKAGES
-from offload_conformance.harness.ledger.environments import installed
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).parents[2]
 
 
 def test_replay_in_the_installed_environment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    newest = "\n".join(f'{p} = "{installed(p)}"' for p in PACKAGES)
+    installed = environment()
+    newest = "\n".join(f'{p} = "{installed[p]}"' for p in PACKAGES)
     ledger = tmp_path / "bugs.toml"
     ledger.write_text(f"""[newest]
 {newest}
@@ -42,7 +43,7 @@ expect = ["missing-tensor"]
     args = ["--ledger", str(ledger), "--out", str(out)]
     assert main(["ledger", "plan", *args, "--pins", str(ROOT / "constraints")]) == 0
     [env] = json.loads((out / "environments.json").read_text())
-    assert env["requirements"] == [f"{p}=={installed(p)}" for p in sorted(PACKAGES)]
+    assert env["requirements"] == [f"{p}=={installed[p]}" for p in sorted(PACKAGES)]
     assert main(["ledger", "run", *args, "--env", "transformers-4.0.0"]) == 2  # not an environment of this ledger
     assert main(["ledger", "run", *args, "--env", env["key"], "--jobs", "1"]) == 0
     assert main(["ledger", "report", *args]) == 1  # example#1: not caught, and it does not say why
