@@ -159,6 +159,7 @@ PRELOAD = [
     "offload_conformance.harness.run.cell",
     "offload_conformance.harness.run.lifecycle",
     "offload_conformance.reference_impl",
+    "offload_conformance.harness.run.warm",  # last: what a cell's load would do first (see there)
 ]
 
 
