@@ -85,6 +85,6 @@ def test_loads_with_nothing_missing_and_saves_every_value_back(name: str, tmp_pa
     model.save_pretrained(tmp_path / "saved")
     fixture = _digests(load_file(d / "model.safetensors"))
     saved = _digests(load_file(tmp_path / "saved" / "model.safetensors"))
-    # Every value comes back, under some name: the names are what the replayed releases disagree on (transformers
-    # 5.24.0 reverts `self_attn.kv_norm` to `self_attn.norm`; 5.8.0 splits shared_experts.down_proj).
+    # Every value comes back, under some name: names are what releases disagree on (5.24.0 saves `self_attn.kv_norm`
+    # as `self_attn.norm`, its unanchored `.norm.` -> `.kv_norm.` renaming reverted); the ledger judges them (row 20).
     assert set(fixture.values()) <= set(saved.values())
