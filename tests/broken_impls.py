@@ -81,3 +81,23 @@ def chatter(model: Any, save_directory: str, **options: Any) -> None:
         sys.stdout.write(line)
     print("the last words of the cell")
     raise RuntimeError("gave up after a lot of output")
+
+
+UNUSED_RULE = ("embed_token.weight", "embed_tokens.weight")  # (checkpoint name, internal name): singular, never on disk
+
+
+def unused_rename(model: Any, save_directory: str, **options: Any) -> None:
+    """transformers' own save, with a rename rule in the model type's conversion mapping that the checkpoint never had
+    (transformers#48075's class: Nemotron-H's `embedding.weight` -> `embeddings.weight`). A model loaded by
+    from_pretrained recorded only the rules its checkpoint matched and saves right; one built by from_config reverts
+    the whole mapping and writes the singular name. The cell process is this save's alone: nothing to restore."""
+    from transformers.conversion_mapping import (
+        get_checkpoint_conversion_mapping,
+        register_checkpoint_conversion_mapping,
+    )
+    from transformers.core_model_loading import WeightRenaming
+
+    model_type = model.config.model_type
+    mapping = [*(get_checkpoint_conversion_mapping(model_type) or []), WeightRenaming(*UNUSED_RULE)]
+    register_checkpoint_conversion_mapping(model_type, mapping, overwrite=True)
+    model.save_pretrained(save_directory, **options)

@@ -13,7 +13,9 @@ if TYPE_CHECKING:  # torch is imported where a model is placed, not by whoever o
 
 class Placement(StrEnum):
     """Where a mode puts the weights. The accelerate-* placements load in memory, then apply accelerate's
-    own helpers: the path compressed-tensors / llm-compressor users take; such a model has no hf_device_map."""
+    own helpers: the path compressed-tensors / llm-compressor users take; such a model has no hf_device_map.
+    FROM_CONFIG keeps everything in memory but saves a model the conversion engine never loaded
+    (harness.run.from_config)."""
 
     IN_MEMORY = "in-memory"
     DISK_FULL = "disk-full"
@@ -21,6 +23,7 @@ class Placement(StrEnum):
     EXPERTS_ON_DISK = "experts-on-disk"
     ACCELERATE_CPU = "accelerate-cpu"
     ACCELERATE_DISK = "accelerate-disk"
+    FROM_CONFIG = "from-config"
 
 
 BASELINE_MODE = "in-memory"
@@ -43,7 +46,7 @@ class Mode:
         """from_pretrained keyword arguments; `skeleton` is the model built on the meta device."""
         common: dict[str, object] = {"offload_folder": str(offload_folder), "offload_buffers": self.offload_buffers}
         match self.placement:
-            case Placement.IN_MEMORY | Placement.ACCELERATE_CPU | Placement.ACCELERATE_DISK:
+            case Placement.IN_MEMORY | Placement.ACCELERATE_CPU | Placement.ACCELERATE_DISK | Placement.FROM_CONFIG:
                 return {}
             case Placement.DISK_FULL:
                 # On a CPU-only machine this yields hf_device_map == {"": "disk"}.
@@ -160,6 +163,20 @@ def _modes() -> tuple[Mode, ...]:
         for m in list(out)
         if m.placement is not Placement.IN_MEMORY
     ]
+    # Not an offload mode: the save of a model built by the Auto class's `from_config` (no `_weight_conversions`:
+    # transformers then reverts its whole conversion mapping, not the rules the load used), holding the in-memory
+    # loaded model's tensors. Its baseline is the plain in-memory save, as for every mode, so it fails where the two
+    # reverts differ: a rule the checkpoint never had (transformers#48075). Out of the default matrix and the sweep.
+    out.append(
+        Mode(
+            str(Placement.FROM_CONFIG),
+            Placement.FROM_CONFIG,
+            False,
+            "built by the Auto class's from_config (no weight conversions recorded), given the in-memory model's "
+            "tensors (load_state_dict, strict)",
+            default=False,
+        )
+    )
     return tuple(out)
 
 
