@@ -14,8 +14,8 @@ if TYPE_CHECKING:  # torch is imported where a model is placed, not by whoever o
 class Placement(StrEnum):
     """Where a mode puts the weights. The accelerate-* placements load in memory, then apply accelerate's
     own helpers: the path compressed-tensors / llm-compressor users take; such a model has no hf_device_map.
-    FROM_CONFIG keeps everything in memory but saves a model the conversion engine never loaded
-    (harness.run.from_config)."""
+    FROM_CONFIG and CUSTOM_CODE keep everything in memory but save a model the conversion engine never loaded
+    (harness.run.from_config, harness.run.custom_code)."""
 
     IN_MEMORY = "in-memory"
     DISK_FULL = "disk-full"
@@ -24,6 +24,7 @@ class Placement(StrEnum):
     ACCELERATE_CPU = "accelerate-cpu"
     ACCELERATE_DISK = "accelerate-disk"
     FROM_CONFIG = "from-config"
+    CUSTOM_CODE = "custom-code"
 
 
 BASELINE_MODE = "in-memory"
@@ -46,8 +47,10 @@ class Mode:
         """from_pretrained keyword arguments; `skeleton` is the model built on the meta device."""
         common: dict[str, object] = {"offload_folder": str(offload_folder), "offload_buffers": self.offload_buffers}
         match self.placement:
-            case Placement.IN_MEMORY | Placement.ACCELERATE_CPU | Placement.ACCELERATE_DISK | Placement.FROM_CONFIG:
+            case Placement.IN_MEMORY | Placement.ACCELERATE_CPU | Placement.ACCELERATE_DISK:
                 return {}
+            case Placement.FROM_CONFIG | Placement.CUSTOM_CODE:
+                return {}  # loaded in memory, then rebuilt outside the conversion engine
             case Placement.DISK_FULL:
                 # On a CPU-only machine this yields hf_device_map == {"": "disk"}.
                 return {"device_map": "auto", "max_memory": {"cpu": 1}, **common}
@@ -163,11 +166,14 @@ def _modes() -> tuple[Mode, ...]:
         for m in list(out)
         if m.placement is not Placement.IN_MEMORY
     ]
-    # Not an offload mode: the save of a model built by the Auto class's `from_config` (no `_weight_conversions`:
-    # transformers then reverts its whole conversion mapping, not the rules the load used), holding the in-memory
-    # loaded model's tensors. Its baseline is the plain in-memory save, as for every mode, so it fails where the two
-    # reverts differ: a rule the checkpoint never had (transformers#48075). Out of the default matrix and the sweep.
-    out.append(
+    # Not offload modes: the save of a model the conversion engine never loaded, holding the in-memory model's tensors.
+    # Their baseline is the plain in-memory save, as for every mode. Out of the default matrix and the sweep.
+    # from-config: built by the Auto class's from_config (no `_weight_conversions`: transformers then reverts the model
+    # type's whole mapping, not the rules the load used), so it fails where the two reverts differ: a rule the
+    # checkpoint never had (transformers#48075).
+    # custom-code: a class defined outside transformers (as trust_remote_code code is) whose names are the
+    # checkpoint's, so it fails where a save reverts a mapping on names never converted (transformers#46650).
+    out += [
         Mode(
             str(Placement.FROM_CONFIG),
             Placement.FROM_CONFIG,
@@ -175,8 +181,16 @@ def _modes() -> tuple[Mode, ...]:
             "built by the Auto class's from_config (no weight conversions recorded), given the in-memory model's "
             "tensors (load_state_dict, strict)",
             default=False,
-        )
-    )
+        ),
+        Mode(
+            str(Placement.CUSTOM_CODE),
+            Placement.CUSTOM_CODE,
+            False,
+            "a class defined outside transformers (as remote code is), named and configured like the loaded model, "
+            "holding the checkpoint's tensors under the checkpoint's names",
+            default=False,
+        ),
+    ]
     return tuple(out)
 
 

@@ -82,6 +82,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     from offload_conformance.harness.plan.impls import resolve
     from offload_conformance.harness.plan.modes import Placement, by_name
     from offload_conformance.harness.run.cost import measured
+    from offload_conformance.harness.run.custom_code import CustomCodeUnsupported, custom_code_twin
     from offload_conformance.harness.run.from_config import FromConfigUnsupported, from_config_twin
     from offload_conformance.harness.run.lifecycle import forward_logits, snapshot
 
@@ -111,12 +112,14 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         with _fp8_loading(request.get("fp8_on_cpu", "keep"), source):
             model = auto.from_pretrained(source, dtype=dtype, **kwargs)
-        if mode.placement is Placement.FROM_CONFIG:
-            try:
+        try:
+            if mode.placement is Placement.FROM_CONFIG:
                 model = from_config_twin(auto, model, dtype)
-            except FromConfigUnsupported as e:
-                report["unsupported"] = asdict(Failure(Stage.LOAD, type(e).__name__, str(e)))
-                return report
+            elif mode.placement is Placement.CUSTOM_CODE:
+                model = custom_code_twin(model, source)
+        except (FromConfigUnsupported, CustomCodeUnsupported) as e:
+            report["unsupported"] = asdict(Failure(Stage.LOAD, type(e).__name__, str(e)))
+            return report
         mode.after_load(model, offload)
         report["load_seconds"] = time.perf_counter() - t0
         report["hf_device_map"] = getattr(model, "hf_device_map", None)
@@ -166,6 +169,7 @@ PRELOAD = [
     "offload_conformance.harness.run.cell",
     "offload_conformance.harness.run.lifecycle",
     "offload_conformance.harness.run.from_config",
+    "offload_conformance.harness.run.custom_code",
     "offload_conformance.reference_impl",
     "offload_conformance.harness.run.warm",  # last: what a cell's load would do first (see there)
 ]
