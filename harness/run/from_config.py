@@ -3,8 +3,9 @@
 transformers' save reverts the weight conversions the load recorded (`model._weight_conversions`: only the rules
 that matched a checkpoint key). A model the conversion engine never loaded (built with `from_config`, then trained
 or given weights by `load_state_dict`) has none recorded, and the save reverts the model type's whole mapping. Where
-the two differ (a rule no checkpoint ever had, transformers#48075; a rule whose reverse matches its own output,
-transformers#46650) the from-config model saves other names than the in-memory loaded model it was copied from.
+the two differ (a rule no checkpoint ever had: transformers#48075) the from-config model saves other names than the
+in-memory loaded model it was copied from. (Its names are the converted ones, as a loaded model's: a model whose names
+are the checkpoint's, as remote code's are, is the custom-code mode's, harness.run.custom_code.)
 The copy is exact: same class, same config, every parameter and buffer assigned (dtypes kept, ties kept), so on a
 correct transformers the two saves are byte-identical.
 """
