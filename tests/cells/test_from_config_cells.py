@@ -25,7 +25,7 @@ MODES = ("from-config", "custom-code")
 
 def test_both_modes_catch_a_rule_the_checkpoint_never_had(tmp_path: Path) -> None:
     cells = plan([QWEN], [by_name("in-memory"), *map(by_name, MODES)], ["upstream", UNUSED])
-    result = {c.cell_id: c for c in run_cells(cells, tmp_path, Settings(jobs=2)).cells}
+    result = {c.cell_id: c for c in run_cells(cells, tmp_path, Settings(jobs=1)).cells}
     loaded = result[f"{QWEN.name}-in-memory-{UNUSED}"]
     assert (loaded.outcome, loaded.grade) == ("pass", "bytes"), loaded.detail
     singular, plural = (f"model.{n}" for n in UNUSED_RULE)  # the rule's checkpoint side, then the model's
