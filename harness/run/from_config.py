@@ -33,7 +33,8 @@ def from_config_twin(auto: Any, loaded: Any, dtype: torch.dtype) -> Any:
     # The loaded model's own Parameter objects, assigned: dtypes the load chose (fp32 routers) and ties stay.
     twin.load_state_dict(loaded.state_dict(keep_vars=True), strict=True, assign=True)
     # Non-persistent buffers are not in a state_dict: the ones from_config computed are the model's own.
-    if getattr(loaded, "generation_config", None) is not None:
-        twin.generation_config = copy.deepcopy(loaded.generation_config)  # the load read it from the fixture
+    for name, module in loaded.named_modules():  # the load read them from the fixture (sub-models' too: csm's decoder)
+        if getattr(module, "generation_config", None) is not None:
+            twin.get_submodule(name).generation_config = copy.deepcopy(module.generation_config)
     twin.eval()
     return twin
