@@ -25,10 +25,16 @@ class CustomCodeUnsupported(Exception):
 
 
 def checkpoint_tensors(checkpoint: Path) -> dict[str, Any]:
+    """Every tensor of the checkpoint's files, in natural name order (`layers.2` before `layers.10`): the order a
+    model's own modules would hold them in, and the order a save plans its shards by."""
     out: dict[str, Any] = {}
     for shard in sorted(checkpoint.glob("*.safetensors")):
         out.update(load_file(shard))
-    return out
+    return {name: out[name] for name in sorted(out, key=natural_key)}
+
+
+def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in name.split("."))
 
 
 def vars_of(cls: type) -> dict[str, Any]:
@@ -39,8 +45,8 @@ def vars_of(cls: type) -> dict[str, Any]:
     return out
 
 
-def _place(root: nn.Module, name: str, tensor: Any) -> None:
-    """`tensor` as the parameter `name` (dotted) of `root`, with plain modules along the path."""
+def _place(root: nn.Module, name: str, tensor: Any, buffer: bool = False) -> None:
+    """`tensor` as the parameter (or persistent buffer) `name` (dotted) of `root`, with plain modules along the path."""
     *path, leaf = name.split(".")
     module = root
     for part in path:
@@ -49,7 +55,10 @@ def _place(root: nn.Module, name: str, tensor: Any) -> None:
             child = nn.Module()
             module.add_module(part, child)
         module = child
-    module.register_parameter(leaf, nn.Parameter(tensor, requires_grad=False))
+    if buffer:
+        module.register_buffer(leaf, tensor)
+    else:
+        module.register_parameter(leaf, nn.Parameter(tensor, requires_grad=False))
 
 
 def custom_code_twin(loaded: Any, checkpoint: Path) -> Any:
@@ -69,8 +78,10 @@ def custom_code_twin(loaded: Any, checkpoint: Path) -> Any:
     cls = type(type(loaded).__name__, bases, attributes)
     twin = cls(copy.deepcopy(loaded.config))
     twin.post_init()  # what transformers sets up on every model; before the tensors, so no init pass can touch them
+    # A buffer of the loaded model stays one (an index counts parameters): where its name is the checkpoint's.
+    buffers = {name for name, _ in loaded.named_buffers()}
     for name, tensor in checkpoint_tensors(checkpoint).items():
-        _place(twin, name, tensor)
+        _place(twin, name, tensor, buffer=name in buffers)
     if getattr(loaded, "generation_config", None) is not None:
         twin.generation_config = copy.deepcopy(loaded.generation_config)
     return twin.eval()
