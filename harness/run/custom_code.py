@@ -72,8 +72,8 @@ def custom_code_twin(loaded: Any, checkpoint: Path) -> Any:
     # What the loaded class declares (and found) it supports: the attention and experts backends its config asks for
     # are checked on init.
     attributes |= {k: v for k, v in vars_of(type(loaded)).items() if k.startswith(("_supports_", "_can_set_"))}
-    # Its dtype (what the save writes into config.json) is the loaded model's: torch takes a model's first floating
-    # parameter, and the checkpoint's name order here is not the order remote code would define its modules in.
+    # Its dtype (what the save writes into config.json) is the loaded model's: transformers takes a model's first
+    # floating parameter, and the checkpoint's name order here is not the order remote code defines its modules in.
     attributes["dtype"] = property(lambda self, dtype=loaded.dtype: dtype)
     cls = type(type(loaded).__name__, bases, attributes)
     twin = cls(copy.deepcopy(loaded.config))
