@@ -3,8 +3,9 @@ disk_offload (the path compressed-tensors and llm-compressor users take) raises
 `NotImplementedError: Cannot copy out of meta tensor; no data!`.
 
 Such a model has no hf_device_map, so save_pretrained does not treat it as offloaded and
-hands the meta tensors to safetensors. Needs only torch, transformers, accelerate. Exit 1
-while the bug is present.
+hands the meta tensors to safetensors. Reported as compressed-tensors#357 (its offloading) and as
+accelerate#2817 (cpu_offload, then a save: open since 2024). Needs only torch, transformers, accelerate.
+Exit 1 while the bug is present.
 """
 
 import os
