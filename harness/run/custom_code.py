@@ -18,6 +18,7 @@ from typing import Any
 
 from safetensors.torch import load_file
 from torch import nn
+from transformers.core_model_loading import dot_natural_key
 
 
 class CustomCodeUnsupported(Exception):
@@ -30,19 +31,7 @@ def checkpoint_tensors(checkpoint: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for shard in sorted(checkpoint.glob("*.safetensors")):
         out.update(load_file(shard))
-    return {name: out[name] for name in sorted(out, key=natural_key)}
-
-
-def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
-    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in name.split("."))
-
-
-def vars_of(cls: type) -> dict[str, Any]:
-    """Class attributes of `cls`, inherited ones included (the nearest definition wins)."""
-    out: dict[str, Any] = {}
-    for klass in reversed(cls.__mro__):
-        out.update(vars(klass))
-    return out
+    return {name: out[name] for name in sorted(out, key=dot_natural_key)}
 
 
 def _place(root: nn.Module, name: str, tensor: Any, buffer: bool = False) -> None:
@@ -71,7 +60,13 @@ def custom_code_twin(loaded: Any, checkpoint: Path) -> Any:
     attributes = {"__module__": __name__, "config_class": type(loaded.config), "base_model_prefix": ""}
     # What the loaded class declares (and found) it supports: the attention and experts backends its config asks for
     # are checked on init.
-    attributes |= {k: v for k, v in vars_of(type(loaded)).items() if k.startswith(("_supports_", "_can_set_"))}
+    # (As declared, inherited ones included, the nearest definition winning.)
+    attributes |= {
+        k: v
+        for klass in reversed(type(loaded).__mro__)
+        for k, v in vars(klass).items()
+        if k.startswith(("_supports_", "_can_set_"))
+    }
     # Its dtype (what the save writes into config.json) is the loaded model's: transformers takes a model's first
     # floating parameter, and the checkpoint's name order here is not the order remote code defines its modules in.
     attributes["dtype"] = property(lambda self, dtype=loaded.dtype: dtype)
