@@ -38,6 +38,13 @@ EXAMPLES = 3
 
 
 def _shards(save_dir: Path) -> dict[str, SafetensorsFile]:
+    """Each readable shard's header: read once per save (shard_oversize and index_bookkeeping both ask, and a
+    baseline is asked for every cell that shares it)."""
+    return _headers(save_dir, _signature(save_dir))
+
+
+@functools.lru_cache(maxsize=256)
+def _headers(save_dir: Path, _sig: object) -> dict[str, SafetensorsFile]:
     out = {}
     for p in sorted(save_dir.glob("*.safetensors")) if save_dir.is_dir() else ():
         try:
