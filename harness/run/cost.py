@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from offload_conformance.harness.results import SaveCost
+from offload_conformance.harness.run.lifecycle import weights_maps
 
 _STATUS = Path("/proc/self/status")
 
@@ -87,12 +88,10 @@ def offload_files(model: torch.nn.Module) -> dict[tuple[int, int], int]:
     """Every file of offload storage, as (st_dev, st_ino) -> the byte where its tensor data starts.
     Written here, not taken from reference_impl (see _owner)."""
     stores: dict[int, Any] = {}
-    for module in model.modules():
-        hook = getattr(module, "_hf_hook", None)
-        for h in getattr(hook, "hooks", None) or ([hook] if hook is not None else []):
-            if getattr(h, "weights_map", None) is not None:
-                store = _unwrap(h.weights_map)
-                stores[id(store)] = store
+    for maps in weights_maps(model).values():
+        for weights_map in maps:
+            store = _unwrap(weights_map)
+            stores[id(store)] = store
     starts: dict[Path, int] = {}
     for store in stores.values():
         index = getattr(store, "index", None)

@@ -73,11 +73,12 @@ def _describe(hook: Any) -> str:
     return " + ".join(parts)
 
 
-def _weights_maps(model: torch.nn.Module) -> dict[str, list[Any]]:
+def weights_maps(model: torch.nn.Module) -> dict[str, list[Any]]:
     """Module name -> the weights_map of each of its hooks (offload storage, keyed relative to the module)."""
     out: dict[str, list[Any]] = {}
     for name, module in model.named_modules():
-        maps = [h.weights_map for h in _hooks(getattr(module, "_hf_hook", None)) if getattr(h, "weights_map", None)]
+        hooks = _hooks(getattr(module, "_hf_hook", None))
+        maps = [h.weights_map for h in hooks if getattr(h, "weights_map", None) is not None]
         if maps:
             out[name] = maps
     return out
@@ -98,7 +99,7 @@ def _stored(name: str, maps: dict[str, list[Any]]) -> torch.Tensor | None:
 
 def tensors(model: torch.nn.Module) -> Iterator[tuple[str, TensorState]]:
     """Every parameter and buffer, streamed: each value read (from offload storage if need be), hashed, dropped."""
-    maps = _weights_maps(model)
+    maps = weights_maps(model)
     named = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
     for name, t in named:
         value = _stored(name, maps) if t.device.type == "meta" else t
