@@ -57,15 +57,20 @@ def _state_fault(transform: Callable[[Any, StateDict], StateDict], **checkpoint_
     return save
 
 
-def _file_fault(mutate: Callable[[Path], None]) -> Saver:
-    """A correct save, then its files altered on disk."""
+def _correct_save_then(after: Callable[[Any, Path], None]) -> Saver:
+    """A correct save, then `after(model, target)`."""
 
     def save(model: Any, save_directory: str, max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE) -> None:
         target = prepare_target(model, save_directory)
         write_checkpoint(model, checkpoint_state(model), target, max_shard_size)
-        mutate(target)
+        after(model, target)
 
     return save
+
+
+def _file_fault(mutate: Callable[[Path], None]) -> Saver:
+    """A correct save, then its files altered on disk."""
+    return _correct_save_then(lambda _model, target: mutate(target))
 
 
 def _victim(state: StateDict) -> str:
@@ -236,13 +241,7 @@ def _change_a_weight(model: Any) -> None:
 
 def _save_then(after: Callable[[Any], None]) -> Saver:
     """A correct save, then `after(model)`: the checkpoint is right, the model is not left as it was."""
-
-    def save(model: Any, save_directory: str, max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE) -> None:
-        target = prepare_target(model, save_directory)
-        write_checkpoint(model, checkpoint_state(model), target, max_shard_size)
-        after(model)
-
-    return save
+    return _correct_save_then(lambda model, _target: after(model))
 
 
 def _strip_hooks(model: Any) -> None:
