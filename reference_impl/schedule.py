@@ -7,6 +7,8 @@ device: names, dtypes and shapes come from transformers' own revert of the weigh
 
 from __future__ import annotations
 
+import heapq
+import re
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -212,17 +214,33 @@ def _groups(model: nn.Module, meta: dict[str, torch.Tensor], full: dict[str, tor
     return groups
 
 
+def _prefix(name: str) -> str:
+    parts = name.split(".")
+    cut = next((i + 1 for i, p in enumerate(parts) if p.isdigit()), 0)
+    return ".".join(parts[:cut])
+
+
 def _runs(names: list[str]) -> list[list[str]]:
     """`names` in transformers' revert order (dot_natural_key), cut into runs of consecutive names that
     share a layer prefix (everything up to the first all-digit component, e.g. `model.layers.7`; names
     without one share the prefix ""). A conversion joins tensors of one layer, so each run reverts on
     its own; save-wide structures then never hold more than one run's revert."""
+    # Not sorted at once: sorted() holds every name's key (a list of tuples, ~0.8 KiB per name: 400 KiB at
+    # 515 names), and the tuples it frees stay on CPython's free lists. Names of one layer prefix are
+    # consecutive in that order (two such prefixes differ within their own components), so each prefix's
+    # names are sorted in turn, prefixes in their own order, and merged with the names that have no layer
+    # prefix: one prefix's keys at a time. Equal keys (names that differ only in leading zeros) may order
+    # otherwise than in sorted(): no model has such names.
+    by_prefix: dict[str, list[str]] = {}
+    for name in names:
+        by_prefix.setdefault(_prefix(name), []).append(name)
+    plain = sorted(by_prefix.pop("", []), key=dot_natural_key)
+    layered = (n for p in sorted(by_prefix, key=dot_natural_key) for n in sorted(by_prefix[p], key=dot_natural_key))
+    ordered = heapq.merge(plain, layered, key=dot_natural_key)
     runs: list[list[str]] = []
     last: str | None = None
-    for name in sorted(names, key=dot_natural_key):
-        parts = name.split(".")
-        cut = next((i + 1 for i, p in enumerate(parts) if p.isdigit()), 0)
-        prefix = ".".join(parts[:cut])
+    for name in ordered:
+        prefix = _prefix(name)
         if prefix != last or not runs:
             runs.append([])
             last = prefix
@@ -268,6 +286,10 @@ def _schedule_runs(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[li
             return None
         groups += run_groups
         planned.update(_plan(full, i))
+        # transformers compiles a pattern per tensor name some renamings match (e.g. HRM-Text's
+        # `model.H_module.layers.7.self_attn.o_proj.weight`), and the re module keeps the last 512: up to
+        # ~350 KiB that grows with the model. Purged run by run, the save keeps one run's.
+        re.purge()
     return groups, planned
 
 
