@@ -180,32 +180,46 @@ def header_bytes(plan: list[TensorPlan], metadata: dict[str, str] | None) -> tup
     ``prefix``, as in the header's ``data_offsets``.
     """
     _validate(plan, metadata)
-    ordered = sorted(plan, key=lambda p: (-_RANK[p.dtype], p.name.encode("utf-8")))
-
-    entries: list[str] = []
-    if metadata is not None:
-        entries.append(_json("__metadata__") + ":" + _json(metadata))
-    offsets: dict[str, tuple[int, int]] = {}
-    offset = 0
-    for p in ordered:
-        end = offset + _nbytes(p.dtype, p.shape)
-        offsets[p.name] = (offset, end)
-        info = {"dtype": dtype_code(p.dtype), "shape": _header_shape(p), "data_offsets": [offset, end]}
-        entries.append(_json(p.name) + ":" + _json(info))
-        offset = end
-
+    # Written into one buffer as it is laid out, each entry encoded on its own: a list of every entry, their
+    # join and its encoding held the header three times over, and a sort key per tensor (a tuple and the
+    # name's bytes) more (tracemalloc: 700 KiB at 1073 tensors). UTF-8 keeps code point order, so names sort
+    # as str, one dtype at a time.
+    by_rank: dict[int, list[TensorPlan]] = {}
+    for p in plan:
+        by_rank.setdefault(_RANK[p.dtype], []).append(p)
     # serde_json writes "{}" up front when the map's length hint is 0, then any entries after
     # it. safetensors' hint is len(tensors) + len(metadata), so it is 0 for no tensors and
     # metadata == {} even though "__metadata__" is then written (see module docstring).
-    length_hint = len(plan) + (len(metadata) if metadata is not None else 0)
-    if length_hint == 0:
-        text = "{}" + "".join("," + e for e in entries) + ("}" if entries else "")
-    else:
-        text = "{" + ",".join(entries) + "}"
+    empty_hint = not plan and not metadata
+    raw = bytearray(b"{}" if empty_hint else b"{")
+    entries = 0
 
-    raw = text.encode("utf-8")
-    raw += b" " * (-len(raw) % 8)
+    def entry(text: str) -> None:
+        nonlocal entries
+        if entries or empty_hint:
+            raw.extend(b",")
+        raw.extend(text.encode("utf-8"))
+        entries += 1
+
+    if metadata is not None:
+        entry(_json("__metadata__") + ":" + _json(metadata))
+    offsets: dict[str, tuple[int, int]] = {}
+    offset = 0
+    for rank in sorted(by_rank, reverse=True):
+        for p in sorted(by_rank.pop(rank), key=_name):
+            end = offset + _nbytes(p.dtype, p.shape)
+            offsets[p.name] = (offset, end)
+            info = {"dtype": dtype_code(p.dtype), "shape": _header_shape(p), "data_offsets": [offset, end]}
+            entry(_json(p.name) + ":" + _json(info))
+            offset = end
+    if not empty_hint or entries:
+        raw.extend(b"}")
+    raw.extend(b" " * (-len(raw) % 8))
     return struct.pack("<Q", len(raw)) + raw, offsets
+
+
+def _name(p: TensorPlan) -> str:
+    return p.name
 
 
 def tensor_bytes(tensor: torch.Tensor) -> memoryview:

@@ -84,9 +84,29 @@ def one_to_many_spec(layers: int, hidden: int, intermediate: int) -> FixtureSpec
     )
 
 
+def quantized_spec(layers: int, hidden: int, experts: int, moe_intermediate: int) -> FixtureSpec:
+    """A DeepSeek-V3 with fine-grained FP8 weights (float8 per expert, a weight_scale_inv beside each), kept
+    float8 on load (harness.run.fp8_on_cpu): the save writes quantized weights and their scales."""
+    return FixtureSpec(
+        name=f"bench-dsv3-fp8-{layers}x{hidden}x{experts}x{moe_intermediate}",
+        architecture="deepseek_v3",
+        num_hidden_layers=layers,
+        hidden_size=hidden,
+        intermediate_size=2 * moe_intermediate,
+        moe_intermediate_size=moe_intermediate,
+        num_attention_heads=8,
+        num_key_value_heads=8,
+        num_experts=experts,
+        num_experts_per_tok=2,
+        vocab_size=1024,
+        quantization="fp8-block",
+    )
+
+
 SWEPT: dict[str, Callable[[int, Sizes], FixtureSpec]] = {
     "qwen3_moe": lambda n, s: scaled_spec(n, s.hidden, s.experts, s.moe_intermediate),
     "hrm_text": lambda n, s: one_to_many_spec(n, s.hidden, s.intermediate),
+    "deepseek_v3_fp8": lambda n, s: quantized_spec(n, s.hidden, s.experts, s.moe_intermediate),
 }
 
 
@@ -326,6 +346,9 @@ def ratios(big: dict[str, Measured], cp: float, sweeps: dict[str, list[dict[str,
         "moe_spread": spread([r["reference"]["extra_rss"] for r in sweeps["qwen3_moe"]]),
         "moe_growth_over_checkpoint_growth": growth(sweeps["qwen3_moe"], "reference")
         / growth(sweeps["qwen3_moe"], None),
+        "quantized_spread": spread([r["reference"]["extra_rss"] for r in sweeps["deepseek_v3_fp8"]]),
+        "quantized_growth_over_checkpoint_growth": growth(sweeps["deepseek_v3_fp8"], "reference")
+        / growth(sweeps["deepseek_v3_fp8"], None),
     }
 
 
@@ -457,6 +480,7 @@ def markdown(doc: dict[str, Any]) -> str:
     titles = {
         "qwen3_moe": "Qwen3-MoE (fused experts, one-to-one and split per expert)",
         "hrm_text": "HRM-Text (fused tensors split on load: the save joins them, many-to-one)",
+        "deepseek_v3_fp8": "DeepSeek-V3, fine-grained FP8 (float8 experts and their block scales, saved quantized)",
     }
     for model, rows in doc["sweeps"].items():
         lines += [
@@ -473,7 +497,7 @@ def markdown(doc: dict[str, Any]) -> str:
                 f" {_mib(ref['extra_anon'])} | {ref['seconds']:.2f} | {_mib(up['extra_rss'])} |"
                 f" {_mib(up['extra_anon'])} | {up['seconds']:.2f} |"
             )
-        key = "one_to_many" if model == "hrm_text" else "moe"
+        key = {"hrm_text": "one_to_many", "deepseek_v3_fp8": "quantized"}.get(model, "moe")
         lines += [
             "",
             f"Reference peak RSS spread across layer counts: {100 * r[f'{key}_spread']:.0f}% of the mean; its growth"
@@ -512,7 +536,7 @@ def _plots(out: Path, doc: dict[str, Any]) -> None:
     a.axvline(1.0, color="red", linestyle="--", label="1 x largest tensor")
     a.set_xlabel("peak anonymous memory above pre-save, in largest tensors")
     a.legend()
-    for model, marker in (("qwen3_moe", "o"), ("hrm_text", "s")):
+    for model, marker in (("qwen3_moe", "o"), ("hrm_text", "s"), ("deepseek_v3_fp8", "^")):
         rows = doc["sweeps"][model]
         layers = [row["layers"] for row in rows]
         b.plot(layers, [row["reference"]["extra_rss"] / MIB for row in rows], f"{marker}-", label=f"reference {model}")

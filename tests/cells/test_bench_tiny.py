@@ -24,11 +24,12 @@ def test_tiny_bench_writes_bench_json(tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "bench.json").read_text())
     assert set(doc["cases"]) == {c.key for c in CASES}
     assert [row["layers"] for row in doc["sweeps"]["hrm_text"]] == [1, 2]
+    assert [row["layers"] for row in doc["sweeps"]["deepseek_v3_fp8"]] == [1, 2]
     assert set(doc["ratios"]) >= REQUIRED
     assert all(isinstance(v, float) and math.isfinite(v) for v in doc["ratios"].values()), doc["ratios"]
     assert doc["ratios"]["reference_read_amplification"] == 1.0
     assert doc["cp"]["seconds"] > 0 and "| `cp -r`" in report
-    # one progress line per run (not a terminal): 5 cases, then 2 models x 2 layer counts x 2 impls
+    # one progress line per run (not a terminal): 5 cases, then 3 models x 2 layer counts x 2 impls
     lines = progress.getvalue().splitlines()
-    assert len(lines) == 13 and lines[-1].startswith("[13/13] bench-hrm-2x64x128 upstream #1: "), lines
-    assert lines[1].startswith("[2/13] bench-1x64x4x32 reference #1: ") and "cp + sync" in lines[1]
+    assert len(lines) == 17 and lines[-1].startswith("[17/17] bench-dsv3-fp8-2x64x4x32 upstream #1: "), lines
+    assert lines[1].startswith("[2/17] bench-1x64x4x32 reference #1: ") and "cp + sync" in lines[1]

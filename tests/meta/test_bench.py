@@ -47,6 +47,7 @@ def test_ratios_have_every_required_key_as_a_number() -> None:
     sweeps = {
         "hrm_text": _sweep([10 * MIB, 11 * MIB, 12 * MIB], [50, 100, 200]),
         "qwen3_moe": _sweep([1, 1, 1], [1, 2, 3]),
+        "deepseek_v3_fp8": _sweep([4 * MIB, 5 * MIB, 6 * MIB], [1, 2, 3]),
     }
     r = ratios(big, 2.0, sweeps)
     assert set(r) >= REQUIRED
@@ -58,6 +59,7 @@ def test_ratios_have_every_required_key_as_a_number() -> None:
     assert r["one_to_many_growth_over_largest"] == pytest.approx(2)  # 12 - 10 MiB, largest 1 MiB
     assert r["one_to_many_growth_over_checkpoint_growth"] == pytest.approx(2 / 1200)  # layers 4 -> 16: 1200 MiB
     assert r["upstream_rss_over_reference"] == pytest.approx(2.5)
+    assert r["quantized_spread"] == pytest.approx(2 / 5)
 
 
 def test_spread_and_extrapolation() -> None:
