@@ -22,7 +22,7 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -87,18 +87,11 @@ def one_to_many_spec(layers: int, hidden: int, intermediate: int) -> FixtureSpec
 def quantized_spec(layers: int, hidden: int, experts: int, moe_intermediate: int) -> FixtureSpec:
     """A DeepSeek-V3 with fine-grained FP8 weights (float8 per expert, a weight_scale_inv beside each), kept
     float8 on load (harness.run.fp8_on_cpu): the save writes quantized weights and their scales."""
-    return FixtureSpec(
+    return replace(
+        scaled_spec(layers, hidden, experts, moe_intermediate),
         name=f"bench-dsv3-fp8-{layers}x{hidden}x{experts}x{moe_intermediate}",
         architecture="deepseek_v3",
-        num_hidden_layers=layers,
-        hidden_size=hidden,
-        intermediate_size=2 * moe_intermediate,
-        moe_intermediate_size=moe_intermediate,
-        num_attention_heads=8,
         num_key_value_heads=8,
-        num_experts=experts,
-        num_experts_per_tok=2,
-        vocab_size=1024,
         quantization="fp8-block",
     )
 
