@@ -234,18 +234,22 @@ def _runs(names: list[str]) -> list[list[str]]:
     by_prefix: dict[str, list[str]] = {}
     for name in names:
         by_prefix.setdefault(_prefix(name), []).append(name)
-    plain = sorted(by_prefix.pop("", []), key=dot_natural_key)
-    layered = (n for p in sorted(by_prefix, key=dot_natural_key) for n in sorted(by_prefix[p], key=dot_natural_key))
-    ordered = heapq.merge(plain, layered, key=dot_natural_key)
+    plain = (("", n) for n in sorted(by_prefix.pop("", []), key=dot_natural_key))
+    layered = (
+        (p, n) for p in sorted(by_prefix, key=dot_natural_key) for n in sorted(by_prefix[p], key=dot_natural_key)
+    )
     runs: list[list[str]] = []
     last: str | None = None
-    for name in ordered:
-        prefix = _prefix(name)
+    for prefix, name in heapq.merge(plain, layered, key=_natural_key_of_name):
         if prefix != last or not runs:
             runs.append([])
             last = prefix
         runs[-1].append(name)
     return runs
+
+
+def _natural_key_of_name(prefixed: tuple[str, str]) -> list:
+    return dot_natural_key(prefixed[1])
 
 
 def _has_conversions(model: nn.Module) -> bool:
