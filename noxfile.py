@@ -274,6 +274,20 @@ def bisect(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def mutants(session: nox.Session) -> None:
+    """Mutation analysis of upstream's offloaded-save code: each single-site edit of a target function (a
+    synthetic faulty PR) run on the default matrix's cells that reach it; mutants-out/mutants.json, .md, .html with
+    the kill rate beside upstream's own oracles. `-- --transformers SPEC` analyses another transformers; other
+    arguments go to `offload-conformance mutants` (--target NAME, --sample N, --seed S, --shard K/N)."""
+    spec, args = _take(list(session.posargs), "--transformers")
+    _install(session, "quant", "report")
+    if spec:
+        _install_transformers(session, spec)
+    out, args = _take(args, "--out")
+    session.run(CLI, "mutants", "--out", out or "mutants-out", *args, env=_cache_env(session))
+
+
+@nox.session(python=PYTHON)
 def fuzz(session: nox.Session) -> None:
     """Hypothesis-generated cells, e.g. `nox -s fuzz -- --examples 50 --impl upstream`."""
     _install(session, "test")

@@ -120,6 +120,29 @@ def _parser() -> argparse.ArgumentParser:
         metavar="K/N",
         help="run only the K-th of N parts of the selected cells (one per CI job; `merge` combines the parts)",
     )
+    mu = sub.add_parser(
+        "mutants",
+        help="mutation analysis of upstream's offloaded-save code: the matrix's kill rate, beside upstream's oracles",
+    )
+    mu.add_argument(
+        "--target",
+        action="append",
+        metavar="NAME",
+        help="a qualified function or class name to mutate (repeatable; default: the built-in targets)",
+    )
+    mu.add_argument("--impl", action="append", help="IUTs of the cells (repeatable; default: upstream)")
+    mu.add_argument("--fixture", action="append", help="fixtures of the cells (repeatable; default: the default set)")
+    mu.add_argument("--mode", action="append", help="modes of the cells (repeatable; default: the default matrix's)")
+    mu.add_argument("--cell", action="append", metavar="PATTERN", help="only cells whose id matches (repeatable)")
+    mu.add_argument("--sample", type=int, metavar="N", help="analyse N mutants drawn with --seed (default: all)")
+    mu.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
+    mu.add_argument("--shard", metavar="K/N", help="analyse the K-th of N parts of the mutants (`merge` joins them)")
+    mu.add_argument("--timeout", type=float, default=60.0, help="seconds before a cell under a mutant is killed")
+    mu.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="mutants run in parallel")
+    mu.add_argument("--equivalents", type=Path, help="equivalent mutants: lines of 'MUTANT-ID  # reason'")
+    mu.add_argument("--min-score", type=float, metavar="X", help="exit 1 when the score is below X")
+    mu.add_argument("--list", action="store_true", help="print the targets and mutant ids and exit, running nothing")
+    mu.add_argument("--out", type=Path, default=Path("mutants-out"), help="output directory")
     fz = sub.add_parser("fuzz", help="run hypothesis-generated specs through the runner; shrink and print a failure")
     fz.add_argument("--impl", default="reference", help="the IUT (default: reference)")
     fz.add_argument("--mode", action="append", help="modes to draw from (repeatable; default: all)")
@@ -135,7 +158,9 @@ def _parser() -> argparse.ArgumentParser:
     gt.add_argument("base", type=Path)
     gt.add_argument("candidate", type=Path)
     gt.add_argument("--out", type=Path, default=Path("."), help="where gate.md and gate.json go")
-    mg = sub.add_parser("merge", help="combine results.json documents (e.g. from parallel CI jobs) into one")
+    mg = sub.add_parser(
+        "merge", help="combine results.json documents (e.g. from parallel CI jobs), or mutants.json parts, into one"
+    )
     mg.add_argument("documents", type=Path, nargs="+")
     mg.add_argument("--out", type=Path, default=Path("merged"), help="directory for results.json and reports")
     hs = sub.add_parser("history", help="the historical replay table (Markdown) from results.json of several releases")
@@ -242,6 +267,14 @@ def _merged(paths: list[Path]) -> RunResult:
 
 
 def _merge(args: argparse.Namespace) -> int:
+    from offload_conformance.harness.tools.mutants import merge as mutants
+
+    try:  # mutants.json parts of a --shard K/N mutation analysis
+        if (done := mutants.merge_documents(args.documents, args.out)) is not None:
+            print(done)
+            return 0
+    except mutants.MergeError as e:
+        raise UsageError(str(e)) from None
     merged = _merged(args.documents)
     args.out.mkdir(parents=True, exist_ok=True)
     merged.write(args.out / "results.json")
@@ -466,8 +499,56 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _mutants(args: argparse.Namespace) -> int:
+    from offload_conformance.harness.tools.mutants import analysis, equivalents, report, targets
+
+    wanted = selection.Selection(
+        fixtures=tuple(args.fixture or ()),
+        modes=tuple(args.mode or ()),
+        impls=tuple(args.impl or ("upstream",)),
+        cells=tuple(args.cell or ()),
+    )
+    _planned(selection.plan, wanted)
+    if args.shard:
+        _planned(selection.parse_shard, args.shard)
+    if args.sample is not None and args.sample < 1:
+        raise UsageError("--sample must be >= 1")
+    if args.jobs < 1 or args.timeout <= 0:
+        raise UsageError("--jobs must be >= 1 and --timeout > 0")
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a file, not a directory")
+    options = analysis.Options(
+        out=args.out.resolve(),
+        targets=tuple(args.target or targets.TARGETS),
+        wanted=wanted,
+        sample=args.sample,
+        seed=args.seed,
+        shard=args.shard,
+        timeout=args.timeout,
+        jobs=args.jobs,
+        equivalents=args.equivalents or equivalents.SHIPPED,
+    )
+    try:
+        if args.list:
+            print(analysis.listing(options))
+            return 0
+        args.out.mkdir(parents=True, exist_ok=True)
+        result = analysis.analyse(options, _mutant_progress)
+    except (equivalents.EquivalentsError, analysis.AnalysisError) as e:
+        raise UsageError(str(e)) from None
+    report.write(result, args.out)
+    print(report.summary(result))
+    print(f"\nmutants: {args.out / 'mutants.json'}")
+    return 1 if args.min_score is not None and (result.score or 0.0) < args.min_score else 0
+
+
+def _mutant_progress(i: int, n: int, m: object) -> None:
+    print(f"[{i}/{n}] {m.id}: {m.status}", file=sys.stderr, flush=True)  # type: ignore[attr-defined]
+
+
 COMMANDS = {
     "run": _run,
+    "mutants": _mutants,
     "fuzz": _fuzz,
     "bench": _bench,
     "history": _history,

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors.torch import load_file, save_file
 
 from offload_conformance.reference_impl import save_pretrained
@@ -101,3 +102,35 @@ def unused_rename(model: Any, save_directory: str, **options: Any) -> None:
     mapping = [*(get_checkpoint_conversion_mapping(model_type) or []), WeightRenaming(*UNUSED_RULE)]
     register_checkpoint_conversion_mapping(model_type, mapping, overwrite=True)
     model.save_pretrained(save_directory, **options)
+
+
+UNREAD = "model.embed_tokens.weight"  # its row 0: token id 0, which the fixed forward input never holds
+
+
+def nudge_unread(model: Any, save_directory: str, **options: Any) -> None:
+    """A correct save, then the lowest bit of one value flipped where no forward pass on the harness's fixed input
+    reads it (the embedding of token id 0, see lifecycle.forward_logits): the logits cannot tell, the bytes can."""
+    save_pretrained(model, save_directory, **options)
+    for shard in Path(save_directory).glob("*.safetensors"):
+        tensors = load_file(shard)
+        if UNREAD in tensors:
+            row = tensors[UNREAD][0].view(torch.uint8)  # a view (rows are contiguous): writes go to the tensor
+            row[0] ^= 1  # little-endian: the lowest mantissa bit of element (0, 0), one ulp
+            save_file(tensors, shard, metadata={"format": "pt"})
+
+
+RENAMED = ("model.norm.weight", "model.final_norm.weight")  # (the model's name, the name this save writes)
+
+
+def rename_one(model: Any, save_directory: str, **options: Any) -> None:
+    """A correct save, then one tensor written under a name the model does not have (a wrong reverse renaming): the
+    reload misses the real name (transformers initialises it) and ignores the written one."""
+    save_pretrained(model, save_directory, **options)
+    for shard in Path(save_directory).glob("*.safetensors"):
+        tensors = load_file(shard)
+        if RENAMED[0] in tensors:
+            tensors[RENAMED[1]] = tensors.pop(RENAMED[0])
+            save_file(tensors, shard, metadata={"format": "pt"})
+    index = Path(save_directory) / "model.safetensors.index.json"
+    if index.exists():
+        index.write_text(index.read_text().replace(f'"{RENAMED[0]}"', f'"{RENAMED[1]}"'))

@@ -50,6 +50,7 @@ class Settings:
     budget: Budget = field(default_factory=Budget)
     fp8_on_cpu: Fp8OnCpu = Fp8OnCpu.KEEP
     resave_everywhere: bool = False  # `--lifecycle resave`: load back and save again every passing cell
+    oracles: bool = False  # judge each cell's save with the alternative oracles too (the mutation analysis)
 
 
 # The `resave` check loads and saves a cell once more (about what the cell cost): in every mode it would nearly

@@ -21,6 +21,7 @@ from typing import Any
 
 from offload_conformance.harness.outcomes import Stage
 from offload_conformance.harness.results import Failure
+from offload_conformance.harness.run.reach import paused, recorded
 
 
 def _failure(stage: Stage, e: BaseException) -> dict[str, str]:
@@ -156,6 +157,14 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     except Exception as e:
         report["failure"] = _failure(stage, e)
         traceback.print_exc()
+    if request.get("oracles") and "unsupported" not in report:
+        # The alternative oracles on this save (a mutation analysis compares them with the byte verdict); after a
+        # load or save that raised they all fail, as the tests they stand for would.
+        from offload_conformance.harness.run import oracles
+
+        fp8 = request.get("fp8_on_cpu", "keep")
+        with paused():  # their loads are not the cell's reach
+            report["oracles"] = oracles.judge(out, source, auto, dtype, "failure" not in report, fp8)
     return report
 
 
@@ -170,6 +179,7 @@ PRELOAD = [
     "offload_conformance.harness.run.lifecycle",
     "offload_conformance.harness.run.from_config",
     "offload_conformance.harness.run.custom_code",
+    "offload_conformance.harness.run.oracles",
     "offload_conformance.reference_impl",
     "offload_conformance.harness.run.warm",  # last: what a cell's load would do first (see there)
 ]
@@ -183,7 +193,10 @@ def serve(request_path: str) -> None:
     fd = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
-    write_execution(Path(request["execution"]), run(request))
+    done = Path(request["execution"])
+    with recorded(done.parent):  # the lines of mutation targets this cell executes, when a reach run asks
+        report = run(request)
+    write_execution(done, report)
     sys.stdout.flush()
     sys.stderr.flush()
 

@@ -43,6 +43,7 @@ class Execution:
     lifecycle: Lifecycle | None = None  # None: the model was not compared before and after the save
     model_changes: tuple[Difference, ...] = ()  # how the save changed the model (class model-changed)
     parameters: int | None = None  # the loaded model's distinct parameter elements (an index's total_parameters)
+    oracles: dict[str, str] | None = None  # Oracle -> OracleVerdict of the alternative oracles; None: not asked
 
 
 def _tail(log: Path) -> str:
@@ -55,7 +56,7 @@ def _tail(log: Path) -> str:
     return "\n".join(lines[-LOG_TAIL_LINES:])
 
 
-_CONTEXT: multiprocessing.context.ForkServerContext | None = None
+_CONTEXT: multiprocessing.context.BaseContext | None = None
 _CONTEXT_LOCK = threading.Lock()
 _EXTRA_PRELOAD: list[str] = []
 
@@ -70,7 +71,15 @@ def preload(*modules: str) -> bool:
         return True
 
 
-def _context() -> multiprocessing.context.ForkServerContext:
+def fork_from_here() -> None:
+    """Cells fork from this process itself, which has imported PRELOAD (a mutants worker: a fork server would be
+    a second interpreter importing it all again). Only for a single-threaded caller running one cell at a time."""
+    global _CONTEXT
+    with _CONTEXT_LOCK:
+        _CONTEXT = multiprocessing.get_context("fork")
+
+
+def _context() -> multiprocessing.context.BaseContext:
     """A fork server with torch and transformers imported; started once, on first use."""
     global _CONTEXT
     with _CONTEXT_LOCK:
@@ -118,11 +127,13 @@ def execute(
     sync_before_save: bool = False,
     lifecycle: bool = False,
     source_dir: Path | None = None,
+    oracles: bool = False,
 ) -> Execution:
     """Load and save one cell in a process of its own; never raises for anything the cell does.
     `sync_before_save`: write back all dirty data between the load and the save (the bench).
     `lifecycle`: compare the model before and after the save (model-changed). `source_dir`: load this
-    checkpoint instead of the fixture (a resave), still as the fixture's manifest says."""
+    checkpoint instead of the fixture (a resave), still as the fixture's manifest says. `oracles`: judge the save
+    with the alternative oracles too (harness.run.oracles)."""
     workdir = workdir.resolve()  # the cell must not depend on the working directory
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -141,6 +152,7 @@ def execute(
         "sync_before_save": sync_before_save,
         "lifecycle": lifecycle,
         "source_dir": str(source_dir) if source_dir is not None else None,
+        "oracles": oracles,
     }
     (workdir / "request.json").write_text(json.dumps(request, indent=2))
     t0 = time.perf_counter()
@@ -160,11 +172,19 @@ def execute(
         how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
         died = Failure(Stage.PROCESS, "died", f"cell process died ({how}) before reporting")
         return Execution(workdir / "saved", _tail(log), seconds, failure=died)
+    return read_execution(workdir, seconds)  # type: ignore[return-value]  # done exists
+
+
+def read_execution(workdir: Path, seconds: float = 0.0) -> Execution | None:
+    """What the cell process in `workdir` reported, or None when it reported nothing."""
+    done = workdir / EXECUTION
+    if not done.exists():
+        return None
     report = json.loads(done.read_text())
     checked = report.get("lifecycle")
     return Execution(
         workdir / "saved",
-        _tail(log),
+        _tail(workdir / "log.txt"),
         seconds,
         failure=Failure.from_json(report.get("failure")),
         unsupported=Failure.from_json(report.get("unsupported")),
@@ -174,4 +194,5 @@ def execute(
         lifecycle=Lifecycle.from_json(checked),
         model_changes=tuple(Difference.from_json(d) for d in (checked or {}).get("changes", ())),
         parameters=report.get("parameters"),
+        oracles=report.get("oracles"),
     )

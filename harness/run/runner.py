@@ -42,7 +42,10 @@ class Runner:
         fixture = self.fixture_dir(cell.fixture)
         # The model is compared before and after the save in every cell; a baseline is only a reference save.
         lifecycle = kind == "cells"
-        return execute(cell, fixture, workdir, s.timeout, s.memory_limit, s.fp8_on_cpu, lifecycle=lifecycle)
+        oracles = s.oracles and kind == "cells"
+        return execute(
+            cell, fixture, workdir, s.timeout, s.memory_limit, s.fp8_on_cpu, lifecycle=lifecycle, oracles=oracles
+        )
 
     def resave(self, cell: Cell, first: Execution) -> Execution:
         """The cell's save loaded back in the same mode and saved again by the same IUT."""

@@ -1,0 +1,387 @@
+"""The mutation analysis: plan, reach, run each mutant where it is reached, decide its status.
+
+1. Targets resolve in the installed packages; each gives its mutants (operators.py).
+2. The reach run: every cell and baseline on the unmutated overlay, with coverage of the targets' files and the
+   alternative oracles. Its verdicts are what each mutant is compared with; its lines decide reach.
+3. Each mutant that is neither listed equivalent nor unreached runs in a worker on an overlay with the mutant
+   applied, on the cells that execute its line (or whose baseline does), most varied fixtures first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import queue
+import random
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from offload_conformance.harness.plan import selection
+from offload_conformance.harness.plan.cells import Cell, safe_name
+from offload_conformance.harness.tools.mutants import equivalents, operators, targets, unreached
+from offload_conformance.harness.tools.mutants.model import (
+    Analysis,
+    CellChange,
+    Mutant,
+    MutantResult,
+    Oracle,
+    OracleVerdict,
+    ShardPart,
+    Status,
+    Target,
+    Timing,
+    UnreachedLine,
+)
+from offload_conformance.harness.tools.mutants.overlay import Overlay
+from offload_conformance.harness.tools.mutants.worker import CRASH_CELLS, WORKER_FILE
+from offload_conformance.harness.tools.mutants.zygote import Zygote
+
+Progress = Callable[[int, int, MutantResult], None]
+
+
+class AnalysisError(ValueError):
+    """The analysis cannot start (no target resolves, the unmutated run fails): one line for the user."""
+
+
+@dataclass(frozen=True)
+class Options:
+    out: Path
+    targets: tuple[str, ...] = targets.TARGETS
+    wanted: selection.Selection = field(default_factory=lambda: selection.Selection(impls=("upstream",)))
+    sample: int | None = None
+    seed: int = 0
+    shard: str | None = None  # K/N: this CI job's part of the mutants
+    timeout: float = 60.0  # per cell; a mutated loop that never ends is a `timeout`, not a hung analysis
+    jobs: int = 2
+    equivalents: Path = equivalents.SHIPPED
+
+
+@dataclass(frozen=True)
+class Reach:
+    """The unmutated run: each cell's verdict and oracles, and the lines it and its baseline executed."""
+
+    states: dict[str, str]
+    oracles: dict[str, dict[str, str]]
+    lines: dict[str, frozenset[tuple[str, int]]]  # cell -> (installed file, line), its baseline's included
+    baselines: dict[str, str]  # baseline cell id -> the reach run's workdir (reused where a mutant is not reached)
+    baseline_lines: dict[str, frozenset[tuple[str, int]]]
+    fixture_dirs: dict[str, str]
+    seconds: float
+
+
+def _generated(options: Options) -> tuple[list[Target], list[Any], dict[str, str], list[Mutant], list[Overlay]]:
+    found, missing = targets.resolve(options.targets)
+    if not found:
+        raise AnalysisError("no target resolves in the installed packages: " + "; ".join(m.reason for m in missing))
+    overlays = [Overlay(options.out / "work" / f"overlay-{i}", _packages(found)) for i in range(options.jobs)]
+    sources = {t.file: overlays[0].original(t.file).read_text(encoding="utf-8") for t in found}
+    every = [m for t in found for m in operators.mutants(t, sources[t.file])]
+    return found, missing, sources, every, overlays
+
+
+def listing(options: Options) -> str:
+    """`--list`: the targets (with their mutant counts), the missing ones, and the mutant ids chosen."""
+    found, missing, _, every, _ = _generated(options)
+    chosen, _ = _chosen(every, options)
+    per_target = defaultdict(int)
+    for m in every:
+        per_target[m.target] += 1
+    lines = [f"target {t.name} ({t.file}:{t.first_line}): {per_target[t.name]} mutants" for t in found]
+    lines += [f"missing {m.name}: {m.reason}" for m in missing]
+    lines += [f"{m.id}  {m.description}" for m in chosen]
+    return "\n".join([*lines, f"{len(chosen)} of {len(every)} mutants over {len(found)} targets"])
+
+
+def analyse(options: Options, progress: Progress | None = None) -> Analysis:
+    t0 = time.perf_counter()
+    found, missing, sources, every, overlays = _generated(options)
+    listed = equivalents.load(options.equivalents)
+    chosen, shard = _chosen(every, options)
+    cells = selection.plan(options.wanted)
+    for overlay in overlays:
+        overlay.build()
+    zygote = Zygote()
+    try:
+        reach = _reach(zygote, overlays[0], options, cells, found)
+        results, to_run = _without_runs(chosen, cells, reach, listed, sources, overlays[0])
+        for i, result in enumerate(results.values(), 1):
+            if progress:
+                progress(i, len(chosen), result)
+        seconds = _run_mutants(zygote, overlays, options, cells, reach, sources, to_run, results, chosen, progress)
+    finally:
+        zygote.close()
+        for overlay in overlays:
+            shutil.rmtree(overlay.root, ignore_errors=True)
+    ordered = tuple(results[m.id] for m in chosen)
+    timing = Timing(time.perf_counter() - t0, reach.seconds, *seconds, len(to_run))
+    return Analysis(
+        environment=_environment(found),
+        cells=tuple(c.cell_id for c in cells),
+        targets=tuple(found),
+        missing=tuple(missing),
+        mutants=ordered,
+        unreached=_unreached_lines(ordered, sources),
+        stale_equivalents=tuple(sorted(set(listed) - {m.id for m in every})),
+        timing=timing,
+        shard=shard,
+        sample=options.sample,
+        seed=options.seed if options.sample else None,
+    )
+
+
+def _without_runs(
+    chosen: list[Mutant],
+    cells: list[Cell],
+    reach: Reach,
+    listed: dict[str, str],
+    sources: dict[str, str],
+    overlay: Overlay,
+) -> tuple[dict[str, MutantResult], list[tuple[Mutant, list[str]]]]:
+    """Equivalent and unreached mutants decided at once; the others with the cells reaching them, varied first."""
+    by_id = {c.cell_id: c for c in cells}
+    results: dict[str, MutantResult] = {}
+    to_run: list[tuple[Mutant, list[str]]] = []
+    for m in chosen:
+        real = os.path.realpath(overlay.original(m.file))
+        reaching = [c.cell_id for c in cells if (real, m.line) in reach.lines[c.cell_id]]
+        if m.id in listed:
+            results[m.id] = _result(m, Status.EQUIVALENT, reached=len(reaching), reason=listed[m.id])
+        elif not reaching:
+            results[m.id] = _result(m, Status.UNREACHED, reason=unreached.reason(sources[m.file], m.line))
+        else:
+            to_run.append((m, _varied([by_id[c] for c in reaching])))
+    return results, to_run
+
+
+def _run_mutants(
+    zygote: Zygote,
+    overlays: list[Overlay],
+    options: Options,
+    cells: list[Cell],
+    reach: Reach,
+    sources: dict[str, str],
+    to_run: list[tuple[Mutant, list[str]]],
+    results: dict[str, MutantResult],
+    chosen: list[Mutant],
+    progress: Progress | None,
+) -> tuple[float, float]:
+    """Each mutant in a worker on a free overlay, `options.jobs` at a time; (import seconds, cell seconds)."""
+    slots: queue.Queue[Overlay] = queue.Queue()
+    for overlay in overlays:
+        slots.put(overlay)
+
+    def run(item: tuple[Mutant, list[str]]) -> tuple[MutantResult, dict[str, Any]]:
+        mutant, reaching = item
+        overlay = slots.get()
+        try:
+            with overlay.applied(mutant, operators.apply(sources[mutant.file], mutant)):
+                done = _run_worker(zygote, overlay, options, cells, reach, mutant, reaching)
+        finally:
+            slots.put(overlay)
+        return _judged(mutant, reaching, reach, done), done
+
+    imported = ran = 0.0
+    with ThreadPoolExecutor(max_workers=options.jobs) as pool:
+        for result, done in pool.map(run, to_run):
+            results[result.id] = result
+            imported += done.get("import_seconds", 0.0)
+            ran += done.get("cell_seconds", 0.0)
+            if progress:
+                progress(len(results), len(chosen), result)
+    return imported, ran
+
+
+def _packages(found: Iterable[Target]) -> tuple[str, ...]:
+    return tuple(sorted({t.package for t in found}))
+
+
+def _chosen(every: list[Mutant], options: Options) -> tuple[list[Mutant], ShardPart | None]:
+    """`--sample N` (seeded, in generation order), then this job's part of them with `--shard K/N`."""
+    chosen = every
+    if options.sample is not None and options.sample < len(every):
+        picked = set(random.Random(options.seed).sample(range(len(every)), options.sample))
+        chosen = [m for i, m in enumerate(every) if i in picked]
+    if options.shard is None:
+        return chosen, None
+    k, n = selection.parse_shard(options.shard)
+    return chosen[k - 1 :: n], ShardPart(k, n, tuple(m.id for m in chosen))
+
+
+def _fixture_dirs(cells: list[Cell]) -> dict[str, str]:
+    from offload_conformance.fixtures import generate
+
+    return {spec.name: str(generate(spec)) for spec in dict.fromkeys(c.fixture for c in cells)}
+
+
+def _job(overlay: Overlay, options: Options, out: Path, **rest: Any) -> Path:
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    job = {
+        "overlay": str(overlay.root),
+        "packages": list(overlay.packages),
+        "out": str(out),
+        "selection": dataclasses.asdict(options.wanted),
+        "timeout": options.timeout,
+        **rest,
+    }
+    path = out / "job.json"
+    path.write_text(json.dumps(job))
+    return path
+
+
+def _start(zygote: Zygote, job: Path, limit: float) -> dict[str, Any]:
+    """Run a worker to its end (or `limit` seconds); what it wrote, or why it wrote nothing."""
+    if not zygote.run(job, limit):
+        return {"worker_timeout": f"the worker ran over {limit:.0f}s"}
+    try:
+        return json.loads((job.parent / WORKER_FILE).read_text())
+    except (OSError, ValueError):
+        log = job.parent / "worker.log"
+        last = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
+        return {"crash": f"the worker ended before reporting: {' '.join(last)[:300]}"}
+
+
+def _reach(zygote: Zygote, overlay: Overlay, options: Options, cells: list[Cell], found: list[Target]) -> Reach:
+    t0 = time.perf_counter()
+    fixture_dirs = _fixture_dirs(cells)
+    files = sorted({t.file for t in found})
+    measure = [str(overlay.path(f)) for f in files] + [str(overlay.original(f)) for f in files]
+    job = _job(
+        overlay,
+        options,
+        options.out / "work" / "reach",
+        reach=True,
+        jobs=options.jobs,
+        measure=measure,
+        cells=[c.cell_id for c in cells],
+        fixture_dirs=fixture_dirs,
+    )
+    done = _start(zygote, job, limit=len(cells) * options.timeout + 600)
+    if "cells" not in done:
+        raise AnalysisError(f"the unmutated run failed: {done.get('crash') or done.get('worker_timeout')}")
+    baseline_lines = {b: _real(v["reach"]) for b, v in done["baselines"].items()}
+    lines = {}
+    for record in done["cells"]:
+        control = next(c for c in cells if c.cell_id == record["cell"]).baseline.cell_id
+        lines[record["cell"]] = _real(record["reach"]) | baseline_lines.get(control, frozenset())
+    return Reach(
+        states={r["cell"]: r["state"] for r in done["cells"]},
+        oracles={r["cell"]: r["oracles"] for r in done["cells"]},
+        lines=lines,
+        baselines={b: v["workdir"] for b, v in done["baselines"].items()},
+        baseline_lines=baseline_lines,
+        fixture_dirs=fixture_dirs,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _real(reach: dict[str, list[int]]) -> frozenset[tuple[str, int]]:
+    """Measured files by their installed path: the overlay's links and the files they point to are one file."""
+    return frozenset((os.path.realpath(f), line) for f, lines in reach.items() for line in lines)
+
+
+def _varied(reaching: list[Cell]) -> list[str]:
+    """Round robin over fixtures (each in matrix order): the first cells a mutant meets are of other models."""
+    by_fixture: dict[str, list[Cell]] = defaultdict(list)
+    for c in reaching:
+        by_fixture[c.fixture.name].append(c)
+    order: list[str] = []
+    groups = list(by_fixture.values())
+    for i in range(max(len(g) for g in groups)):
+        order.extend(g[i].cell_id for g in groups if i < len(g))
+    return order
+
+
+def _run_worker(
+    zygote: Zygote,
+    overlay: Overlay,
+    options: Options,
+    cells: list[Cell],
+    reach: Reach,
+    mutant: Mutant,
+    reaching: list[str],
+) -> dict[str, Any]:
+    real = os.path.realpath(overlay.original(mutant.file))
+    controls = {c.baseline.cell_id for c in cells if c.cell_id in reaching}
+    rerun = {b for b in controls if (real, mutant.line) in reach.baseline_lines.get(b, frozenset())}
+    job = _job(
+        overlay,
+        options,
+        options.out / "work" / "mutants" / safe_name(mutant.id),
+        reach=False,
+        cells=reaching,
+        before={c: reach.states[c] for c in reaching},
+        reuse={b: reach.baselines[b] for b in controls - rerun if b in reach.baselines},
+        fixture_dirs=reach.fixture_dirs,
+    )
+    done = _start(zygote, job, limit=(2 * len(reaching) + len(rerun) + 2) * options.timeout + 120)
+    shutil.rmtree(job.parent, ignore_errors=True)
+    return done
+
+
+def _result(m: Mutant, status: Status, **rest: Any) -> MutantResult:
+    return MutantResult(m.id, m.target, m.file, m.line, m.operator, m.description, status, **rest)
+
+
+def _judged(mutant: Mutant, reaching: list[str], reach: Reach, done: dict[str, Any]) -> MutantResult:
+    if "crash" in done:
+        return _result(mutant, Status.KILLED_BY_CRASH, reached=len(reaching), reason=done["crash"])
+    if "worker_timeout" in done:
+        return _result(mutant, Status.TIMEOUT, reached=len(reaching), reason=done["worker_timeout"])
+    records = done["cells"]
+    changed = [r for r in records if r.get("confirmed")]
+    oracles = {
+        o.value: any(
+            reach.oracles[r["cell"]].get(o.value) == OracleVerdict.PASS
+            and r["oracles"].get(o.value) == OracleVerdict.FAIL
+            for r in records
+        )
+        for o in Oracle
+    }
+    rest: dict[str, Any] = {
+        "cells": tuple(r["cell"] for r in records),
+        "classes": tuple(dict.fromkeys(c for r in changed for c in r["classes"])),
+        "changes": tuple(CellChange(r["cell"], reach.states[r["cell"]], r["state"]) for r in changed),
+        "reached": len(reaching),
+        "oracles": oracles,
+        "seconds": round(done.get("import_seconds", 0.0) + done.get("cell_seconds", 0.0), 2),
+    }
+    if not changed:
+        return _result(mutant, Status.SURVIVED, **rest)
+    if any(r["timeout"] for r in changed):
+        return _result(mutant, Status.TIMEOUT, reason="a cell timed out under the mutant", **rest)
+    crashed = all(r["state"].startswith("error") for r in records) and len(records) >= min(CRASH_CELLS, len(reaching))
+    if crashed:
+        return _result(mutant, Status.KILLED_BY_CRASH, reason=records[0].get("failure", ""), **rest)
+    return _result(mutant, Status.KILLED, **rest)
+
+
+def _unreached_lines(results: tuple[MutantResult, ...], sources: dict[str, str]) -> tuple[UnreachedLine, ...]:
+    lines: dict[tuple[str, str, int], list[MutantResult]] = defaultdict(list)
+    for m in results:
+        if m.status is Status.UNREACHED:
+            lines[(m.target, m.file, m.line)].append(m)
+    return tuple(
+        UnreachedLine(t, f, n, sources[f].splitlines()[n - 1].strip(), ms[0].reason, len(ms))
+        for (t, f, n), ms in lines.items()
+    )
+
+
+def _environment(found: list[Target]) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    env = {"python": ".".join(map(str, __import__("sys").version_info[:3]))}
+    for name in ("torch", *_packages(found)):
+        try:
+            env[name] = version(name.replace("_", "-"))
+        except PackageNotFoundError:
+            env[name] = "not installed"
+    return env

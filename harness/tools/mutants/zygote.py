@@ -1,0 +1,87 @@
+"""A server that has imported what no mutant changes (torch: about half a worker's imports) and forks one worker per
+job path read on stdin, answering with the worker's pid. multiprocessing's fork server would not do: its children
+import the parent's `__main__` (the CLI, which imports huggingface_hub) before the overlay can be put on the path.
+
+Nothing here may import transformers, accelerate or huggingface_hub (worker.py says why).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from offload_conformance.harness.tools.mutants import worker
+
+
+def _reap(signum: int, frame: object) -> None:
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+
+
+def serve() -> None:
+    for module in worker.ZYGOTE_PRELOAD:
+        with contextlib.suppress(ImportError):
+            __import__(module)
+    signal.signal(signal.SIGCHLD, _reap)
+    for line in sys.stdin:
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            code = 0
+            try:
+                worker.main(line.strip())
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        print(pid, flush=True)
+
+
+class Zygote:
+    """The orchestrator's handle: `run(job, limit)` forks a worker and waits for it (or kills it at `limit`)."""
+
+    def __init__(self) -> None:
+        command = [sys.executable, "-m", "offload_conformance.harness.tools.mutants.zygote"]
+        self._proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._lock = threading.Lock()
+
+    def run(self, job: Path, limit: float) -> bool:
+        """False when the worker ran over `limit` seconds and was killed with everything it started."""
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        with self._lock:
+            self._proc.stdin.write(f"{job}\n")
+            self._proc.stdin.flush()
+            pid = int(self._proc.stdout.readline())
+        deadline = time.monotonic() + limit
+        while _alive(pid):
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)  # the worker leads its own session: its cells go too
+                return False
+            time.sleep(0.05)
+        return True
+
+    def close(self) -> None:
+        if self._proc.stdin:
+            self._proc.stdin.close()
+        self._proc.wait(timeout=30)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie is not: the zygote reaps it, and reads of its state say so first)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+if __name__ == "__main__":
+    serve()

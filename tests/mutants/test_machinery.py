@@ -1,0 +1,83 @@
+"""The mutation analysis's own machinery, on a module of our own (meta-test, like array-api-tests' meta_tests/).
+
+A tiny IUT package is mutated instead of transformers: it wraps upstream's save, with one line whose mutants the
+cells must kill (the shard size it passes on), one branch no cell takes (a hub upload), and one statement whose
+removal changes nothing (listed equivalent). The analysis runs through the real CLI, overlay, workers and cells.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+TOY = """\
+def save(model, save_directory, **options):
+    kwargs = dict(options)
+    copied = dict(options)
+    if kwargs.get("push_to_hub"):
+        kwargs["commit_message"] = "never taken: no cell uploads"
+    shard = kwargs.pop("max_shard_size", "50GB")
+    model.save_pretrained(save_directory, max_shard_size=shard, **kwargs)
+"""
+KILLABLE = "toy_offload_save.save:6:dict-key:0"  # "max_shard_size" -> another key: the 24KB cell saves one file
+UNREACHED_LINE = 5
+EQUIVALENT = "toy_offload_save.save:3:remove-stmt:0"  # `copied` is never read
+
+
+@pytest.fixture(scope="module")
+def analysis(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    root = tmp_path_factory.mktemp("mutants")
+    site = root / "site" / "toy_offload_save"
+    site.mkdir(parents=True)
+    (site / "__init__.py").write_text(TOY)
+    (root / "equivalent.txt").write_text(f"{EQUIVALENT}  # `copied` is never read\n")
+    env = {**os.environ, "PYTHONPATH": str(root / "site"), "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "offload_conformance.harness", "mutants", "--target", "toy_offload_save.save"]
+    command += ["--impl", "toy_offload_save:save", "--fixture", "qwen3_moe", "--mode", "disk-full"]
+    command += ["--equivalents", str(root / "equivalent.txt"), "--out", str(root / "out")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (site / "__init__.py").read_text() == TOY, "the installed package was edited"
+    return json.loads((root / "out" / "mutants.json").read_text()), root
+
+
+def _by_id(doc: dict) -> dict[str, dict]:
+    return {m["id"]: m for m in doc["mutants"]}
+
+
+def test_a_mutant_that_changes_the_save_is_killed_with_the_cell_and_classes(analysis: tuple[dict, Path]) -> None:
+    mutant = _by_id(analysis[0])[KILLABLE]
+    assert mutant["status"] == "killed"
+    assert mutant["cells"] and all("disk-full" in c for c in mutant["cells"])
+    assert "max_shard_size=24KB" in mutant["changes"][0]["cell"]
+    assert mutant["classes"], "a killed mutant names the classes of the changed verdict"
+
+
+def test_an_equivalent_mutant_is_not_counted(analysis: tuple[dict, Path]) -> None:
+    doc = analysis[0]
+    assert _by_id(doc)[EQUIVALENT]["status"] == "equivalent"
+    killed = sum(m["status"] == "killed" for m in doc["mutants"])
+    survived = sum(m["status"] == "survived" for m in doc["mutants"])
+    assert doc["score"] == pytest.approx(killed / (killed + survived))
+    assert doc["counts"]["equivalent"] == 1
+
+
+def test_a_line_no_cell_executes_is_unreached_with_its_condition(analysis: tuple[dict, Path]) -> None:
+    doc = analysis[0]
+    on_line = [m for m in doc["mutants"] if m["line"] == UNREACHED_LINE]
+    assert on_line and all(m["status"] == "unreached" for m in on_line)
+    (line,) = [u for u in doc["unreached"] if u["line"] == UNREACHED_LINE]
+    assert line["mutants"] == len(on_line)
+    assert "push_to_hub" in line["reason"]
+
+
+def test_mutants_on_lines_every_cell_runs_are_never_unreached(analysis: tuple[dict, Path]) -> None:
+    reached = [m for m in analysis[0]["mutants"] if m["line"] in (2, 6, 7)]
+    assert reached and not [m["id"] for m in reached if m["status"] == "unreached"]
