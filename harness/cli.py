@@ -137,7 +137,17 @@ def _parser() -> argparse.ArgumentParser:
     mu.add_argument("--sample", type=int, metavar="N", help="analyse N mutants drawn with --seed (default: all)")
     mu.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     mu.add_argument("--shard", metavar="K/N", help="analyse the K-th of N parts of the mutants (`merge` joins them)")
-    mu.add_argument("--timeout", type=float, default=60.0, help="seconds before a cell under a mutant is killed")
+    mu.add_argument("--timeout", type=float, default=30.0, help="seconds before a cell under a mutant is killed")
+    mu.add_argument(
+        "--max-cells",
+        type=int,
+        default=40,
+        metavar="N",
+        help="cells a mutant runs at most, one of each mode and save option first (0: all that reach it; default 40)",
+    )
+    mu.add_argument(
+        "--mutant", action="append", metavar="PATTERN", help="only mutants whose id matches (fnmatch; repeatable)"
+    )
     mu.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="mutants run in parallel")
     mu.add_argument("--equivalents", type=Path, help="equivalent mutants: lines of 'MUTANT-ID  # reason'")
     mu.add_argument("--min-score", type=float, metavar="X", help="exit 1 when the score is below X")
@@ -513,8 +523,8 @@ def _mutants(args: argparse.Namespace) -> int:
         _planned(selection.parse_shard, args.shard)
     if args.sample is not None and args.sample < 1:
         raise UsageError("--sample must be >= 1")
-    if args.jobs < 1 or args.timeout <= 0:
-        raise UsageError("--jobs must be >= 1 and --timeout > 0")
+    if args.jobs < 1 or args.timeout <= 0 or args.max_cells < 0:
+        raise UsageError("--jobs must be >= 1, --timeout > 0 and --max-cells >= 0")
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file, not a directory")
     options = analysis.Options(
@@ -527,6 +537,8 @@ def _mutants(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         jobs=args.jobs,
         equivalents=args.equivalents or equivalents.SHIPPED,
+        max_cells=args.max_cells,
+        mutants=tuple(args.mutant or ()),
     )
     try:
         if args.list:

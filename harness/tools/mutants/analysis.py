@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
 import os
 import queue
@@ -58,7 +59,11 @@ class Options:
     sample: int | None = None
     seed: int = 0
     shard: str | None = None  # K/N: this CI job's part of the mutants
-    timeout: float = 60.0  # per cell; a mutated loop that never ends is a `timeout`, not a hung analysis
+    timeout: float = 30.0  # per cell (they take about 0.3 s); a mutated loop that never ends is a `timeout`
+    # Cells a mutant runs at most (0: every cell reaching it): one of each kind comes first (see _varied), so a
+    # survivor has met every mode and save option its line sees; the report says how many of how many it ran.
+    max_cells: int = 40
+    mutants: tuple[str, ...] = ()  # fnmatch patterns over mutant ids: analyse only these (e.g. to rerun survivors)
     jobs: int = 2
     equivalents: Path = equivalents.SHIPPED
 
@@ -110,7 +115,7 @@ def analyse(options: Options, progress: Progress | None = None) -> Analysis:
     zygote = Zygote()
     try:
         reach = _reach(zygote, overlays[0], options, cells, found)
-        results, to_run = _without_runs(chosen, cells, reach, listed, sources, overlays[0])
+        results, to_run = _without_runs(options, chosen, cells, reach, listed, sources, overlays[0])
         for i, result in enumerate(results.values(), 1):
             if progress:
                 progress(i, len(chosen), result)
@@ -137,17 +142,18 @@ def analyse(options: Options, progress: Progress | None = None) -> Analysis:
 
 
 def _without_runs(
+    options: Options,
     chosen: list[Mutant],
     cells: list[Cell],
     reach: Reach,
     listed: dict[str, str],
     sources: dict[str, str],
     overlay: Overlay,
-) -> tuple[dict[str, MutantResult], list[tuple[Mutant, list[str]]]]:
+) -> tuple[dict[str, MutantResult], list[tuple[Mutant, list[str], int]]]:
     """Equivalent and unreached mutants decided at once; the others with the cells reaching them, varied first."""
     by_id = {c.cell_id: c for c in cells}
     results: dict[str, MutantResult] = {}
-    to_run: list[tuple[Mutant, list[str]]] = []
+    to_run: list[tuple[Mutant, list[str], int]] = []
     for m in chosen:
         real = os.path.realpath(overlay.original(m.file))
         reaching = [c.cell_id for c in cells if (real, m.line) in reach.lines[c.cell_id]]
@@ -156,7 +162,8 @@ def _without_runs(
         elif not reaching:
             results[m.id] = _result(m, Status.UNREACHED, reason=unreached.reason(sources[m.file], m.line))
         else:
-            to_run.append((m, _varied([by_id[c] for c in reaching])))
+            order = _varied([by_id[c] for c in reaching])
+            to_run.append((m, order[: options.max_cells] if options.max_cells else order, len(order)))
     return results, to_run
 
 
@@ -167,7 +174,7 @@ def _run_mutants(
     cells: list[Cell],
     reach: Reach,
     sources: dict[str, str],
-    to_run: list[tuple[Mutant, list[str]]],
+    to_run: list[tuple[Mutant, list[str], int]],
     results: dict[str, MutantResult],
     chosen: list[Mutant],
     progress: Progress | None,
@@ -177,15 +184,15 @@ def _run_mutants(
     for overlay in overlays:
         slots.put(overlay)
 
-    def run(item: tuple[Mutant, list[str]]) -> tuple[MutantResult, dict[str, Any]]:
-        mutant, reaching = item
+    def run(item: tuple[Mutant, list[str], int]) -> tuple[MutantResult, dict[str, Any]]:
+        mutant, reaching, reached = item
         overlay = slots.get()
         try:
             with overlay.applied(mutant, operators.apply(sources[mutant.file], mutant)):
                 done = _run_worker(zygote, overlay, options, cells, reach, mutant, reaching)
         finally:
             slots.put(overlay)
-        return _judged(mutant, reaching, reach, done), done
+        return _judged(mutant, reaching, reached, reach, done), done
 
     imported = ran = 0.0
     with ThreadPoolExecutor(max_workers=options.jobs) as pool:
@@ -204,10 +211,10 @@ def _packages(found: Iterable[Target]) -> tuple[str, ...]:
 
 def _chosen(every: list[Mutant], options: Options) -> tuple[list[Mutant], ShardPart | None]:
     """`--sample N` (seeded, in generation order), then this job's part of them with `--shard K/N`."""
-    chosen = every
-    if options.sample is not None and options.sample < len(every):
-        picked = set(random.Random(options.seed).sample(range(len(every)), options.sample))
-        chosen = [m for i, m in enumerate(every) if i in picked]
+    chosen = [m for m in every if not options.mutants or any(fnmatch.fnmatchcase(m.id, p) for p in options.mutants)]
+    if options.sample is not None and options.sample < len(chosen):
+        picked = set(random.Random(options.seed).sample(range(len(chosen)), options.sample))
+        chosen = [m for i, m in enumerate(chosen) if i in picked]
     if options.shard is None:
         return chosen, None
     k, n = selection.parse_shard(options.shard)
@@ -289,15 +296,14 @@ def _real(reach: dict[str, list[int]]) -> frozenset[tuple[str, int]]:
 
 
 def _varied(reaching: list[Cell]) -> list[str]:
-    """Round robin over fixtures (each in matrix order): the first cells a mutant meets are of other models."""
-    by_fixture: dict[str, list[Cell]] = defaultdict(list)
+    """The order a mutant meets its cells: one of each kind (mode and save options) first, each kind starting at
+    another fixture, then round after round the same way; every cell once. A mutant of the save logic is told apart
+    by the mode and shard size, one of a conversion by the model (reach already keeps only the models using it)."""
+    kinds: dict[tuple[str, object], list[Cell]] = defaultdict(list)
     for c in reaching:
-        by_fixture[c.fixture.name].append(c)
-    order: list[str] = []
-    groups = list(by_fixture.values())
-    for i in range(max(len(g) for g in groups)):
-        order.extend(g[i].cell_id for g in groups if i < len(g))
-    return order
+        kinds[(c.mode.name, c.save_options)].append(c)
+    rotated = [group[j % len(group) :] + group[: j % len(group)] for j, group in enumerate(kinds.values())]
+    return [group[r].cell_id for r in range(max(map(len, rotated))) for group in rotated if r < len(group)]
 
 
 def _run_worker(
@@ -331,11 +337,11 @@ def _result(m: Mutant, status: Status, **rest: Any) -> MutantResult:
     return MutantResult(m.id, m.target, m.file, m.line, m.operator, m.description, status, **rest)
 
 
-def _judged(mutant: Mutant, reaching: list[str], reach: Reach, done: dict[str, Any]) -> MutantResult:
+def _judged(mutant: Mutant, reaching: list[str], reached: int, reach: Reach, done: dict[str, Any]) -> MutantResult:
     if "crash" in done:
-        return _result(mutant, Status.KILLED_BY_CRASH, reached=len(reaching), reason=done["crash"])
+        return _result(mutant, Status.KILLED_BY_CRASH, reached=reached, reason=done["crash"])
     if "worker_timeout" in done:
-        return _result(mutant, Status.TIMEOUT, reached=len(reaching), reason=done["worker_timeout"])
+        return _result(mutant, Status.TIMEOUT, reached=reached, reason=done["worker_timeout"])
     records = done["cells"]
     changed = [r for r in records if r.get("confirmed")]
     oracles = {
@@ -350,7 +356,7 @@ def _judged(mutant: Mutant, reaching: list[str], reach: Reach, done: dict[str, A
         "cells": tuple(r["cell"] for r in records),
         "classes": tuple(dict.fromkeys(c for r in changed for c in r["classes"])),
         "changes": tuple(CellChange(r["cell"], reach.states[r["cell"]], r["state"]) for r in changed),
-        "reached": len(reaching),
+        "reached": reached,
         "oracles": oracles,
         "seconds": round(done.get("import_seconds", 0.0) + done.get("cell_seconds", 0.0), 2),
     }

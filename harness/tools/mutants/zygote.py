@@ -26,6 +26,9 @@ def _reap(signum: int, frame: object) -> None:
 
 
 def serve() -> None:
+    # Workers run torch ops (the judge) and then fork cells: an OpenMP pool started in a parent hangs a forked
+    # child's first parallel op, so none is ever started (the cells run single-threaded anyway, as in `run`).
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
     for module in worker.ZYGOTE_PRELOAD:
         with contextlib.suppress(ImportError):
             __import__(module)
