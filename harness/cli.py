@@ -141,9 +141,9 @@ def _parser() -> argparse.ArgumentParser:
     mu.add_argument(
         "--max-cells",
         type=int,
-        default=40,
+        default=32,
         metavar="N",
-        help="cells a mutant runs at most, one of each mode and save option first (0: all that reach it; default 40)",
+        help="cells a mutant runs at most, one of each mode and save option first (0: all that reach it; default 32)",
     )
     mu.add_argument(
         "--mutant", action="append", metavar="PATTERN", help="only mutants whose id matches (fnmatch; repeatable)"

@@ -47,6 +47,9 @@ from offload_conformance.harness.tools.mutants.zygote import Zygote
 Progress = Callable[[int, int, MutantResult], None]
 
 
+ROTATION = 4  # fixtures in a mutant's first round of cells (see _varied)
+
+
 class AnalysisError(ValueError):
     """The analysis cannot start (no target resolves, the unmutated run fails): one line for the user."""
 
@@ -62,7 +65,7 @@ class Options:
     timeout: float = 30.0  # per cell (they take about 0.3 s); a mutated loop that never ends is a `timeout`
     # Cells a mutant runs at most (0: every cell reaching it): one of each kind comes first (see _varied), so a
     # survivor has met every mode and save option its line sees; the report says how many of how many it ran.
-    max_cells: int = 40
+    max_cells: int = 32
     mutants: tuple[str, ...] = ()  # fnmatch patterns over mutant ids: analyse only these (e.g. to rerun survivors)
     jobs: int = 2
     equivalents: Path = equivalents.SHIPPED
@@ -112,7 +115,7 @@ def analyse(options: Options, progress: Progress | None = None) -> Analysis:
     cells = selection.plan(options.wanted)
     for overlay in overlays:
         overlay.build()
-    zygote = Zygote()
+    zygote = Zygote(_packages(found))
     try:
         reach = _reach(zygote, overlays[0], options, cells, found)
         results, to_run = _without_runs(options, chosen, cells, reach, listed, sources, overlays[0])
@@ -296,13 +299,13 @@ def _real(reach: dict[str, list[int]]) -> frozenset[tuple[str, int]]:
 
 
 def _varied(reaching: list[Cell]) -> list[str]:
-    """The order a mutant meets its cells: one of each kind (mode and save options) first, each kind starting at
-    another fixture, then round after round the same way; every cell once. A mutant of the save logic is told apart
-    by the mode and shard size, one of a conversion by the model (reach already keeps only the models using it)."""
+    """The order a mutant meets its cells: one of each kind (mode and save options) first, then round after round
+    the same way; every cell once. Kind j starts at fixture j mod ROTATION: a few models in the first round, not
+    one per kind, as each model's in-memory baseline is run again for a mutant its line reaches."""
     kinds: dict[tuple[str, object], list[Cell]] = defaultdict(list)
     for c in reaching:
         kinds[(c.mode.name, c.save_options)].append(c)
-    rotated = [group[j % len(group) :] + group[: j % len(group)] for j, group in enumerate(kinds.values())]
+    rotated = [g[j % ROTATION % len(g) :] + g[: j % ROTATION % len(g)] for j, g in enumerate(kinds.values())]
     return [group[r].cell_id for r in range(max(map(len, rotated))) for group in rotated if r < len(group)]
 
 

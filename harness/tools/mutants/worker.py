@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-# Imported by the server every worker is forked from: none of it is a mutation target.
+# Imported by the server every worker is forked from, with what it learns a worker imports besides the targets.
 ZYGOTE_PRELOAD = ["torch", "numpy", "safetensors.torch", "psutil", "yaml", "tokenizers"]
 WORKER_FILE = "worker.json"
 CRASH_CELLS = 3  # after a change to `error`, cells run to tell a crash of every cell from a detection

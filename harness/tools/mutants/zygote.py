@@ -1,6 +1,6 @@
-"""A server that has imported what no mutant changes (torch: about half a worker's imports) and forks one worker per
-job path read on stdin, answering with the worker's pid. multiprocessing's fork server would not do: its children
-import the parent's `__main__` (the CLI, which imports huggingface_hub) before the overlay can be put on the path.
+"""A server that has imported what no mutant changes (torch and the rest: over half a worker's imports) and forks one
+worker per job path read on stdin, answering with the worker's pid. multiprocessing's fork server would not do: its
+children import the parent's `__main__` (the CLI, which imports huggingface_hub) before the overlay is on the path.
 
 Nothing here may import transformers, accelerate or huggingface_hub (worker.py says why).
 """
@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -25,13 +26,35 @@ def _reap(signum: int, frame: object) -> None:
             pass
 
 
-def serve() -> None:
+def _learned(packages: tuple[str, ...]) -> list[str]:
+    """The modules a worker's imports bring in that are not the target packages' (nor ours, which import them):
+    learned by a child importing what a worker imports, from the installed packages, then thrown away."""
+    with tempfile.NamedTemporaryFile("r", suffix=".txt") as found:
+        pid = os.fork()
+        if pid == 0:
+            before = set(sys.modules)
+            with contextlib.suppress(BaseException):
+                from offload_conformance.harness.run.cell import PRELOAD
+
+                for module in PRELOAD:
+                    __import__(module)
+            skip = (*packages, "offload_conformance", "__mp_main__")
+            names = [m for m in sys.modules if m not in before and m.split(".")[0] not in skip]
+            Path(found.name).write_text("\n".join(names))
+            os._exit(0)
+        os.waitpid(pid, 0)
+        return found.read().split()
+
+
+def serve(packages: tuple[str, ...]) -> None:
     # Workers run torch ops (the judge) and then fork cells: an OpenMP pool started in a parent hangs a forked
     # child's first parallel op, so none is ever started (the cells run single-threaded anyway, as in `run`).
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
-    for module in worker.ZYGOTE_PRELOAD:
-        with contextlib.suppress(ImportError):
+    for module in [*worker.ZYGOTE_PRELOAD, *_learned(packages)]:
+        with contextlib.suppress(Exception):
             __import__(module)
+    if imported := [p for p in packages if p in sys.modules]:
+        sys.exit(f"zygote: preloading imported a target package: {', '.join(imported)}")
     signal.signal(signal.SIGCHLD, _reap)
     for line in sys.stdin:
         pid = os.fork()
@@ -50,8 +73,8 @@ def serve() -> None:
 class Zygote:
     """The orchestrator's handle: `run(job, limit)` forks a worker and waits for it (or kills it at `limit`)."""
 
-    def __init__(self) -> None:
-        command = [sys.executable, "-m", "offload_conformance.harness.tools.mutants.zygote"]
+    def __init__(self, packages: tuple[str, ...]) -> None:
+        command = [sys.executable, "-m", "offload_conformance.harness.tools.mutants.zygote", *packages]
         self._proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self._lock = threading.Lock()
 
@@ -87,4 +110,4 @@ def _alive(pid: int) -> bool:
 
 
 if __name__ == "__main__":
-    serve()
+    serve(tuple(sys.argv[1:]))
