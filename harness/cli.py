@@ -130,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="a qualified function or class name to mutate (repeatable; default: the built-in targets)",
     )
-    mu.add_argument("--impl", action="append", help="IUTs of the cells (repeatable; default: upstream)")
+    mu.add_argument("--impl", action="append", help="IUTs of the cells (repeatable; default: the default matrix's)")
     mu.add_argument("--fixture", action="append", help="fixtures of the cells (repeatable; default: the default set)")
     mu.add_argument("--mode", action="append", help="modes of the cells (repeatable; default: the default matrix's)")
     mu.add_argument("--cell", action="append", metavar="PATTERN", help="only cells whose id matches (repeatable)")
@@ -141,9 +141,10 @@ def _parser() -> argparse.ArgumentParser:
     mu.add_argument(
         "--max-cells",
         type=int,
-        default=32,
+        default=48,
         metavar="N",
-        help="cells a mutant runs at most, one of each mode and save option first (0: all that reach it; default 32)",
+        help="cells a mutant runs at most, one of each mode, save option and IUT first (0: all that reach it;"
+        " default 48)",
     )
     mu.add_argument(
         "--mutant", action="append", metavar="PATTERN", help="only mutants whose id matches (fnmatch; repeatable)"
@@ -515,7 +516,7 @@ def _mutants(args: argparse.Namespace) -> int:
     wanted = selection.Selection(
         fixtures=tuple(args.fixture or ()),
         modes=tuple(args.mode or ()),
-        impls=tuple(args.impl or ("upstream",)),
+        impls=tuple(args.impl or ()),
         cells=tuple(args.cell or ()),
     )
     _planned(selection.plan, wanted)

@@ -58,14 +58,16 @@ class AnalysisError(ValueError):
 class Options:
     out: Path
     targets: tuple[str, ...] = targets.TARGETS
-    wanted: selection.Selection = field(default_factory=lambda: selection.Selection(impls=("upstream",)))
+    # The default matrix, as the gate runs it: the reference's cells judge upstream's in-memory save with a save of
+    # our own, so a mutant that breaks the in-memory and the offloaded save alike still shows there.
+    wanted: selection.Selection = field(default_factory=selection.Selection)
     sample: int | None = None
     seed: int = 0
     shard: str | None = None  # K/N: this CI job's part of the mutants
     timeout: float = 30.0  # per cell (they take about 0.3 s); a mutated loop that never ends is a `timeout`
     # Cells a mutant runs at most (0: every cell reaching it): one of each kind comes first (see _varied), so a
     # survivor has met every mode and save option its line sees; the report says how many of how many it ran.
-    max_cells: int = 32
+    max_cells: int = 48
     mutants: tuple[str, ...] = ()  # fnmatch patterns over mutant ids: analyse only these (e.g. to rerun survivors)
     jobs: int = 2
     equivalents: Path = equivalents.SHIPPED
@@ -299,12 +301,12 @@ def _real(reach: dict[str, list[int]]) -> frozenset[tuple[str, int]]:
 
 
 def _varied(reaching: list[Cell]) -> list[str]:
-    """The order a mutant meets its cells: one of each kind (mode and save options) first, then round after round
+    """The order a mutant meets its cells: one of each kind (mode, save options, IUT) first, then round after round
     the same way; every cell once. Kind j starts at fixture j mod ROTATION: a few models in the first round, not
     one per kind, as each model's in-memory baseline is run again for a mutant its line reaches."""
-    kinds: dict[tuple[str, object], list[Cell]] = defaultdict(list)
+    kinds: dict[tuple[str, object, str], list[Cell]] = defaultdict(list)
     for c in reaching:
-        kinds[(c.mode.name, c.save_options)].append(c)
+        kinds[(c.mode.name, c.save_options, c.impl)].append(c)
     rotated = [g[j % ROTATION % len(g) :] + g[: j % ROTATION % len(g)] for j, g in enumerate(kinds.values())]
     return [group[r].cell_id for r in range(max(map(len, rotated))) for group in rotated if r < len(group)]
 
