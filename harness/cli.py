@@ -181,7 +181,10 @@ def _parser() -> argparse.ArgumentParser:
     sh = sub.add_parser("show", help="one JSON line per cell of a results.json: id, outcome, classes, state")
     sh.add_argument("document", type=Path)
     sh.add_argument("--cell", action="append", metavar="PATTERN", help="only cells whose id matches")
-    rp = sub.add_parser("report", help="write summary.md, report.html and junit.xml from a results.json")
+    rp = sub.add_parser(
+        "report",
+        help="write summary.md, report.html and junit.xml from a results.json (mutants.md, .html from a mutants.json)",
+    )
     rp.add_argument("document", type=Path)
     rp.add_argument("--out", type=Path, help="directory (default: beside the document)")
     bn = sub.add_parser(
@@ -303,8 +306,21 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    doc = _document(args.document)
+    from offload_conformance.harness.tools.mutants import merge as mutants
+    from offload_conformance.harness.tools.mutants import report as mutants_report
+    from offload_conformance.harness.tools.mutants.model import Analysis
+
     out = args.out or args.document.parent
+    if mutants.is_mutants(args.document):  # a mutation analysis: mutants.md and mutants.html again
+        try:
+            analysis = Analysis.read(args.document)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        out.mkdir(parents=True, exist_ok=True)
+        mutants_report.write(analysis, out)
+        print(f"wrote {out / 'mutants.md'}, {out / 'mutants.html'}")
+        return 0
+    doc = _document(args.document)
     out.mkdir(parents=True, exist_ok=True)
     write_reports(doc, out)
     print(f"wrote {out / 'summary.md'}, {out / 'report.html'}, {out / 'junit.xml'}")

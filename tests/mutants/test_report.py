@@ -113,26 +113,35 @@ EXPECTED = {
 }
 
 
-def _table(md: str) -> tuple[list[str], dict[str, list[str]]]:
-    """The first Markdown table: its header and rows by first cell."""
-    rows = [line for line in md.splitlines() if line.startswith("|")]
-    table = [[c.strip() for c in line.strip("|").split(" | ")] for line in rows]
-    header, body = table[0], [r for r in table[2:]]
-    first_table_end = next((i for i, r in enumerate(body) if r[0] == "**Total**"), len(body))
-    return header, {r[0]: r[1:] for r in body[: first_table_end + 1]}
+def _tables(md: str) -> list[tuple[list[str], dict[str, list[str]]]]:
+    """Every Markdown table: its header and rows by first cell."""
+    tables, current = [], []
+    for line in [*md.splitlines(), ""]:
+        if line.startswith("|"):
+            current.append([c.strip() for c in line.strip("|").split(" | ")])
+        elif current:
+            tables.append((current[0], {r[0]: r[1:] for r in current[2:]}))
+            current = []
+    return tables
 
 
-def test_markdown_leads_with_the_side_by_side_table() -> None:
+def test_markdown_leads_with_the_total_then_the_side_by_side_table_per_target() -> None:
     md = report.markdown(WHOLE)
     lines = md.splitlines()
     assert lines[0] == "# Mutation analysis" and lines[1] == "" and lines[2].startswith("| target |")
-    header, rows = _table(md)
-    assert header == [
-        *("target", "mutants", "killed", "survived", "unreached", "equivalent", "killed-by-crash", "timeout"),
-        *("harness score", "logits allclose", "state dict torch.equal", "tensor names"),
-    ]
-    assert list(rows) == list(EXPECTED)  # the targets in order, then Total
-    assert rows == EXPECTED
+    (header, total), (per_header, per_target) = _tables(md)[:2]
+    assert (
+        header
+        == per_header
+        == [
+            *("target", "mutants", "killed", "survived", "unreached", "equivalent", "killed-by-crash", "timeout"),
+            *("harness score", "logits allclose", "state dict torch.equal", "tensor names"),
+        ]
+    )
+    assert total == {"**Total**": EXPECTED["**Total**"]}
+    assert list(per_target) == [k for k in EXPECTED if k != "**Total**"]  # the targets in order
+    assert per_target == {k: v for k, v in EXPECTED.items() if k != "**Total**"}
+    assert md.index("## Per target") < md.index("## Environment")
 
 
 def test_markdown_sections() -> None:
@@ -145,6 +154,7 @@ def test_markdown_sections() -> None:
     assert f"`{STALE[0]}`" in md
     sections = [line for line in md.splitlines() if line.startswith("## ")]
     assert sections == [
+        "## Per target",
         "## Environment",
         "## Timing",
         "## Missing targets (1)",
@@ -331,7 +341,7 @@ def test_html_filters_in_a_browser(tmp_path: Path) -> None:
         assert survived.first.is_visible() and not killed.first.is_visible()
         page.select_option("#filters select[name='target']", OFFLOAD)
         assert survived.count() == 3 and sum(survived.nth(i).is_visible() for i in range(3)) == 2
-        page.locator("#survivors a.mutant").first.click()
+        page.locator("#survivors a.mutant:visible").first.click()  # the first survivor of OFFLOAD
         assert survived.nth(1).evaluate("d => d.open")
         browser.close()
     assert errors == []

@@ -228,8 +228,10 @@ def _md_section(title: str, items: list[MutantResult], header: list[str], row: C
 def markdown(a: Analysis) -> str:
     lines = ["# Mutation analysis", ""]
     rows = table(a)
-    lines += _md_table(HEADER, [[_code(r[0]), *r[1:]] for r in rows[:-1]] + [[f"**{c}**" for c in rows[-1]]])
+    lines += _md_table(HEADER, [[f"**{c}**" for c in rows[-1]]])  # the total first: what a maintainer asks
     lines += [SCORE_NOTE, "", scope_line(a) + ".", ""]
+    lines += ["## Per target", ""]
+    lines += _md_table(HEADER, [[_code(r[0]), *r[1:]] for r in rows[:-1] if r[1] != "0"])
 
     lines += ["## Environment", "", environment_line(a), ""]
     if a.cells:
