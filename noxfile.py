@@ -280,7 +280,7 @@ def mutants(session: nox.Session) -> None:
     the kill rate beside upstream's own oracles. `-- --transformers SPEC` analyses another transformers; other
     arguments go to `offload-conformance mutants` (--target NAME, --sample N, --seed S, --shard K/N)."""
     spec, args = _take(list(session.posargs), "--transformers")
-    _install(session, "quant", "report")
+    _install(session, "quant")
     if spec:
         _install_transformers(session, spec)
     out, args = _take(args, "--out")

@@ -141,10 +141,10 @@ def _parser() -> argparse.ArgumentParser:
     mu.add_argument(
         "--max-cells",
         type=int,
-        default=48,
+        default=32,
         metavar="N",
-        help="cells a mutant runs at most, one of each mode, save option and IUT first (0: all that reach it;"
-        " default 48)",
+        help="cells a mutant runs at most, every mode first, then every mode with another IUT or shard size (0: all"
+        " that reach it; default 32)",
     )
     mu.add_argument(
         "--mutant", action="append", metavar="PATTERN", help="only mutants whose id matches (fnmatch; repeatable)"

@@ -67,7 +67,7 @@ class Options:
     timeout: float = 30.0  # per cell (they take about 0.3 s); a mutated loop that never ends is a `timeout`
     # Cells a mutant runs at most (0: every cell reaching it): one of each kind comes first (see _varied), so a
     # survivor has met every mode and save option its line sees; the report says how many of how many it ran.
-    max_cells: int = 48
+    max_cells: int = 32
     mutants: tuple[str, ...] = ()  # fnmatch patterns over mutant ids: analyse only these (e.g. to rerun survivors)
     jobs: int = 2
     equivalents: Path = equivalents.SHIPPED
@@ -200,8 +200,11 @@ def _run_mutants(
         return _judged(mutant, reaching, reached, reach, done), done
 
     imported = ran = 0.0
-    with ThreadPoolExecutor(max_workers=options.jobs) as pool:
+    partial = options.out / "work" / "mutants.partial.jsonl"  # each result as it comes: a run can be watched
+    with ThreadPoolExecutor(max_workers=options.jobs) as pool, partial.open("w") as log:
         for result, done in pool.map(run, to_run):
+            log.write(json.dumps(dataclasses.asdict(result)) + "\n")
+            log.flush()
             results[result.id] = result
             imported += done.get("import_seconds", 0.0)
             ran += done.get("cell_seconds", 0.0)
@@ -301,13 +304,19 @@ def _real(reach: dict[str, list[int]]) -> frozenset[tuple[str, int]]:
 
 
 def _varied(reaching: list[Cell]) -> list[str]:
-    """The order a mutant meets its cells: one of each kind (mode, save options, IUT) first, then round after round
-    the same way; every cell once. Kind j starts at fixture j mod ROTATION: a few models in the first round, not
-    one per kind, as each model's in-memory baseline is run again for a mutant its line reaches."""
+    """The order a mutant meets its cells, every cell once. Kinds (mode, save options, IUT) come in blocks that
+    hold each mode once, the block cycling through the other axes: the first twelve cells see every mode, the
+    next twelve every mode again with another IUT or shard size. Within a kind, kind j starts at fixture j mod
+    ROTATION: a few models early, not one per kind (each model's in-memory baseline is rerun for a mutant its
+    line reaches), then round after round the same way."""
     kinds: dict[tuple[str, object, str], list[Cell]] = defaultdict(list)
     for c in reaching:
         kinds[(c.mode.name, c.save_options, c.impl)].append(c)
-    rotated = [g[j % ROTATION % len(g) :] + g[: j % ROTATION % len(g)] for j, g in enumerate(kinds.values())]
+    modes = list(dict.fromkeys(k[0] for k in kinds))
+    others = list(dict.fromkeys(k[1:] for k in kinds))
+    order = sorted(kinds, key=lambda k: ((others.index(k[1:]) - modes.index(k[0])) % len(others), modes.index(k[0])))
+    groups = [kinds[k] for k in order]
+    rotated = [g[j % ROTATION % len(g) :] + g[: j % ROTATION % len(g)] for j, g in enumerate(groups)]
     return [group[r].cell_id for r in range(max(map(len, rotated))) for group in rotated if r < len(group)]
 
 
