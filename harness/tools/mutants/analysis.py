@@ -69,6 +69,7 @@ class Options:
     # survivor has met every mode and save option its line sees; the report says how many of how many it ran.
     max_cells: int = 32
     mutants: tuple[str, ...] = ()  # fnmatch patterns over mutant ids: analyse only these (e.g. to rerun survivors)
+    reach_from: Path | None = None  # an earlier analysis's --out: its reach run is reused (same cells and files)
     jobs: int = 2
     equivalents: Path = equivalents.SHIPPED
 
@@ -120,7 +121,8 @@ def analyse(options: Options, progress: Progress | None = None) -> Analysis:
     zygote = Zygote(_packages(found))
     try:
         reach = _reach(zygote, overlays[0], options, cells, found)
-        results, to_run = _without_runs(options, chosen, cells, reach, listed, sources, overlays[0])
+        targeted = {t.name: t for t in found}
+        results, to_run = _without_runs(options, targeted, chosen, cells, reach, listed, sources, overlays[0])
         for i, result in enumerate(results.values(), 1):
             if progress:
                 progress(i, len(chosen), result)
@@ -148,6 +150,7 @@ def analyse(options: Options, progress: Progress | None = None) -> Analysis:
 
 def _without_runs(
     options: Options,
+    by_target: dict[str, Target],
     chosen: list[Mutant],
     cells: list[Cell],
     reach: Reach,
@@ -155,10 +158,12 @@ def _without_runs(
     sources: dict[str, str],
     overlay: Overlay,
 ) -> tuple[dict[str, MutantResult], list[tuple[Mutant, list[str], int]]]:
-    """Equivalent and unreached mutants decided at once; the others with the cells reaching them, varied first."""
+    """Equivalent and unreached mutants decided at once; the others with the cells reaching them in the order they
+    are run: one cell of each path through the target first (see _paths), then the rest varied (see _varied)."""
     by_id = {c.cell_id: c for c in cells}
     results: dict[str, MutantResult] = {}
     to_run: list[tuple[Mutant, list[str], int]] = []
+    paths: dict[tuple[str, str], tuple[int, ...]] = {}
     for m in chosen:
         real = os.path.realpath(overlay.original(m.file))
         reaching = [c.cell_id for c in cells if (real, m.line) in reach.lines[c.cell_id]]
@@ -167,9 +172,32 @@ def _without_runs(
         elif not reaching:
             results[m.id] = _result(m, Status.UNREACHED, reason=unreached.reason(sources[m.file], m.line))
         else:
-            order = _varied([by_id[c] for c in reaching])
+            span = by_target[m.target]
+            for c in reaching:
+                if (m.target, c) not in paths:
+                    paths[(m.target, c)] = _path(reach.lines[c], real, span.first_line, span.last_line)
+            order = _paths(_varied([by_id[c] for c in reaching]), lambda c, t=m.target: paths[(t, c)])
             to_run.append((m, order[: options.max_cells] if options.max_cells else order, len(order)))
     return results, to_run
+
+
+def _path(lines: frozenset[tuple[str, int]], file: str, first: int, last: int) -> tuple[int, ...]:
+    """The lines of one function a cell (or its baseline) executes: the cell's path through it."""
+    return tuple(sorted(n for f, n in lines if f == file and first <= n <= last))
+
+
+def _paths(order: list[str], path: Callable[[str], tuple[int, ...]]) -> list[str]:
+    """`order` with the first cell of each distinct path through the target moved to the front: a mutant is told
+    apart where the function does something different (a model without conversions takes another branch of
+    revert_weight_conversion than a MoE), and the per-mutant cap must not cut those cells off."""
+    seen: set[tuple[int, ...]] = set()
+    first: list[str] = []
+    for c in order:
+        if path(c) not in seen:
+            seen.add(path(c))
+            first.append(c)
+    leading = set(first)
+    return first + [c for c in order if c not in leading]
 
 
 def _run_mutants(
@@ -269,17 +297,21 @@ def _reach(zygote: Zygote, overlay: Overlay, options: Options, cells: list[Cell]
     fixture_dirs = _fixture_dirs(cells)
     files = sorted({t.file for t in found})
     measure = [str(overlay.path(f)) for f in files] + [str(overlay.original(f)) for f in files]
-    job = _job(
-        overlay,
-        options,
-        options.out / "work" / "reach",
-        reach=True,
-        jobs=options.jobs,
-        measure=measure,
-        cells=[c.cell_id for c in cells],
-        fixture_dirs=fixture_dirs,
-    )
-    done = _start(zygote, job, limit=len(cells) * options.timeout + 600)
+    planned = [c.cell_id for c in cells]
+    if options.reach_from is not None:
+        done = _reused(options.reach_from / "work" / "reach", planned, measure, fixture_dirs)
+    else:
+        job = _job(
+            overlay,
+            options,
+            options.out / "work" / "reach",
+            reach=True,
+            jobs=options.jobs,
+            measure=measure,
+            cells=planned,
+            fixture_dirs=fixture_dirs,
+        )
+        done = _start(zygote, job, limit=len(cells) * options.timeout + 600)
     if "cells" not in done:
         raise AnalysisError(f"the unmutated run failed: {done.get('crash') or done.get('worker_timeout')}")
     baseline_lines = {b: _real(v["reach"]) for b, v in done["baselines"].items()}
@@ -296,6 +328,22 @@ def _reach(zygote: Zygote, overlay: Overlay, options: Options, cells: list[Cell]
         fixture_dirs=fixture_dirs,
         seconds=time.perf_counter() - t0,
     )
+
+
+def _reused(previous: Path, planned: list[str], measure: list[str], fixture_dirs: dict[str, str]) -> dict[str, Any]:
+    """`--reach-from DIR`: the reach run of an earlier analysis (DIR its --out), if it ran these very cells on these
+    fixtures and measured the same installed files; its baselines' saves are reused from there."""
+    try:
+        job = json.loads((previous / "job.json").read_text())
+        done: dict[str, Any] = json.loads((previous / WORKER_FILE).read_text())
+    except (OSError, ValueError) as e:
+        raise AnalysisError(f"--reach-from: no reach run in {previous.parent.parent} ({e})") from None
+    installed = {os.path.realpath(f) for f in measure}
+    if job.get("cells") != planned or job.get("fixture_dirs") != fixture_dirs:
+        raise AnalysisError(f"--reach-from {previous.parent.parent}: its reach run had other cells or fixtures")
+    if not installed <= {os.path.realpath(f) for f in job.get("measure", ())}:
+        raise AnalysisError(f"--reach-from {previous.parent.parent}: it did not measure every target file of this run")
+    return done
 
 
 def _real(reach: dict[str, list[int]]) -> frozenset[tuple[str, int]]:

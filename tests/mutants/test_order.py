@@ -1,0 +1,33 @@
+"""The order a mutant meets its cells (harness.tools.mutants.analysis): with a cap on cells per mutant, the order
+decides what a survivor has been tested against."""
+
+from __future__ import annotations
+
+from offload_conformance.harness.plan import selection
+from offload_conformance.harness.tools.mutants.analysis import _path, _paths, _varied
+
+
+def test_every_distinct_path_through_the_target_comes_before_any_repeat() -> None:
+    order = ["a", "b", "c", "d", "e"]
+    path = {"a": (1, 2), "b": (1, 2), "c": (1, 3), "d": (1, 2), "e": (4,)}
+    assert _paths(order, path.__getitem__) == ["a", "c", "e", "b", "d"]
+
+
+def test_a_path_is_the_lines_of_the_target_s_span_in_its_file() -> None:
+    lines = frozenset({("f.py", 9), ("f.py", 10), ("f.py", 12), ("f.py", 30), ("g.py", 11)})
+    assert _path(lines, "f.py", 10, 20) == (10, 12)
+
+
+def test_early_cells_see_every_mode_then_every_mode_again_with_another_iut_or_shard_size() -> None:
+    cells = {c.cell_id: c for c in selection.plan(selection.Selection())}
+    order = [cells[i] for i in _varied(list(cells.values()))]
+    assert sorted(order, key=lambda c: c.cell_id) == sorted(cells.values(), key=lambda c: c.cell_id)  # each once
+    modes = {c.mode.name for c in cells.values()}
+    kind = lambda c: (c.mode.name, c.impl, c.save_options)  # noqa: E731
+    early = order[:24]
+    assert {c.mode.name for c in early} == modes
+    assert len({kind(c) for c in early}) == len(early)  # 24 kinds, none twice
+    assert max(sum(c.mode.name == m for c in early) for m in modes) <= 3
+    assert {c.impl for c in order[:12]} == {"upstream", "reference"}
+    assert {dict(c.save_options).get("max_shard_size") for c in order[:12]} == {None, "24KB"}
+    assert len({c.fixture.name for c in early}) == 4  # a few models early: their baselines are rerun
