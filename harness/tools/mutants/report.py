@@ -346,10 +346,11 @@ def _html_table(header: list[str] | tuple[str, ...], rows: list[tuple[str, list[
 
 
 def _summary(a: Analysis) -> str:
+    """The total first, then the targets that have mutants in this run (as in mutants.md)."""
     rows = table(a)
-    body = [("", [f"<code>{_e(r[0])}</code>", *map(_e, r[1:])]) for r in rows[:-1]]
-    body.append(("", [f"<b>{_e(c)}</b>" for c in rows[-1]]))
-    return _html_table(HEADER, body, "summary") + f"<p>{_e(SCORE_NOTE)}</p>"
+    total = _html_table(HEADER, [("", [f"<b>{_e(c)}</b>" for c in rows[-1]])], "summary")
+    body = [("", [f"<code>{_e(r[0])}</code>", *map(_e, r[1:])]) for r in rows[:-1] if r[1] != "0"]
+    return total + f"<p>{_e(SCORE_NOTE)}</p><h2>Per target</h2>" + _html_table(HEADER, body, "per-target")
 
 
 def _select(name: str, values: list[str]) -> str:
