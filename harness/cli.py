@@ -141,10 +141,10 @@ def _parser() -> argparse.ArgumentParser:
     mu.add_argument(
         "--max-cells",
         type=int,
-        default=32,
+        default=16,
         metavar="N",
-        help="cells a mutant runs at most, every mode first, then every mode with another IUT or shard size (0: all"
-        " that reach it; default 32)",
+        help="cells a mutant runs at most: one of each path through its function first, then every mode, IUT and"
+        " shard size (0: all that reach it; default 16)",
     )
     mu.add_argument(
         "--mutant", action="append", metavar="PATTERN", help="only mutants whose id matches (fnmatch; repeatable)"

@@ -67,7 +67,7 @@ class Options:
     timeout: float = 30.0  # per cell (they take about 0.3 s); a mutated loop that never ends is a `timeout`
     # Cells a mutant runs at most (0: every cell reaching it): one of each kind comes first (see _varied), so a
     # survivor has met every mode and save option its line sees; the report says how many of how many it ran.
-    max_cells: int = 32
+    max_cells: int = 16
     mutants: tuple[str, ...] = ()  # fnmatch patterns over mutant ids: analyse only these (e.g. to rerun survivors)
     reach_from: Path | None = None  # an earlier analysis's --out: its reach run is reused (same cells and files)
     jobs: int = 2
