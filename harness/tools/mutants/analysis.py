@@ -348,7 +348,7 @@ def _reused(previous: Path, planned: list[str], measure: list[str], fixture_dirs
 
 def _real(reach: dict[str, list[int]]) -> frozenset[tuple[str, int]]:
     """Measured files by their installed path: the overlay's links and the files they point to are one file."""
-    return frozenset((os.path.realpath(f), line) for f, lines in reach.items() for line in lines)
+    return frozenset((real, line) for f, lines in reach.items() for real in (os.path.realpath(f),) for line in lines)
 
 
 def _varied(reaching: list[Cell]) -> list[str]:
