@@ -200,10 +200,9 @@ def _in_process(model: torch.nn.Module) -> tuple[str | None, str | None]:
 def snapshot(model: torch.nn.Module, before: Snapshot | None = None) -> Snapshot:
     """The model as it is now. Before the save (`before` None) its forward pass runs in a forked child, so the
     model the IUT saves has never run one. After it (`before` given) the model is not saved again, so the pass
-    runs in this process (a fork costs more than the pass), and only where the one before gave logits."""
-    states = dict(tensors(model))
-    hooks = {name: _describe(m._hf_hook) for name, m in model.named_modules() if hasattr(m, "_hf_hook")}
-    device_map = getattr(model, "hf_device_map", None)
+    runs in this process (a fork costs more than the pass), and only where the one before gave logits; the
+    tensors are read after it, so a pass that leaves offloaded weights loaded (hooks that do not put them back
+    on `meta`) shows as tensors moved to another device."""
     if before is None:
         logits, error = _forked(lambda: digest(forward_logits(model)), FORWARD_TIMEOUT)
         skipped = None if logits else f"forward pass raised {error}"
@@ -212,6 +211,9 @@ def snapshot(model: torch.nn.Module, before: Snapshot | None = None) -> Snapshot
         skipped = None if logits else f"forward pass raised {error}"
     else:
         logits, skipped = None, before.forward_skipped
+    states = dict(tensors(model))
+    hooks = {name: _describe(m._hf_hook) for name, m in model.named_modules() if hasattr(m, "_hf_hook")}
+    device_map = getattr(model, "hf_device_map", None)
     return Snapshot(
         states,
         hooks,

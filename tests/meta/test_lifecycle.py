@@ -86,6 +86,18 @@ def test_stripped_hooks_are_model_changed() -> None:
     ]
 
 
+def test_a_forward_pass_that_leaves_offloaded_weights_loaded_is_model_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """accelerate's post_forward puts offloaded weights back on `meta`; a hook that does not (found by the mutation
+    analysis: `set_module_tensor_to_device(module, name, "meta")` removed survived) keeps the whole model in RAM."""
+    from accelerate.hooks import AlignDevicesHook
+
+    model = _offloaded()
+    before = snapshot(model)
+    monkeypatch.setattr(AlignDevicesHook, "post_forward", lambda self, module, output: output)
+    details = [d.detail for d in changes(before, snapshot(model, before))]
+    assert details == ["moved to another device: embed.weight, head.bias, head.weight and 3 more"]
+
+
 def test_device_and_dtype_changes_are_named() -> None:
     model = Toy()
     before = snapshot(model)

@@ -40,9 +40,9 @@ from offload_conformance.harness.tools.mutants.model import (
     Timing,
     UnreachedLine,
 )
-from offload_conformance.harness.tools.mutants.overlay import Overlay
+from offload_conformance.harness.tools.mutants.overlay import PACKAGES, Overlay
 from offload_conformance.harness.tools.mutants.worker import CRASH_CELLS, WORKER_FILE
-from offload_conformance.harness.tools.mutants.zygote import Zygote
+from offload_conformance.harness.tools.mutants.zygote import Zygote, ZygoteError
 
 Progress = Callable[[int, int, MutantResult], None]
 
@@ -51,7 +51,8 @@ ROTATION = 4  # fixtures in a mutant's first round of cells (see _varied)
 
 
 class AnalysisError(ValueError):
-    """The analysis cannot start (no target resolves, the unmutated run fails): one line for the user."""
+    """The analysis cannot go on (no target resolves, the unmutated run fails, the worker server exits): one line
+    for the user."""
 
 
 @dataclass(frozen=True)
@@ -242,7 +243,10 @@ def _run_mutants(
 
 
 def _packages(found: Iterable[Target]) -> tuple[str, ...]:
-    return tuple(sorted({t.package for t in found}))
+    """The packages copied into the overlay: the targets', and with any of the save path's, all three (transformers
+    imports accelerate and huggingface_hub: none of them may come from anywhere but the overlay)."""
+    named = {t.package for t in found}
+    return tuple(sorted(named | set(PACKAGES) if named & set(PACKAGES) else named))
 
 
 def _chosen(every: list[Mutant], options: Options) -> tuple[list[Mutant], ShardPart | None]:
@@ -282,7 +286,11 @@ def _job(overlay: Overlay, options: Options, out: Path, **rest: Any) -> Path:
 
 def _start(zygote: Zygote, job: Path, limit: float) -> dict[str, Any]:
     """Run a worker to its end (or `limit` seconds); what it wrote, or why it wrote nothing."""
-    if not zygote.run(job, limit):
+    try:
+        finished = zygote.run(job, limit)
+    except ZygoteError as e:
+        raise AnalysisError(str(e)) from None
+    if not finished:
         return {"worker_timeout": f"the worker ran over {limit:.0f}s"}
     try:
         return json.loads((job.parent / WORKER_FILE).read_text())

@@ -70,6 +70,10 @@ def serve(packages: tuple[str, ...]) -> None:
         print(pid, flush=True)
 
 
+class ZygoteError(RuntimeError):
+    pass
+
+
 class Zygote:
     """The orchestrator's handle: `run(job, limit)` forks a worker and waits for it (or kills it at `limit`)."""
 
@@ -82,9 +86,12 @@ class Zygote:
         """False when the worker ran over `limit` seconds and was killed with everything it started."""
         assert self._proc.stdin is not None and self._proc.stdout is not None
         with self._lock:
-            self._proc.stdin.write(f"{job}\n")
-            self._proc.stdin.flush()
-            pid = int(self._proc.stdout.readline())
+            try:
+                self._proc.stdin.write(f"{job}\n")
+                self._proc.stdin.flush()
+                pid = int(self._proc.stdout.readline())
+            except (OSError, ValueError):
+                raise ZygoteError(f"the worker server exited ({self._proc.poll()}): see its message above") from None
         deadline = time.monotonic() + limit
         while _alive(pid):
             if time.monotonic() > deadline:
