@@ -37,9 +37,7 @@ def main(job_path: str) -> None:
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.setsid()
-    os.chdir(
-        out
-    )  # a mutant that writes to a relative path (a swapped save_directory) writes here, not in the user's cwd
+    os.chdir(out)  # a mutated save writing to a relative path (a swapped save_directory) writes here, not in a cwd
     t0 = time.perf_counter()
     if stale := [p for p in job["packages"] if p in sys.modules]:
         _write(out, {"crash": f"imported before the overlay was on the path: {', '.join(stale)}"})
