@@ -65,5 +65,5 @@ def reason(source: str, line: int) -> str:
     if first.startswith("except"):
         return f"error path: no cell raises here ({first})"
     if first.startswith("a call of"):
-        return f"no cell makes {first}"
+        return f"no cell calls {first.removeprefix('a call of ')}"
     return f"no cell makes `{first.removeprefix('if ')[:100]}` hold"
