@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -46,11 +47,36 @@ def _learned(packages: tuple[str, ...]) -> list[str]:
         return found.read().split()
 
 
+def _independent(modules: list[str], packages: tuple[str, ...]) -> list[str]:
+    """Modules whose distribution does not require a target package: importing one that does (transformers 5.25's
+    `kernels` requires huggingface_hub) would import the target from site-packages, before the overlay."""
+    from importlib.metadata import PackageNotFoundError, distribution, packages_distributions
+
+    owners = packages_distributions()
+    targets = {p.replace("_", "-").lower() for p in packages}
+
+    def depends(top: str) -> bool:
+        for dist in owners.get(top, ()):
+            try:
+                requires = distribution(dist).requires or []
+            except PackageNotFoundError:
+                continue
+            hard = [r for r in requires if "extra ==" not in r]  # an optional extra is not imported with it
+            names = {re.split(r"[ ;<>=!~\[(]", r, maxsplit=1)[0].replace("_", "-").lower() for r in hard}
+            if names & targets:
+                return True
+        return False
+
+    tops = {m.split(".")[0] for m in modules}
+    dependent = {t for t in tops if depends(t)}
+    return [m for m in modules if m.split(".")[0] not in dependent]
+
+
 def serve(packages: tuple[str, ...]) -> None:
     # Workers run torch ops (the judge) and then fork cells: an OpenMP pool started in a parent hangs a forked
     # child's first parallel op, so none is ever started (the cells run single-threaded anyway, as in `run`).
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
-    for module in [*worker.ZYGOTE_PRELOAD, *_learned(packages)]:
+    for module in [*worker.ZYGOTE_PRELOAD, *_independent(_learned(packages), packages)]:
         with contextlib.suppress(Exception):
             __import__(module)
     if imported := [p for p in packages if p in sys.modules]:
