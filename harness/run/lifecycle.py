@@ -15,6 +15,7 @@ Written here, not taken from reference_impl: the judge must not share code with 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -201,17 +202,22 @@ def snapshot(model: torch.nn.Module, before: Snapshot | None = None) -> Snapshot
     """The model as it is now. Before the save (`before` None) its forward pass runs in a forked child, so the
     model the IUT saves has never run one. After it (`before` given) the model is not saved again, so the pass
     runs in this process (a fork costs more than the pass), and only where the one before gave logits; the
-    tensors are read after it, so a pass that leaves offloaded weights loaded (hooks that do not put them back
-    on `meta`) shows as tensors moved to another device."""
+    tensors are read before it, but an offloaded (`meta`) tensor the pass leaves loaded (hooks that do not put it
+    back) shows as moved to another device. Only those: a compressed-tensors model decompresses on its first
+    forward, in memory, which is not the save's doing."""
+    states = dict(tensors(model))
     if before is None:
         logits, error = _forked(lambda: digest(forward_logits(model)), FORWARD_TIMEOUT)
         skipped = None if logits else f"forward pass raised {error}"
     elif before.logits:
         logits, error = _in_process(model)
         skipped = None if logits else f"forward pass raised {error}"
+        now = {n: str(t.device) for n, t in model.state_dict(keep_vars=True).items()}
+        for name, state in states.items():
+            if state.device == "meta" and now.get(name, "meta") != "meta":
+                states[name] = dataclasses.replace(state, device=now[name])
     else:
         logits, skipped = None, before.forward_skipped
-    states = dict(tensors(model))
     hooks = {name: _describe(m._hf_hook) for name, m in model.named_modules() if hasattr(m, "_hf_hook")}
     device_map = getattr(model, "hf_device_map", None)
     return Snapshot(
