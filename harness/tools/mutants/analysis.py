@@ -324,8 +324,9 @@ def _reach(zygote: Zygote, overlay: Overlay, options: Options, cells: list[Cell]
         raise AnalysisError(f"the unmutated run failed: {done.get('crash') or done.get('worker_timeout')}")
     baseline_lines = {b: _real(v["reach"]) for b, v in done["baselines"].items()}
     lines = {}
+    controls = {c.cell_id: c.baseline.cell_id for c in cells}
     for record in done["cells"]:
-        control = next(c for c in cells if c.cell_id == record["cell"]).baseline.cell_id
+        control = controls[record["cell"]]
         lines[record["cell"]] = _real(record["reach"]) | baseline_lines.get(control, frozenset())
     return Reach(
         states={r["cell"]: r["state"] for r in done["cells"]},
@@ -386,7 +387,8 @@ def _run_worker(
     reaching: list[str],
 ) -> dict[str, Any]:
     real = os.path.realpath(overlay.original(mutant.file))
-    controls = {c.baseline.cell_id for c in cells if c.cell_id in reaching}
+    running = set(reaching)
+    controls = {c.baseline.cell_id for c in cells if c.cell_id in running}
     rerun = {b for b in controls if (real, mutant.line) in reach.baseline_lines.get(b, frozenset())}
     job = _job(
         overlay,
