@@ -18,8 +18,10 @@ from offload_conformance.harness.judge import gate
 from offload_conformance.harness.outcomes import Fp8OnCpu, Grade
 from offload_conformance.harness.plan import known_failures, selection
 from offload_conformance.harness.plan.cells import DEFAULT_SHARDS, SMALL_SHARDS
+from offload_conformance.harness.plan.contexts import CONTEXTS
 from offload_conformance.harness.plan.impls import BUILTIN
 from offload_conformance.harness.plan.modes import MODES
+from offload_conformance.harness.plan.options import SAVE_OPTIONS
 from offload_conformance.harness.report import history, terminal, write_reports
 from offload_conformance.harness.report.coverage import generated_table
 from offload_conformance.harness.report.coverage import table as coverage_table
@@ -74,8 +76,24 @@ def _parser() -> argparse.ArgumentParser:
         "--max-shard-size",
         action="append",
         metavar="SIZE",
-        help=f"save option axis: '{DEFAULT_SHARDS}' (upstream's) or a size like 24KB (repeatable;"
-        f" default: {DEFAULT_SHARDS} and {SMALL_SHARDS})",
+        help=f"save option axis: '{DEFAULT_SHARDS}' (upstream's), a size like 24KB, or a size derived per fixture:"
+        " per-tensor (every tensor its own shard), split-groups (a boundary inside every fused group)"
+        f" (repeatable; default: {DEFAULT_SHARDS} and {SMALL_SHARDS}, and the forced sizes where docs/save-contexts.md"
+        " says)",
+    )
+    run.add_argument(
+        "--save-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help=f"another save_pretrained option on every cell: {', '.join(SAVE_OPTIONS)} (repeatable: one axis value"
+        " each; judged against the in-memory save with the same option)",
+    )
+    run.add_argument(
+        "--context",
+        action="append",
+        choices=[str(c) for c in CONTEXTS],
+        help="what the target directory holds before the save (repeatable; default: empty, and the others where"
+        " docs/save-contexts.md says)",
     )
     run.add_argument("--out", type=Path, default=Path("conformance-out"), help="output directory")
     run.add_argument("--require", choices=GRADES, default="bytes", help="grade a cell needs to pass")
@@ -483,6 +501,8 @@ def _run(args: argparse.Namespace) -> int:
         modes=tuple(args.mode or ()),
         impls=tuple(args.impl or ()),
         shard_sizes=tuple(args.max_shard_size or ()),
+        save_options=tuple(args.save_option or ()),
+        contexts=tuple(args.context or ()),
         cells=tuple(args.cell or ()),
         shard=args.shard,
     )

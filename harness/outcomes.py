@@ -52,6 +52,8 @@ class FailureClass(StrEnum):
     SHARD_OVERSIZE = "shard-oversize"  # a shard over max_shard_size though no single tensor in it is
     DROPPED_ON_LOAD = "dropped-on-load"  # a tensor of the fixture's own files that no save contains
     ROUND_TRIP = "round-trip"  # an in-memory load then save does not give the fixture's own tensors back
+    RELOAD = "reload"  # the directory after the save, loaded back with from_pretrained, is not what the save wrote
+    DIRECTORY_CHANGED = "directory-changed"  # a save that raised did not leave the target directory as it was
     MODEL_CHANGED = "model-changed"  # the model after the save differs from the model before it
     RESAVE = "resave"  # the save, loaded back in the same mode and saved again, gives other bytes
     READ_AMPLIFICATION = "read-amplification"

@@ -32,6 +32,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         help="'default' or a size (repeatable; default: the matrix's shard-size axis)",
     )
+    group.addoption("--offload-save-option", action="append", default=[], help="KEY=VALUE (see run --help)")
+    group.addoption("--offload-context", action="append", default=[], help="save context (see run --help)")
     group.addoption("--offload-cell", action="append", default=[], help="only cells whose id matches (fnmatch)")
     group.addoption("--offload-require", choices=("bytes", "tensors"), default="bytes", help="grade to pass")
     group.addoption("--offload-timeout", type=float, default=600.0, help="seconds before a cell is killed")
@@ -90,6 +92,8 @@ class _Plugin:
             modes=tuple(opt("--offload-mode")),
             impls=(opt("--offload-impl"),),
             shard_sizes=tuple(opt("--offload-max-shard-size")),
+            save_options=tuple(opt("--offload-save-option")),
+            contexts=tuple(opt("--offload-context")),
             cells=tuple(opt("--offload-cell")),
         )
         try:

@@ -109,6 +109,17 @@ class SaveCost:
 
 
 @dataclass(frozen=True)
+class FusedGroups:
+    """A save's expert groups (the checkpoint tensors of one fused in-memory tensor): how many it put in more than
+    one file, how many are larger than max_shard_size (where a boundary falls inside the group: the in-memory
+    save keeps such a group whole, in a shard of its own), of how many. over_limit 0: no boundary was tested."""
+
+    split: int
+    over_limit: int
+    total: int
+
+
+@dataclass(frozen=True)
 class CellResult:
     cell_id: str
     fixture: str
@@ -131,6 +142,8 @@ class CellResult:
     transformers: str = ""  # what ran the cell, set when documents from several versions are merged
     cost: SaveCost | None = None
     lifecycle: Lifecycle | None = None
+    context: str = "empty"  # what the target directory held before the save (plan.contexts)
+    fused_groups: FusedGroups | None = None  # the save's expert groups and the shard boundaries inside them
 
     @property
     def counts_as_failure(self) -> bool:
@@ -236,6 +249,7 @@ def _cell(c: dict[str, Any]) -> CellResult:
             "baseline_failure": Failure.from_json(c.get("baseline_failure")),
             "cost": SaveCost(**c["cost"]) if c.get("cost") else None,
             "lifecycle": Lifecycle.from_json(c.get("lifecycle")),
+            "fused_groups": FusedGroups(**c["fused_groups"]) if c.get("fused_groups") else None,
         }
     )
 

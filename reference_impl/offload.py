@@ -78,15 +78,18 @@ def owner_of(model: nn.Module, name: str) -> torch.Tensor:
 Reader = Callable[[nn.Module, str], torch.Tensor]
 
 
-def materialized_state_dict(model: nn.Module, read: Reader = read_offloaded) -> dict[str, torch.Tensor]:
-    """model.state_dict() with every meta tensor read back from offload storage.
+def materialized_state_dict(
+    model: nn.Module, read: Reader = read_offloaded, state: Mapping[str, torch.Tensor] | None = None
+) -> dict[str, torch.Tensor]:
+    """model.state_dict() (or a copy of `state`, whose meta tensors are placeholders of the model's offloaded
+    tensors of their names) with every meta tensor read back from offload storage.
 
     Names that share one parameter object (tied weights) get one shared tensor, so the
     storage-based tie detection of the in-memory save path sees them as tied. accelerate's
     disk_offload gives each tied name a meta parameter of its own, so declared ties
     (transformers' {target: source} map) are followed too.
     """
-    state = model.state_dict()
+    state = model.state_dict() if state is None else dict(state)
     tied: dict[str, str] = dict(getattr(model, "all_tied_weights_keys", None) or {})
     loaded: dict[int, torch.Tensor] = {}
     for name, tensor in state.items():

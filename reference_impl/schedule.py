@@ -297,10 +297,29 @@ def _schedule_runs(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[li
     return groups, planned
 
 
-def schedule(model: nn.Module, max_shard_size: int | str, state: dict[str, torch.Tensor] | None = None) -> Schedule:
-    """The checkpoint of `state` (default: saved_state(model)) as the in-memory save plans it."""
+def _as_is(state: dict[str, torch.Tensor]) -> tuple[list[Group], dict[str, Planned]]:
+    """The schedule of a save that reverts nothing (save_original_format=False): each in-memory tensor is a
+    checkpoint tensor of its own name, all of its bytes."""
+    groups = []
+    for name, t in state.items():
+        nbytes = t.numel() * t.element_size()
+        groups.append(Group((name,), (name,), ((name, (Piece(name, 0, nbytes),) if nbytes else ()),)))
+    return groups, _plan({name: _meta(t) for name, t in state.items()}, 0)
+
+
+def schedule(
+    model: nn.Module,
+    max_shard_size: int | str,
+    state: dict[str, torch.Tensor] | None = None,
+    *,
+    revert: bool = True,
+    filename_pattern: str = "model{suffix}.safetensors",
+) -> Schedule:
+    """The checkpoint of `state` (default: saved_state(model)) as the in-memory save plans it: reverted to the
+    checkpoint format unless `revert` is False (save_original_format=False), its files named by
+    `filename_pattern` (a variant's)."""
     state = saved_state(model) if state is None else state
-    found = _schedule_runs(model, state)
+    found = _schedule_runs(model, state) if revert else _as_is(state)
     if found is None:  # the whole state at once
         meta = {n: _meta(t) for n, t in state.items()}
         full = _revert(model, meta)  # checkpoint names, in the order the in-memory save plans them
@@ -318,7 +337,7 @@ def schedule(model: nn.Module, max_shard_size: int | str, state: dict[str, torch
         {name: p.plan for name, p in planned.items()},
         get_storage_size=lambda plan: planned[plan.name].storage_nbytes,
         get_storage_id=lambda plan: planned[plan.name].storage,
-        filename_pattern="model{suffix}.safetensors",
+        filename_pattern=filename_pattern,
         max_shard_size=max_shard_size,
     )
     return Schedule(tuple(groups), {name: p.plan for name, p in planned.items()}, split)

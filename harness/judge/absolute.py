@@ -27,7 +27,7 @@ from pathlib import Path
 from huggingface_hub.serialization._base import parse_size_to_int
 
 from offload_conformance.fixtures.manifest import FixtureError, read_manifest
-from offload_conformance.harness.judge.checkpoint import INDEX_NAME, SafetensorsFile, UnreadableFile, read_safetensors
+from offload_conformance.harness.judge.checkpoint import SafetensorsFile, UnreadableFile, is_index, read_safetensors
 from offload_conformance.harness.judge.compare import compare, weight_map_differences
 from offload_conformance.harness.outcomes import FailureClass as C
 from offload_conformance.harness.results import Difference
@@ -37,7 +37,7 @@ UPSTREAM_MAX_SHARD_SIZE = "50GB"
 EXAMPLES = 3
 
 
-def _shards(save_dir: Path) -> dict[str, SafetensorsFile]:
+def shard_headers(save_dir: Path) -> dict[str, SafetensorsFile]:
     """Each readable shard's header: read once per save (shard_oversize and index_bookkeeping both ask, and a
     baseline is asked for every cell that shares it)."""
     return _headers(save_dir, _signature(save_dir))
@@ -54,11 +54,15 @@ def _headers(save_dir: Path, _sig: object) -> dict[str, SafetensorsFile]:
     return out
 
 
-def shard_oversize(save_dir: Path, max_shard_size: int | str | None) -> list[Difference]:
+def shard_oversize(
+    save_dir: Path, max_shard_size: int | str | None, ignore: frozenset[str] = frozenset()
+) -> list[Difference]:
     size = UPSTREAM_MAX_SHARD_SIZE if max_shard_size is None else max_shard_size
     limit = size if isinstance(size, int) else parse_size_to_int(size)
     out = []
-    for name, shard in _shards(save_dir).items():
+    for name, shard in shard_headers(save_dir).items():
+        if name in ignore:
+            continue
         held = sum(t.end - t.begin for t in shard.tensors)
         if held > limit and len(shard.tensors) > 1:
             what = f"{name} holds {held} bytes in {len(shard.tensors)} tensors, over max_shard_size ({limit} bytes)"
@@ -66,10 +70,11 @@ def shard_oversize(save_dir: Path, max_shard_size: int | str | None) -> list[Dif
     return out
 
 
-def index_bookkeeping(save_dir: Path, parameters: int | None) -> list[Difference]:
-    path = save_dir / INDEX_NAME
-    if not path.is_file():
+def index_bookkeeping(save_dir: Path, parameters: int | None, ignore: frozenset[str] = frozenset()) -> list[Difference]:
+    found = sorted(p for p in save_dir.glob("*.json") if is_index(p.name) and p.name not in ignore)
+    if not found:
         return []
+    path = found[0]
     try:
         index = json.loads(path.read_text())
         weight_map, metadata = index["weight_map"], index.get("metadata") or {}
@@ -79,18 +84,20 @@ def index_bookkeeping(save_dir: Path, parameters: int | None) -> list[Difference
         return []  # the comparison names a malformed index
     located: dict[str, str] = {}
     sizes: dict[str, int] = {}
-    for name, shard in _shards(save_dir).items():
+    for name, shard in shard_headers(save_dir).items():
+        if name in ignore:
+            continue
         for t in shard.tensors:
             located.setdefault(t.name, name)
             sizes.setdefault(t.name, t.end - t.begin)
-    out = weight_map_differences(weight_map, located)
+    out = weight_map_differences(weight_map, located, path.name)
     total = sum(sizes.values())
     if metadata.get("total_size") != total:
         what = f"index metadata.total_size {metadata.get('total_size')}, the shards hold {total} bytes of tensors"
-        out.append(Difference(C.INDEX, what, file=INDEX_NAME))
+        out.append(Difference(C.INDEX, what, file=path.name))
     if "total_parameters" in metadata and parameters is not None and metadata["total_parameters"] != parameters:
         what = f"index metadata.total_parameters {metadata['total_parameters']}, the model has {parameters}"
-        out.append(Difference(C.INDEX, what, file=INDEX_NAME))
+        out.append(Difference(C.INDEX, what, file=path.name))
     return out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,14 @@ from huggingface_hub.constants import SAFETENSORS_INDEX_FILE
 from offload_conformance.fixtures.manifest import sha256_file
 
 INDEX_NAME = SAFETENSORS_INDEX_FILE
+# The index of a save with a `variant` is model.safetensors.index.<variant>.json.
+_INDEX = re.compile(r"model\.safetensors\.index(\.[A-Za-z0-9_-]+)?\.json")
+
+
+def is_index(name: str) -> bool:
+    return _INDEX.fullmatch(name) is not None
+
+
 MAX_HEADER = 100 * 1024 * 1024
 # Header dtype codes -> torch dtypes, to measure how far two tensors' values are apart. Written out
 # here rather than taken from a writer: the judge must not share code with what it judges.
@@ -77,6 +86,7 @@ class Checkpoint:
     unreadable: dict[str, str]  # file name -> reason
     index: dict[str, object] | None
     index_error: str | None
+    index_name: str = INDEX_NAME  # the index file's name (a variant's has its own)
 
     @property
     def tensors(self) -> dict[str, TensorEntry]:
@@ -148,34 +158,39 @@ def read_safetensors(path: Path, digests: bool = True) -> SafetensorsFile:
     )
 
 
-def _members(path: Path, weights_only: bool) -> list[Path]:
+def _members(path: Path, weights_only: bool, ignore: frozenset[str] = frozenset()) -> list[Path]:
     # A save that never created its directory is an empty checkpoint: every tensor is missing.
     return [
         p
         for p in (sorted(path.iterdir()) if path.is_dir() else [])
-        if p.is_file() and not (weights_only and p.suffix != ".safetensors" and p.name != INDEX_NAME)
+        if p.is_file()
+        and p.name not in ignore
+        and not (weights_only and p.suffix != ".safetensors" and not is_index(p.name))
     ]
 
 
-def file_digests(path: Path, weights_only: bool = False) -> dict[str, str]:
-    """sha256 of every file: all a byte-identical comparison needs."""
-    return {p.name: sha256_file(p) for p in _members(path, weights_only)}
+def file_digests(path: Path, weights_only: bool = False, ignore: frozenset[str] = frozenset()) -> dict[str, str]:
+    """sha256 of every file (but those named in `ignore`): all a byte-identical comparison needs."""
+    return {p.name: sha256_file(p) for p in _members(path, weights_only, ignore)}
 
 
-def read_checkpoint(path: Path, weights_only: bool = False, files: dict[str, str] | None = None) -> Checkpoint:
+def read_checkpoint(
+    path: Path, weights_only: bool = False, files: dict[str, str] | None = None, ignore: frozenset[str] = frozenset()
+) -> Checkpoint:
     """Every file parsed; `files` are its digests when the caller has them already."""
-    files = files if files is not None else file_digests(path, weights_only)
+    files = files if files is not None else file_digests(path, weights_only, ignore)
     weights, unreadable = {}, {}
-    index, index_error = None, None
-    for p in _members(path, weights_only):
+    index, index_error, index_name = None, None, INDEX_NAME
+    for p in _members(path, weights_only, ignore):
         if p.suffix == ".safetensors":
             try:
                 weights[p.name] = read_safetensors(p)
             except UnreadableFile as e:
                 unreadable[p.name] = str(e)
-        elif p.name == INDEX_NAME:
+        elif is_index(p.name):
+            index_name = p.name
             try:
                 index = json.loads(p.read_text())
             except ValueError as e:
-                index_error = f"{INDEX_NAME} is not JSON ({e})"
-    return Checkpoint(path, files, weights, unreadable, index, index_error)
+                index_error = f"{p.name} is not JSON ({e})"
+    return Checkpoint(path, files, weights, unreadable, index, index_error, index_name)

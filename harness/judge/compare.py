@@ -127,7 +127,8 @@ def _compare_layout(exp: Checkpoint, act: Checkpoint) -> list[Difference]:
             what = "tensors in another order" if order else "same tensors and order, different padding or header text"
             out.append(Difference(C.ORDER, f"{fname}: {what}", file=fname))
     out += _compare_index(exp, act)
-    weight_like = {INDEX_NAME} | set(exp.weights) | set(act.weights) | set(exp.unreadable) | set(act.unreadable)
+    weight_like = {exp.index_name, act.index_name} | set(exp.weights) | set(act.weights)
+    weight_like |= set(exp.unreadable) | set(act.unreadable)
     for fname in sorted((exp.files.keys() ^ act.files.keys()) - weight_like):
         where = "missing" if fname in exp.files else "unexpected"
         out.append(Difference(C.FILE_SET, f"{fname} is {where}", file=fname))
@@ -151,7 +152,9 @@ def _quantization_config(exp: Checkpoint, act: Checkpoint) -> Difference | None:
     return Difference(C.QUANTIZATION_CONFIG, f"{CONFIG}: {QUANT} {what}", file=CONFIG)
 
 
-def weight_map_differences(weight_map: dict[str, object], located: dict[str, str]) -> list[Difference]:
+def weight_map_differences(
+    weight_map: dict[str, object], located: dict[str, str], index_name: str = INDEX_NAME
+) -> list[Difference]:
     """The index's weight_map must name exactly the tensors in the shards, each in its file."""
     wrong = sorted(n for n in weight_map.keys() | located.keys() if weight_map.get(n) != located.get(n))
     if not wrong:
@@ -163,7 +166,7 @@ def weight_map_differences(weight_map: dict[str, object], located: dict[str, str
             f"{len(wrong)} index entries disagree with the files, e.g. {n}: index says"
             f" {weight_map.get(n)}, found in {located.get(n)}",
             tensor=n,
-            file=INDEX_NAME,
+            file=index_name,
         )
     ]
 
@@ -171,27 +174,28 @@ def weight_map_differences(weight_map: dict[str, object], located: dict[str, str
 def _compare_index(exp: Checkpoint, act: Checkpoint) -> list[Difference]:
     out: list[Difference] = []
     if act.index_error:
-        return [Difference(C.INDEX, act.index_error, file=INDEX_NAME)]
+        return [Difference(C.INDEX, act.index_error, file=act.index_name)]
     if act.index is not None:
         # The index must describe the files actually written, whatever the expected side did.
         weight_map = act.index.get("weight_map")
         if not isinstance(weight_map, dict):
-            return [Difference(C.INDEX, "index has no weight_map object", file=INDEX_NAME)]
-        out += weight_map_differences(weight_map, {n: t.file for n, t in act.tensors.items()})
+            return [Difference(C.INDEX, "index has no weight_map object", file=act.index_name)]
+        out += weight_map_differences(weight_map, {n: t.file for n, t in act.tensors.items()}, act.index_name)
     if exp.index is not None and act.index is not None:
         if exp.index.get("metadata") != act.index.get("metadata"):
             out.append(
                 Difference(
                     C.INDEX,
                     f"index metadata {act.index.get('metadata')}, expected {exp.index.get('metadata')}",
-                    file=INDEX_NAME,
+                    file=act.index_name,
                 )
             )
-        elif exp.index == act.index and exp.files[INDEX_NAME] != act.files[INDEX_NAME]:
-            out.append(Difference(C.INDEX, "same JSON content, different formatting", file=INDEX_NAME))
+        elif exp.index == act.index and exp.files[exp.index_name] != act.files[act.index_name]:
+            out.append(Difference(C.INDEX, "same JSON content, different formatting", file=act.index_name))
     elif (exp.index is None) != (act.index is None) and set(exp.weights) == set(act.weights):
         where = "missing" if act.index is None else "unexpected"
-        out.append(Difference(C.INDEX, f"{INDEX_NAME} is {where}", file=INDEX_NAME))
+        name = exp.index_name if act.index is None else act.index_name
+        out.append(Difference(C.INDEX, f"{name} is {where}", file=name))
     return out
 
 
@@ -206,14 +210,17 @@ def _with_facts(d: Difference, et: dict[str, TensorEntry], at: dict[str, TensorE
     return dataclasses.replace(d, expected=_facts(et.get(d.tensor)), actual=_facts(at.get(d.tensor)))
 
 
-def compare(expected: Path, actual: Path, *, weights_only: bool = False) -> Comparison:
-    """Classify every way `actual` differs from `expected`; `weights_only` ignores non-weight files."""
+def compare(
+    expected: Path, actual: Path, *, weights_only: bool = False, ignore: frozenset[str] = frozenset()
+) -> Comparison:
+    """Classify every way `actual` differs from `expected`; `weights_only` ignores non-weight files, `ignore` the
+    files of `actual` named (what a save context judges apart: harness.judge.context)."""
     # Bytes first: most cells pass, and identical files need no header parsing or tensor hashing.
-    exp_files, act_files = file_digests(expected, weights_only), file_digests(actual, weights_only)
+    exp_files, act_files = file_digests(expected, weights_only), file_digests(actual, weights_only, ignore)
     if exp_files == act_files:
         return Comparison(Grade.BYTES, ())
     exp = read_checkpoint(expected, weights_only, exp_files)
-    act = read_checkpoint(actual, weights_only, act_files)
+    act = read_checkpoint(actual, weights_only, act_files, ignore)
     if exp.unreadable:
         raise ValueError(f"expected checkpoint {expected} is unreadable: {exp.unreadable}")
     diffs = [Difference(C.UNREADABLE_FILE, reason, file=f) for f, reason in sorted(act.unreadable.items())]

@@ -6,14 +6,25 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from offload_conformance.harness.judge.absolute import dropped_on_load, index_bookkeeping, round_trip, shard_oversize
+from huggingface_hub.serialization._base import parse_size_to_int
+
+from offload_conformance.harness.judge.absolute import (
+    UPSTREAM_MAX_SHARD_SIZE,
+    dropped_on_load,
+    index_bookkeeping,
+    round_trip,
+    shard_headers,
+    shard_oversize,
+)
 from offload_conformance.harness.judge.budget import Budget
 from offload_conformance.harness.judge.compare import Comparison, compare
+from offload_conformance.harness.judge.context import directory_changed, judged_apart, own_files, reload_differences
 from offload_conformance.harness.judge.source import config_differences
 from offload_conformance.harness.outcomes import FailureClass, Grade, Outcome, Stage, ordered
 from offload_conformance.harness.plan.cells import Cell
 from offload_conformance.harness.plan.modes import BASELINE_MODE
-from offload_conformance.harness.results import BaselineResult, CellResult, Difference, Lifecycle
+from offload_conformance.harness.plan.shards import ShardSizeError, fused_groups, resolve
+from offload_conformance.harness.results import BaselineResult, CellResult, Difference, FusedGroups, Lifecycle
 from offload_conformance.harness.run.process import Execution
 
 DETAIL_DIFFERENCES = 3  # differences spelled out in a cell's one-line detail
@@ -43,7 +54,10 @@ def judge(
         "cost": run.cost,
         "failure": run.failure,
         "lifecycle": run.lifecycle,
+        "context": str(cell.context),
     }
+    variant = dict(cell.save_options).get("variant")
+    max_shard_size = _max_shard_size(cell, fixture_dir)
     for execution, prefix in ((baseline, "baseline "), (run, "")):
         if execution.unsupported is not None:
             detail = f"{prefix}{execution.unsupported}"
@@ -56,7 +70,7 @@ def judge(
             return _error(run, common)
         # The layout of a save that never succeeded in memory is unknown: named tensors are the standard.
         source = compare(fixture_dir, run.save_dir, weights_only=True)
-        return _compared(source, fixture_dir, run, _own_terms(cell, run), common)
+        return _compared(source, fixture_dir, run, _own_terms(run, max_shard_size), common)
     if baseline.failure is not None:
         # transformers' own load failed: no correct checkpoint to compare with, whatever the IUT. The
         # root cause comes first, the cell's own error after.
@@ -72,14 +86,22 @@ def judge(
         )
     if run.failure is not None:
         return _error(run, common)
-    result = compare(baseline.save_dir, run.save_dir)
-    own = _own_terms(cell, run)
+    ignored: frozenset[str] = frozenset()
+    own = []
+    if run.before is not None:
+        ignored, own = judged_apart(variant, baseline.save_dir, run.save_dir, run.before)
+        own += reload_differences(run.reloaded)
+    result = compare(baseline.save_dir, run.save_dir, ignore=ignored)
+    common["fused_groups"] = _fused_groups(run.save_dir, variant, max_shard_size)
+    own += _own_terms(run, max_shard_size, ignored)
     oversize = any(d.cls is FailureClass.SHARD_OVERSIZE for d in own)
-    if oversize and shard_oversize(baseline.save_dir, dict(cell.save_options).get("max_shard_size")):
+    if oversize and shard_oversize(baseline.save_dir, max_shard_size):
         # The in-memory save breaks the limit itself (huggingface_hub plans views of one storage as one item:
         # e.g. experts split from one fused tensor): the guarantee an IUT is held to is not there to hold.
         own = [d for d in own if d.cls is not FailureClass.SHARD_OVERSIZE]
-    if fixture_dir is not None and not dequantized:
+    # The fixture's own files hold checkpoint names: a save asked to keep the in-memory names cannot give them back.
+    original_format = dict(cell.save_options).get("save_original_format", True)
+    if fixture_dir is not None and not dequantized and original_format:
         own += dropped_on_load(fixture_dir, baseline.save_dir, run.save_dir)
         if cell.mode.name == BASELINE_MODE:
             own += round_trip(fixture_dir, baseline.save_dir, run.save_dir)
@@ -88,11 +110,36 @@ def judge(
     return _verdict(result.grade, differences, require, len(differences) > len(result.differences), common)
 
 
-def _own_terms(cell: Cell, run: Execution) -> list[Difference]:
-    """What is wrong with the save, or with the model after it, whatever the baseline says."""
-    out = shard_oversize(run.save_dir, dict(cell.save_options).get("max_shard_size"))
-    out += index_bookkeeping(run.save_dir, run.parameters)
+def _own_terms(run: Execution, max_shard_size: object, ignored: frozenset[str] = frozenset()) -> list[Difference]:
+    """What is wrong with the save, or with the model after it, whatever the baseline says (files `ignored` are
+    not the save's: judge.context)."""
+    out = shard_oversize(run.save_dir, max_shard_size, ignored)  # type: ignore[arg-type]
+    out += index_bookkeeping(run.save_dir, run.parameters, ignored)
     return out + list(run.model_changes)
+
+
+def _max_shard_size(cell: Cell, fixture_dir: Path | None) -> object:
+    """The max_shard_size the save was given: a forced size (plan.shards) is this fixture's bytes."""
+    size = dict(cell.save_options).get("max_shard_size")
+    if fixture_dir is None or size is None:
+        return size
+    try:
+        return resolve(size, fixture_dir)
+    except ShardSizeError:
+        return None  # the cell was unsupported
+
+
+def _fused_groups(save_dir: Path, variant: str | None, max_shard_size: object) -> FusedGroups | None:
+    own = own_files(variant)
+    size = UPSTREAM_MAX_SHARD_SIZE if max_shard_size is None else max_shard_size
+    limit = size if isinstance(size, int) else parse_size_to_int(str(size))
+    located = {
+        t.name: (name, t.end - t.begin)
+        for name, shard in shard_headers(save_dir).items()
+        if own(name)
+        for t in shard.tensors
+    }
+    return fused_groups(located, limit)
 
 
 def _merged(compared: tuple[Difference, ...], own: list[Difference]) -> tuple[Difference, ...]:
@@ -102,16 +149,19 @@ def _merged(compared: tuple[Difference, ...], own: list[Difference]) -> tuple[Di
 
 
 def _error(run: Execution, common: dict[str, Any]) -> CellResult:
-    """No checkpoint: the save (or load) failed. A save that raised must still leave the model as it was:
-    its model-changed findings are the error cell's classes."""
+    """No checkpoint: the save (or load) failed. A save that raised must still leave the model as it was, and
+    the directory it saved into: its model-changed and directory-changed findings are the error cell's classes."""
     assert run.failure is not None
-    detail = "; ".join([str(run.failure), *(d.detail for d in run.model_changes[:DETAIL_DIFFERENCES])])
+    found = list(run.model_changes)
+    if run.before is not None and run.failure.stage is Stage.SAVE:
+        found += directory_changed(run.save_dir, run.before)
+    detail = "; ".join([str(run.failure), *(d.detail for d in found[:DETAIL_DIFFERENCES])])
     return CellResult(
         outcome=Outcome.ERROR,
         grade=None,
-        classes=ordered({d.cls for d in run.model_changes}),
+        classes=ordered({d.cls for d in found}),
         detail=detail,
-        differences=run.model_changes,
+        differences=tuple(found),
         log_tail=run.log_tail,
         **common,
     )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from offload_conformance.fixtures.spec import Fixture, GeneratedSpec
+from offload_conformance.harness.plan.contexts import Context
 from offload_conformance.harness.plan.modes import BASELINE_MODE, Mode, Placement, by_name
 
 # The save option axis: upstream's default `max_shard_size`, and a size small enough that the
@@ -40,16 +41,29 @@ class Cell:
     mode: Mode
     impl: str
     save_options: SaveOptions = ()
+    context: Context = Context.EMPTY
 
     @property
     def cell_id(self) -> str:
+        """fixture-mode-impl[-options][-context]: the context last, so a known-failure pattern written for the
+        empty context (`...-upstream-max_shard_size=*`) covers the cell in every context."""
         label = options_label(self.save_options)
-        return "-".join([self.fixture.name, self.mode.name, self.impl] + ([label] if label else []))
+        parts = [self.fixture.name, self.mode.name, self.impl] + ([label] if label else [])
+        return "-".join(parts + ([self.context] if self.context is not Context.EMPTY else []))
 
     @property
     def baseline(self) -> Cell:
-        """The control this cell is compared with: the installed transformers saving the in-memory model."""
+        """The control this cell is compared with: the installed transformers saving the in-memory model
+        into an empty directory."""
         return Cell(self.fixture, by_name(BASELINE_MODE), BASELINE_IMPL, self.save_options)
+
+    @property
+    def earlier(self) -> Cell | None:
+        """The save the target directory holds before this cell's save (a baseline of other options), if any."""
+        options = self.context.earlier_options
+        if options is None:
+            return None
+        return Cell(self.fixture, by_name(BASELINE_MODE), BASELINE_IMPL, options)
 
 
 def has_experts(fixture: Fixture) -> bool:
@@ -66,15 +80,17 @@ def matrix(
     modes: Iterable[Mode],
     impls: Iterable[str],
     options: Iterable[SaveOptions] = ((),),
+    contexts: Iterable[Context] = (Context.EMPTY,),
 ) -> list[Cell]:
-    """Every combination, in report order: fixture, then save options, then mode, then IUT; but no
+    """Every combination, in report order: fixture, then save options, then context, then mode, then IUT; but no
     experts-on-disk cell of a model without experts (it would be the in-memory cell again)."""
-    modes, impls, options = list(modes), list(impls), list(options)
+    modes, impls, options, contexts = list(modes), list(impls), list(options), list(contexts)
     experts = {f: has_experts(f) for f in fixtures}
     return [
-        Cell(f, m, i, o)
+        Cell(f, m, i, o, x)
         for f in experts
         for o in options
+        for x in contexts
         for m in modes
         if experts[f] or m.placement is not Placement.EXPERTS_ON_DISK
         for i in impls

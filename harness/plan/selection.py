@@ -14,10 +14,16 @@ from huggingface_hub.serialization._base import parse_size_to_int
 
 from offload_conformance.harness.judge.budget import Budget, BudgetError
 from offload_conformance.harness.outcomes import Fp8OnCpu, Grade
-from offload_conformance.harness.plan.cells import DEFAULT_SHARDS, SHARD_SIZES, Cell, matrix, save_options
+from offload_conformance.harness.plan.cells import DEFAULT_SHARDS, SHARD_SIZES, Cell, SaveOptions, matrix, save_options
+from offload_conformance.harness.plan.contexts import Context, UnknownContext
+from offload_conformance.harness.plan.contexts import by_name as context_by_name
+from offload_conformance.harness.plan.extras import EXTRAS
 from offload_conformance.harness.plan.impls import BUILTIN, ImplError, resolve
 from offload_conformance.harness.plan.modes import MODES, Mode, UnknownMode
 from offload_conformance.harness.plan.modes import by_name as mode_by_name
+from offload_conformance.harness.plan.options import OptionError
+from offload_conformance.harness.plan.options import parse as parse_option
+from offload_conformance.harness.plan.shards import FORCED
 from offload_conformance.harness.results import Shard
 
 
@@ -35,6 +41,8 @@ class Selection:
     modes: tuple[str, ...] = ()
     impls: tuple[str, ...] = ()
     shard_sizes: tuple[str, ...] = ()
+    contexts: tuple[str, ...] = ()  # plan.contexts names: what the target directory holds before the save
+    save_options: tuple[str, ...] = ()  # KEY=VALUE save options besides max_shard_size (plan.options)
     cells: tuple[str, ...] = ()  # fnmatch patterns over cell ids
     shard: str | None = None  # "K/N": the K-th of N parts of the selected cells (for parallel CI jobs)
 
@@ -136,11 +144,12 @@ def impl(spec: str) -> str:
 
 
 def shard_options(size: str) -> tuple:
-    if size != DEFAULT_SHARDS:
+    if size not in (DEFAULT_SHARDS, *FORCED):
         try:
             parse_size_to_int(size)
         except ValueError:
-            raise PlanError(f"--max-shard-size {size!r}: expected '{DEFAULT_SHARDS}' or a size like 24KB") from None
+            known = ", ".join((DEFAULT_SHARDS, *FORCED))
+            raise PlanError(f"--max-shard-size {size!r}: expected one of {known} or a size like 24KB") from None
     return save_options(size)
 
 
@@ -208,10 +217,42 @@ def _default_economies(selection: Selection, cells: list[Cell]) -> list[Cell]:
     return [c for c in cells if not repeats(c)]
 
 
+def _option_sets(selection: Selection) -> list[SaveOptions]:
+    """Each --max-shard-size with each --save-option (or none): the cells' save options, sorted by keyword."""
+    try:
+        others = [(parse_option(o),) for o in selection.save_options] or [()]
+    except OptionError as e:
+        raise PlanError(str(e)) from None
+    sizes = [shard_options(s) for s in selection.shard_sizes or SHARD_SIZES]
+    return [tuple(sorted(s + o)) for s in sizes for o in others]
+
+
+def _contexts(names: tuple[str, ...]) -> list[Context]:
+    try:
+        return [context_by_name(n) for n in names] or [Context.EMPTY]
+    except UnknownContext as e:
+        raise PlanError(str(e)) from None
+
+
 def _planned_matrix(selection: Selection) -> list[Cell]:
-    return matrix(
-        _fixtures(selection),
-        modes(selection.modes),
-        [impl(i) for i in selection.impls or BUILTIN],
-        [shard_options(s) for s in selection.shard_sizes or SHARD_SIZES],
-    )
+    fixtures, selected_modes = _fixtures(selection), modes(selection.modes)
+    impls = [impl(i) for i in selection.impls or BUILTIN]
+    cells = matrix(fixtures, selected_modes, impls, _option_sets(selection), _contexts(selection.contexts))
+    if not (selection.shard_sizes or selection.save_options or selection.contexts):
+        cells += _extras(fixtures, selected_modes, impls)
+    return list(dict.fromkeys(cells))
+
+
+def _extras(fixtures: list, selected_modes: list[Mode], impls: list[str]) -> list[Cell]:
+    """The default matrix's cells of other contexts, options and forced shard sizes (plan.extras)."""
+    out: list[Cell] = []
+    for extra in EXTRAS:
+        chosen = [f for f in fixtures if f.name in extra.fixtures]
+        ms = [m for m in selected_modes if m.name in extra.modes]
+        sets = [
+            tuple(sorted(save_options(s) + ((parse_option(o),) if o else ())))
+            for s in extra.shard_sizes
+            for o in extra.options
+        ]
+        out += matrix(chosen, ms, impls, sets, extra.contexts)
+    return out

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from offload_conformance.harness.outcomes import Stage
+from offload_conformance.harness.plan.options import OWN_STATE_DICT
 from offload_conformance.harness.results import Failure
 from offload_conformance.harness.run.reach import paused, recorded
 
@@ -140,10 +141,13 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             # their writeback does not compete with the save (nor land on a `cp` timed later).
             os.sync()
         stage = Stage.SAVE
+        options = dict(request["save_options"])
+        if options.get("state_dict") == OWN_STATE_DICT:
+            options["state_dict"] = model.state_dict()  # as a wrapper passes it: meta where a weight is offloaded
         try:
             with measured(model) as cost:  # its own setup (listing what is offloaded) is not the save's time
                 t0 = time.perf_counter()
-                save(model, str(out), **request["save_options"])
+                save(model, str(out), **options)
                 report["save_seconds"] = time.perf_counter() - t0
         finally:
             if before is not None:  # also after a save that raised: it must leave the model as it found it
@@ -157,6 +161,18 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     except Exception as e:
         report["failure"] = _failure(stage, e)
         traceback.print_exc()
+    if request.get("reload") and not {"unsupported", "failure"} & report.keys():
+        from offload_conformance.harness.run import oracles
+
+        variant = request["save_options"].get("variant")
+        fp8 = request.get("fp8_on_cpu", "keep")
+        with paused():
+            try:
+                report["reloaded"] = oracles.reload_difference(out, fixture, auto, dtype, fp8, variant)
+            except Exception as e:  # the fixture itself does not load in memory: nothing to hold the reload to
+                traceback.print_exc()
+                report["reloaded"] = None
+                print(f"reload check skipped: {type(e).__name__}: {e}", flush=True)
     if request.get("oracles") and "unsupported" not in report:
         # The alternative oracles on this save (a mutation analysis compares them with the byte verdict); after a
         # load or save that raised they all fail, as the tests they stand for would.
@@ -164,7 +180,8 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
 
         fp8 = request.get("fp8_on_cpu", "keep")
         with paused():  # their loads are not the cell's reach
-            report["oracles"] = oracles.judge(out, source, auto, dtype, "failure" not in report, fp8)
+            reference = fixture if request.get("in_place") else source  # in place, the source is overwritten
+            report["oracles"] = oracles.judge(out, reference, auto, dtype, "failure" not in report, fp8)
     return report
 
 

@@ -33,13 +33,15 @@ def _all(verdict: OracleVerdict) -> dict[str, str]:
     return {o.value: verdict.value for o in Oracle}
 
 
-def _load(auto: Any, path: Path, dtype: Any, fp8_on_cpu: str, source: Path) -> tuple[Any, set[str]]:
+def _load(
+    auto: Any, path: Path, dtype: Any, fp8_on_cpu: str, source: Path, variant: str | None = None
+) -> tuple[Any, set[str]]:
     """The model in memory and the names it took from `path`. The FP8 context is decided by the source's config
     (as cell.py does) for both loads: a save without config.json must fail its load, not this decision."""
     from offload_conformance.harness.run.cell import _fp8_loading  # cell.py imports this module
 
     with _fp8_loading(fp8_on_cpu, source):
-        model, info = auto.from_pretrained(path, dtype=dtype, output_loading_info=True)
+        model, info = auto.from_pretrained(path, dtype=dtype, output_loading_info=True, variant=variant)
     names = (set(model.state_dict()) - set(info["missing_keys"])) | set(info["unexpected_keys"])
     return model, names
 
@@ -55,8 +57,31 @@ def _equal(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 def _state_dict_equal(reference: Any, reloaded: Any) -> bool:
+    return not _state_dict_difference(reference, reloaded)
+
+
+def _state_dict_difference(reference: Any, reloaded: Any) -> str:
+    """How the reloaded model's state dict differs from the reference's, in one line; '' where it does not."""
     ref, got = reference.state_dict(), reloaded.state_dict()
-    return ref.keys() == got.keys() and all(_equal(ref[n], got[n]) for n in ref)
+    if ref.keys() != got.keys():
+        name = sorted(ref.keys() ^ got.keys())[0]
+        return f"{name} is {'missing' if name in ref else 'unexpected'} in the reloaded model"
+    name = next((n for n in ref if not _equal(ref[n], got[n])), None)
+    return "" if name is None else f"{name} differs in the reloaded model"
+
+
+def reload_difference(save_dir: Path, source: Path, auto: Any, dtype: Any, fp8_on_cpu: str, variant: str | None) -> str:
+    """A directory a save left, loaded back with `from_pretrained` as a user would (in memory, the save's variant),
+    against the source loaded the same way: '' when it gives the same tensors, else what differs (class reload).
+    A save into a directory that held other files is only right if loading it reads what this save wrote."""
+    reference, _ = _load(auto, source, dtype, fp8_on_cpu, source)
+    try:
+        reloaded, _ = _load(auto, save_dir, dtype, fp8_on_cpu, source, variant)
+    except Exception as e:
+        traceback.print_exc()
+        message = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        return f"from_pretrained raises {type(e).__name__}: {message}"
+    return _state_dict_difference(reference, reloaded)
 
 
 def _verdict(ok: bool) -> str:

@@ -19,13 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from offload_conformance.harness.judge.checkpoint import file_digests
 from offload_conformance.harness.outcomes import Fp8OnCpu, Stage
 from offload_conformance.harness.plan.cells import Cell
+from offload_conformance.harness.plan.contexts import Context
+from offload_conformance.harness.plan.shards import ShardSizeError, resolve
 from offload_conformance.harness.results import Difference, Failure, Lifecycle, SaveCost
 from offload_conformance.harness.run.cell import PRELOAD, serve
 
 LOG_TAIL_LINES = 15
 EXECUTION = "execution.json"  # what the cell process did (see harness.run.cell)
+BEFORE = "before.json"  # the save directory's files (name -> sha256) before the save, in a context not empty
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,8 @@ class Execution:
     model_changes: tuple[Difference, ...] = ()  # how the save changed the model (class model-changed)
     parameters: int | None = None  # the loaded model's distinct parameter elements (an index's total_parameters)
     oracles: dict[str, str] | None = None  # Oracle -> OracleVerdict of the alternative oracles; None: not asked
+    before: dict[str, str] | None = None  # the target's files before the save (name -> sha256); None: it was empty
+    reloaded: str | None = None  # why the save, loaded back with from_pretrained, is not what it wrote; "" if it is
 
 
 def _tail(log: Path) -> str:
@@ -128,24 +134,40 @@ def execute(
     lifecycle: bool = False,
     source_dir: Path | None = None,
     oracles: bool = False,
+    earlier: Path | None = None,
 ) -> Execution:
     """Load and save one cell in a process of its own; never raises for anything the cell does.
     `sync_before_save`: write back all dirty data between the load and the save (the bench).
     `lifecycle`: compare the model before and after the save (model-changed). `source_dir`: load this
     checkpoint instead of the fixture (a resave), still as the fixture's manifest says. `oracles`: judge the save
-    with the alternative oracles too (harness.run.oracles)."""
+    with the alternative oracles too (harness.run.oracles). `earlier`: a save the target holds before this one
+    (the cell's context says which); an in-place cell saves into a copy of the fixture it loads."""
     workdir = workdir.resolve()  # the cell must not depend on the working directory
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     log, done = workdir / "log.txt", workdir / EXECUTION
+    save_dir = workdir / "saved"
+    try:
+        options = {k: resolve(v, fixture_dir) if k == "max_shard_size" else v for k, v in cell.save_options}
+    except ShardSizeError as e:
+        return Execution(save_dir, "", 0.0, unsupported=Failure(Stage.SAVE, type(e).__name__, str(e)))
+    if cell.context is Context.IN_PLACE:
+        shutil.copytree(source_dir or fixture_dir, save_dir)
+        source_dir = save_dir
+    elif earlier is not None:
+        shutil.copytree(earlier, save_dir)
+    if cell.context is not Context.EMPTY:
+        (workdir / BEFORE).write_text(json.dumps(file_digests(save_dir), indent=1))
     request = {
         "fixture_dir": str(fixture_dir),
         "mode": cell.mode.name,
         "impl": cell.impl,
-        "save_options": dict(cell.save_options),
+        "save_options": options,
+        "reload": cell.context is not Context.EMPTY,
+        "in_place": cell.context is Context.IN_PLACE,
         "fp8_on_cpu": str(fp8_on_cpu),
-        "save_dir": str(workdir / "saved"),
+        "save_dir": str(save_dir),
         "offload_dir": str(workdir / "offload"),
         "execution": str(done),
         "log": str(log),
@@ -182,6 +204,7 @@ def read_execution(workdir: Path, seconds: float = 0.0) -> Execution | None:
         return None
     report = json.loads(done.read_text())
     checked = report.get("lifecycle")
+    before = workdir / BEFORE
     return Execution(
         workdir / "saved",
         _tail(workdir / "log.txt"),
@@ -195,4 +218,6 @@ def read_execution(workdir: Path, seconds: float = 0.0) -> Execution | None:
         model_changes=tuple(Difference.from_json(d) for d in (checked or {}).get("changes", ())),
         parameters=report.get("parameters"),
         oracles=report.get("oracles"),
+        before=json.loads(before.read_text()) if before.exists() else None,
+        reloaded=report.get("reloaded"),
     )

@@ -10,10 +10,10 @@ from offload_conformance.fixtures import FixtureSpec, generate
 from offload_conformance.fixtures.generate import fixture_digest
 from offload_conformance.harness.environment import environment
 from offload_conformance.harness.judge.verdict import baseline_result, judge, resave_verdict
-from offload_conformance.harness.outcomes import Outcome
+from offload_conformance.harness.outcomes import Outcome, Stage
 from offload_conformance.harness.plan.cells import Cell, safe_name
 from offload_conformance.harness.plan.selection import Settings, resaves
-from offload_conformance.harness.results import CellResult, RunResult
+from offload_conformance.harness.results import CellResult, Failure, RunResult
 from offload_conformance.harness.run.fp8_on_cpu import dequantized_on_load
 from offload_conformance.harness.run.process import Execution, execute
 
@@ -36,15 +36,30 @@ class Runner:
             self._fixture_dirs[spec] = generate(spec)
         return self._fixture_dirs[spec]
 
-    def execute(self, cell: Cell, kind: str = "cells") -> Execution:
+    def execute(self, cell: Cell, kind: str = "cells", earlier: Execution | None = None) -> Execution:
+        """`earlier`: the execution of `cell.earlier`, the save its target holds before the cell's save."""
         s = self.settings
         workdir = self.out / kind / safe_name(cell.cell_id)
         fixture = self.fixture_dir(cell.fixture)
+        if cell.earlier is not None:
+            earlier = earlier or self.control(cell.earlier)
+            problem = earlier.failure or earlier.unsupported
+            if problem is not None:
+                why = f"no earlier save to save over: {cell.earlier.cell_id}: {problem}"
+                return Execution(workdir / "saved", "", 0.0, unsupported=Failure(Stage.SAVE, "NoEarlierSave", why))
         # The model is compared before and after the save in every cell; a baseline is only a reference save.
         lifecycle = kind == "cells"
         oracles = s.oracles and kind == "cells"
         return execute(
-            cell, fixture, workdir, s.timeout, s.memory_limit, s.fp8_on_cpu, lifecycle=lifecycle, oracles=oracles
+            cell,
+            fixture,
+            workdir,
+            s.timeout,
+            s.memory_limit,
+            s.fp8_on_cpu,
+            lifecycle=lifecycle,
+            oracles=oracles,
+            earlier=earlier.save_dir if cell.earlier is not None and earlier is not None else None,
         )
 
     def resave(self, cell: Cell, first: Execution) -> Execution:
@@ -55,7 +70,10 @@ class Runner:
         return execute(cell, fixture, workdir, s.timeout, s.memory_limit, s.fp8_on_cpu, source_dir=first.save_dir)
 
     def baseline(self, cell: Cell) -> Execution:
-        control = cell.baseline
+        return self.control(cell.baseline)
+
+    def control(self, control: Cell) -> Execution:
+        """An in-memory save into an empty directory (a baseline, or an earlier save), run once per runner."""
         if control not in self._baselines:
             self._baselines[control] = self.execute(control, "baselines")
         return self._baselines[control]
@@ -72,9 +90,11 @@ class Runner:
     def run_one(self, cell: Cell) -> CellResult:
         return self.judge(cell, self.execute(cell))
 
-    def _cell(self, cell: Cell, baseline: Future[Execution] | None) -> CellResult:
+    def _cell(
+        self, cell: Cell, baseline: Future[Execution] | None, earlier: Future[Execution] | None = None
+    ) -> CellResult:
         """Run and judge one cell (in a pool thread: its resave, if any, follows at once)."""
-        execution = self.execute(cell)
+        execution = self.execute(cell, earlier=earlier.result() if earlier is not None else None)
         return self.judge(cell, execution, baseline.result() if baseline is not None else None)
 
     def run(self, cells: list[Cell], progress: Progress | None = None) -> RunResult:
@@ -82,13 +102,17 @@ class Runner:
         self.out.mkdir(parents=True, exist_ok=True)
         for spec in dict.fromkeys(c.fixture for c in cells):
             self.fixture_dir(spec)
-        controls = sorted({c.baseline for c in cells} - self._baselines.keys(), key=lambda c: c.cell_id)
+        wanted = {c.baseline for c in cells} | {c.earlier for c in cells if c.earlier is not None}
+        controls = sorted(wanted - self._baselines.keys(), key=lambda c: c.cell_id)
         # Baselines and cells are independent executions: all go to the pool at once, and a cell is
         # judged in the pool thread that ran it, once its baseline is done. Baselines are submitted first, so a
         # cell that waits for one waits for a baseline that is running or done, never for a queued one.
         with ThreadPoolExecutor(max_workers=self.settings.jobs) as pool:
             base_futures = {c: pool.submit(self.execute, c, "baselines") for c in controls}
-            cell_futures = {pool.submit(self._cell, c, base_futures.get(c.baseline)): c for c in cells}
+            cell_futures = {
+                pool.submit(self._cell, c, base_futures.get(c.baseline), c.earlier and base_futures.get(c.earlier)): c
+                for c in cells
+            }
             judged: dict[Cell, CellResult] = {}
             for future in as_completed(cell_futures):
                 cell = cell_futures[future]

@@ -23,7 +23,10 @@ from safetensors.torch import load_file, save_file
 
 from offload_conformance.harness.outcomes import FailureClass
 from offload_conformance.harness.outcomes import FailureClass as C
+from offload_conformance.harness.plan.contexts import Context
 from offload_conformance.harness.plan.impls import Saver
+from offload_conformance.harness.plan.options import OWN_STATE_DICT
+from offload_conformance.harness.plan.shards import PER_TENSOR, SPLIT_GROUPS
 from offload_conformance.reference_impl.offload import hooked_maps, owner_of, unwrap
 from offload_conformance.reference_impl.save import DEFAULT_MAX_SHARD_SIZE
 from offload_conformance.reference_impl.simple import StateDict, checkpoint_state, prepare_target, write_checkpoint
@@ -41,6 +44,11 @@ class Fault:
     # under another name: permuted.
     also: tuple[tuple[str, frozenset[FailureClass]], ...] = ()
     raises: bool = False  # the save raises: caught means an error of the save stage with exactly `expected`
+    # Where the bug shows: the save options beside max_shard_size, the shard size (a forced one: plan.shards) and
+    # the save context of its kill-table cell. In the empty context with no options the fault saves correctly.
+    save_options: tuple[tuple[str, Any], ...] = ()
+    shard_size: str | None = None
+    context: Context = Context.EMPTY
 
     def expected_for(self, kinds: frozenset[str]) -> frozenset[FailureClass]:
         return self.expected.union(*(extra for kind, extra in self.also if kind in kinds))
@@ -262,6 +270,76 @@ def _second_generation(model: Any, save_directory: str, max_shard_size: int | st
     source = Path(getattr(model, "name_or_path", "") or ".")
     transform = _perturb_one if not (source / "manifest.json").exists() else (lambda m, s: s)
     _state_fault(transform)(model, save_directory, max_shard_size)
+
+
+# --- faults of the save contexts, the save options and forced shard sizes -----------------------
+# Each is the reference's own save with one bug that shows only where its context, option or size is.
+
+
+def _reference(model: Any, save_directory: str, **options: Any) -> None:
+    from offload_conformance.reference_impl import save_pretrained
+
+    save_pretrained(model, save_directory, **options)
+
+
+def _keeping(name: str) -> Saver:
+    """A correct save that leaves `name`, from an earlier save, where it was (upstream's cleanup misses it)."""
+
+    def save(model: Any, save_directory: str, **options: Any) -> None:
+        old = Path(save_directory) / name
+        kept = old.read_bytes() if old.is_file() else None
+        _reference(model, save_directory, **options)
+        if kept is not None and not old.exists():
+            old.write_bytes(kept)
+
+    return save
+
+
+def _clears_target_first(model: Any, save_directory: str, **options: Any) -> None:
+    """Empties the target's weight files before writing (a 'clean save'): in place, the offloaded weights it has
+    to read are in those very files."""
+    target = Path(save_directory)
+    for p in target.glob("*.safetensors") if target.is_dir() else ():
+        p.unlink()
+    _reference(model, save_directory, **options)
+
+
+def _ignores_variant(model: Any, save_directory: str, variant: str | None = None, **options: Any) -> None:
+    _reference(model, save_directory, **options)
+
+
+def _ignores_original_format(
+    model: Any, save_directory: str, save_original_format: bool = True, **options: Any
+) -> None:
+    _reference(model, save_directory, **options)
+
+
+def _given_meta_as_zeros(model: Any, save_directory: str, state_dict: StateDict | None = None, **options: Any) -> None:
+    """An explicit state_dict's offloaded (meta) entries written as zeros: never loaded from offload storage."""
+    if state_dict is not None:
+        state_dict = {n: _zeros(model, n) if t.device.type == "meta" else t for n, t in state_dict.items()}
+    _reference(model, save_directory, state_dict=state_dict, **options)
+
+
+def _oversize_tensor_shares(
+    model: Any, save_directory: str, max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE
+) -> None:
+    """A tensor over max_shard_size is added to the shard being filled instead of getting one of its own (the
+    limit raised to the largest tensor): only a size below some tensor shows it."""
+    state = checkpoint_state(model)
+    limit = max_shard_size if isinstance(max_shard_size, int) else parse_size_to_int(max_shard_size)
+    largest = max(t.numel() * t.element_size() for t in state.values())
+    write_checkpoint(model, state, prepare_target(model, save_directory), max(limit, largest))
+
+
+def _groups_planned_apart(model: Any, save_directory: str, max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE) -> None:
+    """The tensors one fused tensor reverts into planned as separate items: the in-memory save hands
+    huggingface_hub's planner views of the fused tensor, which it keeps in one shard, so a copy of each shows only
+    where a fused group is larger than max_shard_size."""
+    state = checkpoint_state(model)
+    write_checkpoint(
+        model, {n: t.clone() for n, t in state.items()}, prepare_target(model, save_directory), max_shard_size
+    )
 
 
 # --- file faults ----------------------------------------------------------------------------
@@ -505,6 +583,67 @@ def _faults() -> tuple[Fault, ...]:
             F({C.MODEL_CHANGED}),
             raises=True,
             save=_raise_after_changing,
+        ),
+        Fault(
+            "stale-single-file",
+            "a sharded save over an earlier single-file save leaves model.safetensors (from_pretrained loads it)",
+            F({C.FILE_SET}),
+            sharded_save=True,
+            context=Context.OVER_SINGLE,
+            save=_keeping("model.safetensors"),
+        ),
+        Fault(
+            "stale-index",
+            "a single-file save over an earlier sharded save leaves model.safetensors.index.json",
+            F({C.FILE_SET}),
+            context=Context.OVER_SHARDED,
+            save=_keeping(INDEX),
+        ),
+        Fault(
+            "clears-target-first",
+            "the target's weight files removed before the save reads the offloaded weights (in place: its source)",
+            F({C.DIRECTORY_CHANGED, C.MODEL_CHANGED}),
+            raises=True,
+            context=Context.IN_PLACE,
+            save=_clears_target_first,
+        ),
+        Fault(
+            "ignores-variant",
+            "variant= not applied to the file names",
+            F({C.SHARD_LAYOUT}),
+            save_options=(("variant", "v1"),),
+            save=_ignores_variant,
+        ),
+        Fault(
+            "ignores-original-format",
+            "save_original_format=False not honoured: the weights reverted anyway",
+            F({C.MISSING_TENSOR, C.EXTRA_TENSOR}),
+            F({"fused"}),
+            save_options=(("save_original_format", False),),
+            save=_ignores_original_format,
+        ),
+        Fault(
+            "given-meta-as-zeros",
+            "an explicit state_dict's offloaded (meta) entries written as zeros",
+            F({C.META_OR_EMPTY}),
+            save_options=(("state_dict", OWN_STATE_DICT),),
+            save=_given_meta_as_zeros,
+        ),
+        Fault(
+            "oversize-tensor-shares",
+            "a tensor over max_shard_size shares a shard instead of getting its own",
+            F({C.SHARD_LAYOUT}),
+            F({"fused"}),  # elsewhere the in-memory save keeps to the limit, and shard-oversize is reported too
+            shard_size=PER_TENSOR,
+            save=_oversize_tensor_shares,
+        ),
+        Fault(
+            "groups-planned-apart",
+            "the tensors reverted from one fused tensor planned as separate items (split across shards)",
+            F({C.SHARD_LAYOUT}),
+            F({"fused"}),
+            shard_size=SPLIT_GROUPS,
+            save=_groups_planned_apart,
         ),
         Fault(
             "not-idempotent",

@@ -9,7 +9,7 @@ from pathlib import Path
 from offload_conformance.fixtures import DEFAULT_FIXTURES, FixtureSpec
 from offload_conformance.fixtures.catalog import layout_for
 from offload_conformance.harness.outcomes import Outcome, Stage
-from offload_conformance.harness.plan.cells import SMALL_SHARDS, Cell, save_options
+from offload_conformance.harness.plan.cells import DEFAULT_SHARDS, SMALL_SHARDS, Cell, save_options
 from offload_conformance.harness.plan.modes import Mode, by_name
 from offload_conformance.harness.plan.selection import Settings
 from offload_conformance.harness.report.table import aligned
@@ -51,8 +51,13 @@ def cells_for(fixtures: list[FixtureSpec], mode: Mode, faults: set[str] | None =
     for fault in FAULTS.values():
         if faults is not None and fault.name not in faults:
             continue
-        options = save_options(SMALL_SHARDS) if fault.sharded_save else ()
-        cells += [Cell(spec, mode, f"faults:{fault.name}", options) for spec in fixtures if applies(fault, spec)]
+        size = fault.shard_size or (SMALL_SHARDS if fault.sharded_save else DEFAULT_SHARDS)
+        options = tuple(sorted(save_options(size) + fault.save_options))
+        cells += [
+            Cell(spec, mode, f"faults:{fault.name}", options, fault.context)
+            for spec in fixtures
+            if applies(fault, spec)
+        ]
     return cells
 
 

@@ -1,0 +1,56 @@
+"""Where the default matrix runs the save contexts, the save options and the forced shard sizes.
+
+Crossing them with every fixture and mode would multiply the matrix past its 5 minutes; each runs where the
+bug it exists for can show: contexts and options on a fused MoE, a DeepSeek (buffers, shared experts), a dense
+model and a many-to-one fusion; forced shard boundaries on every MoE with fused experts. Asked for explicitly
+(`--context`, `--save-option`, `--max-shard-size per-tensor`), they apply to every selected cell instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from offload_conformance.harness.plan.cells import DEFAULT_SHARDS, SMALL_SHARDS
+from offload_conformance.harness.plan.contexts import Context
+from offload_conformance.harness.plan.options import SAVE_OPTIONS
+from offload_conformance.harness.plan.shards import PER_TENSOR, SPLIT_GROUPS
+
+SAVING_MODES = ("in-memory", "disk-partial", "disk-full+offload_buffers", "experts-on-disk")
+
+
+@dataclass(frozen=True)
+class Extra:
+    """Cells of `fixtures` x `modes` x `shard_sizes` x `options` x `contexts` (each axis: its values here)."""
+
+    fixtures: tuple[str, ...]
+    modes: tuple[str, ...]
+    shard_sizes: tuple[str, ...] = (DEFAULT_SHARDS,)
+    options: tuple[str | None, ...] = (None,)  # a plan.options SAVE_OPTIONS entry, or None: no other option
+    contexts: tuple[Context, ...] = (Context.EMPTY,)
+
+
+CONTEXT_FIXTURES = ("qwen3_moe", "qwen3_moe_sharded", "deepseek_v3", "llama", "hrm_text")
+EXTRAS = (
+    # Over an earlier save of another shape: a single-file save over a sharded one and the converse, fewer
+    # shards over more, over another variant; and in place, at the fixture's own shard size and another.
+    Extra(
+        CONTEXT_FIXTURES,
+        SAVING_MODES,
+        (DEFAULT_SHARDS,),
+        contexts=(Context.OVER_SHARDED, Context.OVER_VARIANT, Context.IN_PLACE),
+    ),
+    Extra(
+        CONTEXT_FIXTURES,
+        SAVING_MODES,
+        (SMALL_SHARDS,),
+        contexts=(Context.OVER_SINGLE, Context.OVER_SHARDED, Context.IN_PLACE),
+    ),
+    Extra(("qwen3_moe", "deepseek_v3", "mixtral", "llama", "hrm_text"), SAVING_MODES, options=SAVE_OPTIONS),
+    Extra(("qwen3_moe", "deepseek_v3", "llama"), SAVING_MODES, (SMALL_SHARDS,), options=(SAVE_OPTIONS[0],)),
+    Extra(("qwen3_moe", "qwen3_moe_tied", "mixtral", "deepseek_v3", "deepseek_v4"), SAVING_MODES, (PER_TENSOR,)),
+    Extra(
+        ("qwen3_moe", "qwen3_moe_tied", "mixtral", "deepseek_v3", "deepseek_v4", "qwen3_moe_sharded"),
+        (*SAVING_MODES, "disk-full", "disk-partial+offload_buffers", "experts-on-disk+offload_buffers"),
+        (SPLIT_GROUPS,),
+    ),
+)

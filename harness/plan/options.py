@@ -1,0 +1,36 @@
+"""Save options beside max_shard_size that change what a save writes: `--save-option KEY=VALUE`.
+
+Each is judged against the in-memory save with the same option (the baseline carries the cell's options).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+OWN_STATE_DICT = "own"  # state_dict=own: the model's own state_dict() passed explicitly, as wrappers pass it
+SAVE_OPTIONS = ("variant=v1", "save_original_format=False", f"state_dict={OWN_STATE_DICT}")
+
+
+class OptionError(ValueError):
+    pass
+
+
+def parse(text: str) -> tuple[str, Any]:
+    """`variant=NAME`, `save_original_format=True|False` or `state_dict=own`, as a (keyword, value) pair."""
+    key, sep, value = text.partition("=")
+    if not sep or not value:
+        raise OptionError(f"--save-option {text!r}: expected KEY=VALUE, one of {', '.join(SAVE_OPTIONS)}")
+    if key == "variant":
+        if not value.replace("_", "").replace("-", "").isalnum():
+            raise OptionError(f"--save-option {text!r}: a variant is letters, digits, '-' and '_'")
+        return key, value
+    if key == "save_original_format":
+        if value not in ("True", "False"):
+            raise OptionError(f"--save-option {text!r}: expected True or False")
+        return key, value == "True"
+    if key == "state_dict":
+        if value != OWN_STATE_DICT:
+            raise OptionError(f"--save-option {text!r}: only state_dict={OWN_STATE_DICT} (the model's own)")
+        return key, value
+    known = ", ".join(o.partition("=")[0] for o in SAVE_OPTIONS)
+    raise OptionError(f"--save-option {text!r}: unknown option {key!r} (known: {known})")
