@@ -420,7 +420,7 @@ def _kept(target: Path, files: WeightFiles) -> list[str]:
     those stay here."""
     if not target.is_dir():
         return []
-    return [p.name for p in target.iterdir() if not p.name.startswith('model')]
+    return [p.name for p in target.iterdir() if not files.owns(p.name)]
 
 
 Move = tuple[dict[str, Any], str, dict[str, Any]]

@@ -43,11 +43,13 @@ def judged_apart(
     untouched = {n for n, digest in after.items() if n not in expected and before.get(n) == digest}
     left = sorted(n for n in untouched if own(n))
     out = [Difference(C.FILE_SET, f"{n} is left from before the save (not written by it)", file=n) for n in left]
-    for name, digest in sorted(before.items()):
-        if own(name) or name in expected or after.get(name) == digest:
-            continue
-        what = "deleted" if name not in after else "changed"
-        out.append(Difference(C.FILE_SET, f"{name}, which this save does not write, was {what} by it", file=name))
+    lost = [n for n, digest in sorted(before.items()) if not own(n) and n not in expected and after.get(n) != digest]
+    for what in ("deleted", "changed"):
+        names = [n for n in lost if (n not in after) == (what == "deleted")]
+        if names:
+            eg = ", ".join(names[:EXAMPLES]) + (f" and {len(names) - EXAMPLES} more" if len(names) > EXAMPLES else "")
+            detail = f"{len(names)} files this save does not write were {what} by it: {eg}"
+            out.append(Difference(C.FILE_SET, detail, file=names[0]))
     return frozenset(untouched), out
 
 

@@ -17,7 +17,7 @@ class Context(StrEnum):
     EMPTY = "empty"  # a fresh directory: every cell before contexts existed
     OVER_SINGLE = "over-earlier-single"  # an earlier single-file save of the same model
     OVER_SHARDED = "over-earlier-sharded"  # an earlier save with every tensor in a shard of its own
-    OVER_VARIANT = "over-earlier-variant"  # an earlier save of another variant (its files must survive)
+    OVER_VARIANT = "over-earlier-variant"  # an earlier sharded save of another variant (its files must survive)
     IN_PLACE = "in-place"  # saved back into the directory the model was loaded from (a copy of the fixture)
 
     @property
@@ -27,7 +27,8 @@ class Context(StrEnum):
         return {
             Context.OVER_SINGLE: (),
             Context.OVER_SHARDED: (("max_shard_size", "per-tensor"),),
-            Context.OVER_VARIANT: (("variant", EARLIER_VARIANT),),
+            # sharded: upstream's cleanup takes any `model*-XXXXX-of-YYYYY` file for its own stale shard
+            Context.OVER_VARIANT: (("max_shard_size", "per-tensor"), ("variant", EARLIER_VARIANT)),
         }.get(self)
 
 

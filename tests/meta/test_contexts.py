@@ -160,7 +160,7 @@ def test_another_file_deleted_or_changed_by_the_save_is_file_set(tmp_path: Path)
     result = judge(CONTEXT_CELL, _run(cell_dir, before), _run(baseline, {}), Grade.BYTES)
     assert (
         result.classes == (C.FILE_SET,)
-        and "tokenizer.json, which this save does not write, was deleted" in result.detail
+        and "1 files this save does not write were deleted by it: tokenizer.json" in result.detail
     )
 
 

@@ -44,4 +44,4 @@ with tempfile.TemporaryDirectory() as tmp:
     left = sorted(f for f in os.listdir(ckpt) if f.endswith(".safetensors"))
     lost = [f for f in shards if f not in left]
     print(f"before: {len(shards)} shards; save raised: {raised}; after: {left}; {len(lost)} of the user's shards gone")
-    sys.exit(1 if raised or lost and "model.safetensors" not in left else 0)
+    sys.exit(1 if raised or (lost and "model.safetensors" not in left) else 0)
