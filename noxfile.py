@@ -111,6 +111,8 @@ def conformance(session: nox.Session) -> None:
 
 # The sweep's cells: every generated fixture in the disk modes, both shard sizes, upstream and the reference.
 SWEEP_MODES = ["disk-full", "disk-partial", "experts-on-disk"]
+# upstream's default, 24KB, and a boundary inside every fused group of each MoE (docs/save-contexts.md)
+SWEEP_SHARD_SIZES = ["default", "24KB", "split-groups"]
 
 
 @nox.session(python=PYTHON)
@@ -121,8 +123,9 @@ def sweep(session: nox.Session) -> None:
     to `offload-conformance run` (e.g. --shard 1/4 for one CI job of four)."""
     _install(session, "report")
     modes = [arg for m in SWEEP_MODES for arg in ("--mode", m, "--mode", f"{m}+offload_buffers")]
+    sizes = [arg for s in SWEEP_SHARD_SIZES for arg in ("--max-shard-size", s)]
     out, args = _take(list(session.posargs), "--out")
-    _conformance(session, ["--set", "all", "--xfails", "auto", *modes, *args], out or "sweep-out", verdict=True)
+    _conformance(session, ["--set", "all", "--xfails", "auto", *modes, *sizes, *args], out or "sweep-out", verdict=True)
 
 
 @nox.session(python=PYTHON)

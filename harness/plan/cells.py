@@ -10,6 +10,8 @@ from offload_conformance.fixtures.spec import Fixture, GeneratedSpec
 from offload_conformance.harness.plan.contexts import Context
 from offload_conformance.harness.plan.modes import BASELINE_MODE, Mode, Placement, by_name
 
+SPLIT_GROUPS = "split-groups"  # a max_shard_size derived per fixture (plan.shards)
+
 # The save option axis: upstream's default `max_shard_size`, and a size small enough that the
 # per-expert parts of one fused tensor land in different shards.
 DEFAULT_SHARDS = "default"
@@ -66,6 +68,16 @@ class Cell:
         return Cell(self.fixture, by_name(BASELINE_MODE), BASELINE_IMPL, options)
 
 
+def has_groups(fixture: Fixture) -> bool:
+    """Whether a boundary can fall inside a fused group of the model (max_shard_size=split-groups applies): routed
+    experts, or a checkpoint tensor split on load. A generated fixture says only whether it is a MoE."""
+    if isinstance(fixture, GeneratedSpec):
+        return fixture.is_moe
+    from offload_conformance.fixtures.catalog import layout_for
+
+    return bool({"fused", "one-to-many"} & layout_for(fixture).kinds)
+
+
 def has_experts(fixture: Fixture) -> bool:
     """Whether the model has routed experts: `experts-on-disk` offloads nothing from a model without them."""
     if isinstance(fixture, GeneratedSpec):
@@ -83,13 +95,16 @@ def matrix(
     contexts: Iterable[Context] = (Context.EMPTY,),
 ) -> list[Cell]:
     """Every combination, in report order: fixture, then save options, then context, then mode, then IUT; but no
-    experts-on-disk cell of a model without experts (it would be the in-memory cell again)."""
+    experts-on-disk cell of a model without experts (it would be the in-memory cell again), and no split-groups
+    cell of a model without fused groups (plan.shards)."""
     modes, impls, options, contexts = list(modes), list(impls), list(options), list(contexts)
     experts = {f: has_experts(f) for f in fixtures}
+    groups = {f: has_groups(f) for f in experts}
     return [
         Cell(f, m, i, o, x)
         for f in experts
         for o in options
+        if groups[f] or dict(o).get("max_shard_size") != SPLIT_GROUPS
         for x in contexts
         for m in modes
         if experts[f] or m.placement is not Placement.EXPERTS_ON_DISK

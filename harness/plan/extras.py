@@ -49,7 +49,7 @@ EXTRAS = (
     Extra(("qwen3_moe", "deepseek_v3", "llama"), SAVING_MODES, (SMALL_SHARDS,), options=(SAVE_OPTIONS[0],)),
     Extra(("qwen3_moe", "qwen3_moe_tied", "mixtral", "deepseek_v3", "deepseek_v4"), SAVING_MODES, (PER_TENSOR,)),
     Extra(
-        ("qwen3_moe", "qwen3_moe_tied", "mixtral", "deepseek_v3", "deepseek_v4", "qwen3_moe_sharded"),
+        ("qwen3_moe", "qwen3_moe_tied", "mixtral", "deepseek_v3", "deepseek_v4", "qwen3_moe_sharded", "hrm_text"),
         (*SAVING_MODES, "disk-full", "disk-partial+offload_buffers", "experts-on-disk+offload_buffers"),
         (SPLIT_GROUPS,),
     ),

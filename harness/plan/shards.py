@@ -20,10 +20,11 @@ from pathlib import Path
 import torch
 
 from offload_conformance.fixtures.manifest import read_manifest
+from offload_conformance.harness.plan import cells
 from offload_conformance.harness.results import FusedGroups
 
 PER_TENSOR = "per-tensor"  # every tensor a shard of its own (huggingface_hub gives a tensor over the limit one)
-SPLIT_GROUPS = "split-groups"  # smaller than every fused group: each one straddles a shard boundary
+SPLIT_GROUPS = cells.SPLIT_GROUPS  # smaller than every fused group: each one straddles a shard boundary
 FORCED = (PER_TENSOR, SPLIT_GROUPS)
 _GROUP = re.compile(r"^(?P<pre>.*\.experts)\.\d+\.(?P<post>.+)$")
 _SPLIT_ON_LOAD = re.compile(r"(^|\.)(g?qkv|gate_up|w13)(_proj)?\.weight$")
