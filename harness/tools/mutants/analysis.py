@@ -361,17 +361,20 @@ def _real(reach: dict[str, list[int]]) -> frozenset[tuple[str, int]]:
 
 
 def _varied(reaching: list[Cell]) -> list[str]:
-    """The order a mutant meets its cells, every cell once. Kinds (mode, save options, IUT) come in blocks that
-    hold each mode once, the block cycling through the other axes: the first twelve cells see every mode, the
-    next twelve every mode again with another IUT or shard size. Within a kind, kind j starts at fixture j mod
-    ROTATION: a few models early, not one per kind (each model's in-memory baseline is rerun for a mutant its
-    line reaches), then round after round the same way."""
-    kinds: dict[tuple[str, object, str], list[Cell]] = defaultdict(list)
+    """The order a mutant meets its cells, every cell once. Kinds (mode, save options, context, IUT) come in blocks
+    that hold each mode once, the block cycling through the other axes: the first twelve cells see every mode, the
+    next twelve every mode again with another IUT, shard size, option or context. Within a kind, kind j starts at
+    fixture j mod ROTATION: a few models early, not one per kind (each model's in-memory baseline is rerun for a
+    mutant its line reaches), then round after round the same way."""
+    kinds: dict[tuple[str, object, str, str], list[Cell]] = defaultdict(list)
     for c in reaching:
-        kinds[(c.mode.name, c.save_options, c.impl)].append(c)
+        kinds[(c.mode.name, c.save_options, c.context, c.impl)].append(c)
     modes = list(dict.fromkeys(k[0] for k in kinds))
-    others = list(dict.fromkeys(k[1:] for k in kinds))
-    order = sorted(kinds, key=lambda k: ((others.index(k[1:]) - modes.index(k[0])) % len(others), modes.index(k[0])))
+    # Each mode's kinds, its list turned by the mode's index: round r takes the r-th of every mode, so the modes of
+    # one round differ in the other axes too (not every mode has every option or context).
+    per_mode = [[k for k in kinds if k[0] == m] for m in modes]
+    turned = [ks[i % len(ks) :] + ks[: i % len(ks)] for i, ks in enumerate(per_mode)]
+    order = [ks[r] for r in range(max(map(len, turned))) for ks in turned if r < len(ks)]
     groups = [kinds[k] for k in order]
     rotated = [g[j % ROTATION % len(g) :] + g[: j % ROTATION % len(g)] for j, g in enumerate(groups)]
     return [group[r].cell_id for r in range(max(map(len, rotated))) for group in rotated if r < len(group)]

@@ -109,8 +109,8 @@ def _reach(job: dict[str, Any]) -> dict[str, Any]:
     executions: dict[str, Any] = {}
     original = runner.execute
 
-    def execute(cell: Any, kind: str = "cells") -> Any:  # keep each execution for its oracles and reach
-        execution = original(cell, kind)
+    def execute(cell: Any, kind: str = "cells", earlier: Any = None) -> Any:  # each execution kept: oracles, reach
+        execution = original(cell, kind, earlier)
         executions[f"{kind}/{cell.cell_id}"] = execution
         return execution
 
