@@ -39,6 +39,7 @@ class Fault:
     expected: frozenset[FailureClass]  # exactly the classes the runner must report
     save: Saver = field(kw_only=True)
     needs: frozenset[str] = frozenset()  # fixture kinds the bug needs to show
+    avoids: frozenset[str] = frozenset()  # fixture kinds where it cannot show
     sharded_save: bool = False  # the bug only exists in a sharded save
     # Classes the bug adds on fixtures of a kind, e.g. an unreverted *rename* leaves the values
     # under another name: permuted.
@@ -620,12 +621,16 @@ def _faults() -> tuple[Fault, ...]:
             F({C.MISSING_TENSOR, C.EXTRA_TENSOR}),
             F({"fused"}),
             save_options=(("save_original_format", False),),
+            also=(("renamed", F({C.PERMUTED})),),
             save=_ignores_original_format,
         ),
         Fault(
             "given-meta-as-zeros",
             "an explicit state_dict's offloaded (meta) entries written as zeros",
             F({C.META_OR_EMPTY}),
+            also=(("tied", F({C.EXTRA_TENSOR})),),  # zeros are no longer the tied tensor: both names are written
+            # a quantized model saves its own tensors whatever state_dict it is given (upstream's rule too)
+            avoids=F({"quantized"}),
             save_options=(("state_dict", OWN_STATE_DICT),),
             save=_given_meta_as_zeros,
         ),

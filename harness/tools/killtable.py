@@ -43,7 +43,7 @@ NO_CORRECT_SAVE = frozenset({"mtp"})
 
 def applies(fault: Fault, spec: FixtureSpec) -> bool:
     kinds = layout_for(spec).kinds
-    return fault.needs <= kinds and not kinds & NO_CORRECT_SAVE
+    return fault.needs <= kinds and not kinds & (NO_CORRECT_SAVE | fault.avoids)
 
 
 def cells_for(fixtures: list[FixtureSpec], mode: Mode, faults: set[str] | None = None) -> list[Cell]:

@@ -149,6 +149,7 @@ def test_a_run_split_over_jobs_merges_into_the_unsplit_run(tmp_path: Path) -> No
     """`run --shard K/N` in N jobs, then `merge`: the same cells, in the same order, with the same verdicts."""
     args = ["run", "--fixture", "deepseek_v3", "--mode", "disk-full+offload_buffers"]
     args += ["--impl", "reference", "--impl", "faults:offloaded-as-zeros"]
+    args += ["--max-shard-size", "default", "--max-shard-size", "24KB"]  # asked: no other options or contexts
     assert main([*args, "--out", str(tmp_path / "whole")]) == 1  # the fault fails its cells
     for k in (1, 2):
         main([*args, "--shard", f"{k}/2", "--out", str(tmp_path / f"part{k}")])
