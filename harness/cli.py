@@ -528,7 +528,9 @@ def _run(args: argparse.Namespace) -> int:
     except known_failures.KnownFailuresError as e:
         raise UsageError(str(e)) from None
     if args.xfails and str(args.xfails) == known_failures.AUTO and not known.source:
-        print("--xfails auto: no known-failures file for the installed transformers", file=sys.stderr)
+        print("--xfails auto: no known-failures file for the installed transformers or an older one", file=sys.stderr)
+    if known.drift:
+        print(known.drift, file=sys.stderr)
 
     from offload_conformance.harness.report.progress import Progress
     from offload_conformance.harness.run.runner import Runner

@@ -80,6 +80,13 @@ def merge(docs: list[tuple[str, RunResult]]) -> RunResult:
     env = dict(first.environment) if not tag else {**first.environment, "transformers": ", ".join(sorted(versions))}
     baselines = {k: v for _, d in docs for k, v in sorted(d.baselines.items())}
     fixtures = {k: v for _, d in docs for k, v in d.fixtures.items()}
+    drift = {d.drift_from for _, d in docs}
     return RunResult(
-        first.require, env, tuple(cells), dict(sorted(baselines.items())), fixtures, fp8_on_cpu=first.fp8_on_cpu
+        first.require,
+        env,
+        tuple(cells),
+        dict(sorted(baselines.items())),
+        fixtures,
+        fp8_on_cpu=first.fp8_on_cpu,
+        drift_from=drift.pop() if len(drift) == 1 else None,
     )

@@ -68,7 +68,9 @@ class ConformanceItem(pytest.Item):
                 pytest.xfail(f"known failure: {known}")
             what = f"{result.outcome}: {', '.join(result.classes)}" if result.classes else result.outcome
             raise ConformanceFailure(f"{what}: {result.detail}")
-        if known:
+        if known and self.plugin.known.drift:
+            self.plugin.fixed.append(self.cell.cell_id)  # an older release's known failure, fixed here: drift
+        elif known:
             raise ConformanceFailure(f"passes now but is listed as a known failure ({known}): remove the entry")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
@@ -113,6 +115,10 @@ class _Plugin:
             raise pytest.UsageError(str(e)) from None
         out = Path(opt("--offload-out") or tempfile.mkdtemp(prefix="offload-conformance-"))
         self.runner = Runner(out, settings)
+        self.fixed: list[str] = []  # with drift: cells the older release's file lists that pass
+
+    def pytest_report_header(self) -> list[str]:
+        return [f"offload-conformance: {self.known.drift}"] if self.known.drift else []
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         from offload_conformance.harness.report.terminal import unmatched_lines
@@ -120,6 +126,8 @@ class _Plugin:
         unmatched = self.known.unmatched([c.cell_id for c in self.cells])
         for line in unmatched_lines(unmatched, self.known.source):
             terminalreporter.write_line(f"offload-conformance warning: {line}", yellow=True)
+        for cell_id in self.fixed:
+            terminalreporter.write_line(f"offload-conformance: fixed since {self.known.listed_for}: {cell_id}")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -10,8 +10,10 @@ from typing import Any
 
 from offload_conformance.harness.outcomes import FailureClass, Fp8OnCpu, Grade, Outcome, Stage
 
-SCHEMA_VERSION = 3  # 3: CellResult.lifecycle (model-changed, forward pass, resave); classes of an error cell
-READABLE_VERSIONS = (2, 3)  # a version-2 document reads as one whose lifecycle checks did not run
+# 3: CellResult.lifecycle (model-changed, forward pass, resave); classes of an error cell. 4: CellResult.context and
+# fused_groups (save contexts, forced shard sizes); RunResult.drift_from.
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (2, 3, 4)  # an older document reads as one whose newer checks did not run
 IN_MEMORY_SAVE = "in-memory save"
 
 
@@ -194,6 +196,9 @@ class RunResult:
     fixtures: dict[str, str] = field(default_factory=dict)  # name -> content digest
     shard: Shard | None = None
     fp8_on_cpu: Fp8OnCpu = Fp8OnCpu.KEEP  # how fine-grained FP8 fixtures were loaded (see outcomes.Fp8OnCpu)
+    # The older release whose known failures judged the run (the installed one has none): failing cells it does not
+    # list are new, cells it lists that pass are fixed (harness.plan.known_failures).
+    drift_from: str | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -220,6 +225,7 @@ class RunResult:
             d.get("fixtures", {}),
             Shard(d["shard"]["index"], d["shard"]["count"], tuple(d["shard"]["planned"])) if d.get("shard") else None,
             Fp8OnCpu(d.get("fp8_on_cpu", Fp8OnCpu.KEEP)),
+            d.get("drift_from"),
         )
 
     @classmethod

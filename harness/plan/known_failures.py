@@ -5,6 +5,10 @@ PATTERN is an fnmatch pattern over cell ids; write the fixture name in full
 A listed cell that fails is a known failure; one that passes is stale. A cell matched by several
 lines carries every reason, so line order means nothing. A pattern that matches no cell of the run
 is reported: it is a typo, or its fixture or mode is gone.
+
+Drift: where the installed transformers (a new release, or a checkout such as 5.26.0.dev0) has no file of its
+own, `auto` applies the nearest older release's. Its failures that file does not list are *new*, the cells it
+lists that pass are *fixed*; only new ones fail the run.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import dataclasses
 import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
+
+from packaging.version import InvalidVersion, Version
 
 from offload_conformance.harness.results import RunResult
 
@@ -38,6 +44,15 @@ class Entry:
 class KnownFailures:
     source: str  # the file, for messages
     entries: tuple[Entry, ...]
+    listed_for: str = ""  # the release the shipped file lists ('' for a file of the user's)
+    installed: str = ""  # the transformers it was applied to, where that is another release: drift
+
+    @property
+    def drift(self) -> str | None:
+        """'known failures of 5.24.0 applied to 5.25.0', or None when the file is the installed release's own."""
+        if not self.installed or self.installed == self.listed_for:
+            return None
+        return f"known failures of {self.listed_for} applied to {self.installed}"
 
     def reason(self, cell_id: str) -> str | None:
         reasons = list(dict.fromkeys(e.reason for e in self.entries if e.matches(cell_id)))
@@ -49,7 +64,8 @@ class KnownFailures:
 
     def apply(self, result: RunResult) -> RunResult:
         cells = tuple(dataclasses.replace(c, xfail=self.reason(c.cell_id)) for c in result.cells)
-        return dataclasses.replace(result, cells=cells)
+        drift_from = self.listed_for if self.drift else None
+        return dataclasses.replace(result, cells=cells, drift_from=drift_from)
 
 
 NONE = KnownFailures("", ())
@@ -62,11 +78,38 @@ def shipped_for(transformers_version: str, fixture_set: str = "default") -> Path
     return path if path.exists() else None
 
 
-def for_installed(fixture_set: str = "default") -> Path | None:
-    """The known-failures file shipped for the installed transformers release and a fixture set, if any."""
+def nearest(installed: str, fixture_set: str = "default", shipped: Path = SHIPPED) -> str | None:
+    """The release whose file applies to `installed`: itself where it has one, else the newest older release that
+    has one (a dev version counts as newer than its base release's predecessors). None: no such release."""
+    suffix = "" if fixture_set == "default" else f".{fixture_set}"
+    releases = {}
+    for p in shipped.glob(f"transformers-*{suffix}.txt"):
+        name = p.name.removeprefix("transformers-").removesuffix(".txt")
+        if suffix:
+            if not name.endswith(suffix):
+                continue
+            name = name.removesuffix(suffix)
+        try:
+            releases[Version(name)] = name
+        except InvalidVersion:
+            continue  # another set's file (transformers-5.24.0.all.txt seen from the default set)
+    try:
+        version = Version(installed)
+    except InvalidVersion:
+        return None
+    older = [v for v in releases if v <= version]
+    return releases[max(older)] if older else None
+
+
+def installed_transformers() -> str:
     from importlib.metadata import version
 
-    return shipped_for(version("transformers"), fixture_set)
+    return version("transformers")
+
+
+def for_installed(fixture_set: str = "default") -> Path | None:
+    """The known-failures file shipped for the installed transformers release and a fixture set, if any."""
+    return shipped_for(installed_transformers(), fixture_set)
 
 
 def parse(text: str, source: str) -> KnownFailures:
@@ -83,13 +126,19 @@ def parse(text: str, source: str) -> KnownFailures:
 
 
 def load(path: Path | str, fixture_set: str = "default") -> KnownFailures:
-    """A file, or `auto`: the file shipped for the installed transformers and the fixture set (none: no entries)."""
+    """A file, or `auto`: the file shipped for the installed transformers and the fixture set, or for the nearest
+    older release (drift); none at all: no entries."""
     if str(path) == AUTO:
-        shipped = for_installed(fixture_set)
-        if shipped is None:
+        installed = installed_transformers()
+        release = nearest(installed, fixture_set)
+        shipped = shipped_for(release, fixture_set) if release else None
+        if release is None or shipped is None:
             return NONE
-        path = shipped
-    path = Path(path)
+        return dataclasses.replace(_read(shipped), listed_for=release, installed=installed)
+    return _read(Path(path))
+
+
+def _read(path: Path) -> KnownFailures:
     try:
         text = path.read_text()
     except OSError as e:

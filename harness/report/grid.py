@@ -27,13 +27,19 @@ COLOR = {
 Grids = dict[str, dict[str, dict[str, CellResult]]]
 
 
+def row_label(c: CellResult) -> str:
+    """A matrix row: the fixture, its save options and the save context where they are not the defaults."""
+    label = options_label(c.save_options)
+    context = f" ({c.context})" if c.context != "empty" else ""
+    return c.fixture + (f" [{label}]" if label else "") + context
+
+
 def grids(result: RunResult) -> Grids:
-    """IUT (and version, when merged) -> row (fixture + save options) -> mode -> cell."""
+    """IUT (and version, when merged) -> row (fixture, save options, context) -> mode -> cell."""
     out: Grids = defaultdict(lambda: defaultdict(dict))
     for c in result.cells:
         table = c.impl + (f" @ transformers {c.transformers}" if c.transformers else "")
-        label = options_label(c.save_options)
-        out[table][c.fixture + (f" [{label}]" if label else "")][c.mode] = c
+        out[table][row_label(c)][c.mode] = c
     return out
 
 
@@ -104,3 +110,23 @@ def lifecycle_cell(c: CellResult) -> str:
         return ""
     forward = f"forward skipped: {c.lifecycle.forward_skipped}" if c.lifecycle.forward_skipped else "forward compared"
     return f"model compared ({forward}){'; resaved' if c.lifecycle.resaved else ''}"
+
+
+DRIFT_EXAMPLES = 20
+
+
+def drift_lines(result: RunResult) -> list[str]:
+    """What changed against the older release whose known failures judged the run: new failures (they fail it),
+    and listed cells that pass now (fixed)."""
+    if result.drift_from is None:
+        return []
+    installed = result.environment.get("transformers", "?")
+    new = [c for c in result.cells if c.counts_as_failure]
+    fixed = [c for c in result.cells if c.stale_xfail]
+    out = [f"drift: known failures of {result.drift_from} applied to {installed}: {len(new)} new, {len(fixed)} fixed"]
+    for what, cells in (("new", new), ("fixed", fixed)):
+        for c in cells[:DRIFT_EXAMPLES]:
+            out.append(f"  {what}: {c.cell_id}: {c.state}")
+        if len(cells) > DRIFT_EXAMPLES:
+            out.append(f"  {what}: and {len(cells) - DRIFT_EXAMPLES} more")
+    return out

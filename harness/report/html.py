@@ -16,7 +16,6 @@ from pathlib import Path
 
 from offload_conformance.harness.environment import describe_transformers
 from offload_conformance.harness.outcomes import Outcome
-from offload_conformance.harness.plan.cells import options_label
 from offload_conformance.harness.report.grid import (
     COLOR,
     STANDARD,
@@ -27,6 +26,7 @@ from offload_conformance.harness.report.grid import (
     lifecycle_note,
     loading_note,
     mark,
+    row_label,
 )
 from offload_conformance.harness.results import CellResult, Difference, RunResult, TensorFacts
 
@@ -79,11 +79,6 @@ def _data(c: CellResult) -> str:
     )
 
 
-def _row_label(c: CellResult) -> str:
-    label = options_label(c.save_options)
-    return c.fixture + (f" [{label}]" if label else "")
-
-
 def _select(name: str, values: list[str]) -> str:
     options = "".join(f"<option value='{_e(v)}'>{_e(v)}</option>" for v in values)
     return f"<label>{name} <select name='{name}'><option value=''>all</option>{options}</select></label>"
@@ -108,7 +103,7 @@ def _matrix(result: RunResult) -> str:
     modes = list(dict.fromkeys(c.mode for c in result.cells))
     rows: dict[str, dict[str, list[CellResult]]] = {}
     for c in result.cells:
-        rows.setdefault(_row_label(c), {}).setdefault(c.mode, []).append(c)
+        rows.setdefault(row_label(c), {}).setdefault(c.mode, []).append(c)
     parts = ["<table id='matrix'><tr><th>fixture</th>", *(f"<th>{_e(m)}</th>" for m in modes), "</tr>"]
     for label, by_mode in rows.items():
         parts.append(f"<tr><th>{_e(label)}</th>")

@@ -7,6 +7,7 @@ from offload_conformance.harness.report.grid import (
     STANDARD,
     SYMBOL,
     counts,
+    drift_lines,
     grids,
     lifecycle_note,
     loading_note,
@@ -33,6 +34,9 @@ def markdown(result: RunResult) -> str:
     if judged:
         lines += ["Where transformers' own in-memory save raised, the fixture's files judged the cells:", ""]
         lines += [f"- {line}" for line in judged] + [""]
+    drift = drift_lines(result)
+    if drift:
+        lines += [f"**{drift[0].removeprefix('drift: ')}**", "", *(f"- {line.strip()}" for line in drift[1:]), ""]
     columns = modes(result)
     for table, rows in grids(result).items():
         lines += [f"### {table}", "", "| fixture | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]

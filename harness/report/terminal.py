@@ -5,7 +5,14 @@ from __future__ import annotations
 from offload_conformance.harness.environment import describe_transformers
 from offload_conformance.harness.outcomes import Outcome
 from offload_conformance.harness.plan.known_failures import Entry
-from offload_conformance.harness.report.grid import STANDARD, counts, judged_note, lifecycle_note, loading_note
+from offload_conformance.harness.report.grid import (
+    STANDARD,
+    counts,
+    drift_lines,
+    judged_note,
+    lifecycle_note,
+    loading_note,
+)
 from offload_conformance.harness.report.table import aligned
 from offload_conformance.harness.results import CellResult, RunResult
 
@@ -28,7 +35,7 @@ def table(result: RunResult) -> str:
 def details(result: RunResult) -> str:
     out = []
     for c in result.cells:
-        if c.stale_xfail:
+        if c.stale_xfail and result.drift_from is None:  # under drift: fixed, in the drift lines
             out.append(f"{c.cell_id}: passes now but is listed as a known failure ({c.xfail}): remove the entry")
         if c.outcome is Outcome.PASS:
             continue
@@ -68,7 +75,7 @@ def render(result: RunResult) -> str:
     if known:
         unknown = sum(c.counts_as_failure for c in result.cells)
         summary += f" ({known} known failures listed in --xfails; {unknown} not listed)"
-    body = [*head, "", table(result), "", summary]
+    body = [*head, "", table(result), "", summary, *drift_lines(result)]
     more = details(result)
     if more:
         body += ["", more]

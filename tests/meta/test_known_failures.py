@@ -65,3 +65,65 @@ def test_shipped_files_parse_and_name_fixtures_in_full() -> None:
             assert ok, f"{path.name}:{e.line}: {e.pattern!r} does not name a fixture"
     if version("transformers") == "5.24.0":
         assert kf.for_installed() == kf.SHIPPED / "transformers-5.24.0.txt"
+
+
+# --- drift: a release with no file of its own is judged by the nearest older release's ---------------------------
+
+
+@pytest.fixture
+def shipped(tmp_path):  # type: ignore[no-untyped-def]
+    for name in ("5.13.1", "5.24.0", "5.24.0.all"):
+        (tmp_path / f"transformers-{name}.txt").write_text("fx-acc-*  # crash\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("installed", "fixture_set", "release"),
+    [
+        ("5.24.0", "default", "5.24.0"),
+        ("5.25.0", "default", "5.24.0"),
+        ("5.26.0.dev0", "default", "5.24.0"),  # a checkout of main
+        ("5.20.0", "default", "5.13.1"),
+        ("5.0.0", "default", None),
+        ("5.25.0", "all", "5.24.0"),
+        ("5.13.1", "all", None),
+    ],
+)
+def test_the_nearest_release_at_or_below_the_installed_one_applies(
+    shipped, installed: str, fixture_set: str, release: str | None
+) -> None:  # type: ignore[no-untyped-def]
+    assert kf.nearest(installed, fixture_set, shipped) == release
+
+
+def test_auto_on_a_release_without_its_own_file_applies_an_older_one_and_says_so(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(kf, "installed_transformers", lambda: "5.99.0")
+    known = kf.load(kf.AUTO)
+    assert known.listed_for == "5.24.0" and known.drift == "known failures of 5.24.0 applied to 5.99.0"
+    monkeypatch.setattr(kf, "installed_transformers", lambda: "5.24.0")
+    assert kf.load(kf.AUTO).drift is None
+
+
+def _older(text: str) -> kf.KnownFailures:
+    """A file of 5.24.0 applied to 5.99."""
+    return kf.KnownFailures("x", kf.parse(text, "x").entries, listed_for="5.24.0", installed="5.99")
+
+
+def test_drift_names_new_and_fixed_cells_and_only_new_ones_fail_the_run() -> None:
+    from offload_conformance.harness.report.markdown import markdown
+    from offload_conformance.harness.report.terminal import render
+
+    # fx-part fails unlisted (new); fx-full is listed and passes (fixed); fx-acc is listed and fails (known).
+    known = kf.KnownFailures(
+        "x", kf.parse("fx-acc-*  # crash\nfx-full-*  # was broken\n", "x").entries, "5.24.0", "5.99"
+    )
+    judged = known.apply(BASE)
+    assert judged.drift_from == "5.24.0" and not judged.ok
+    text = render(judged)
+    assert "drift: known failures of 5.24.0 applied to" in text and "1 new, 1 fixed" in text
+    assert "  new: fx-part-upstream: fail index" in text and "  fixed: fx-full-upstream: pass" in text
+    assert "remove the entry" not in text  # fixed since the older release, not a stale entry of this one
+    assert "1 new, 1 fixed" in markdown(judged)
+    only_fixed = kf.KnownFailures(
+        "x", kf.parse("fx-acc-*  # c\nfx-full-*  # b\nfx-part-*  # a\n", "x").entries, "5.24.0", "5.99"
+    )
+    assert only_fixed.apply(BASE).ok  # a fixed cell does not fail the run
