@@ -122,10 +122,40 @@ def sweep(session: nox.Session) -> None:
     reference; sweep-out/. Fails on a failure not listed in the shipped known failures of the set. Arguments go
     to `offload-conformance run` (e.g. --shard 1/4 for one CI job of four)."""
     _install(session, "report")
-    modes = [arg for m in SWEEP_MODES for arg in ("--mode", m, "--mode", f"{m}+offload_buffers")]
-    sizes = [arg for s in SWEEP_SHARD_SIZES for arg in ("--max-shard-size", s)]
     out, args = _take(list(session.posargs), "--out")
-    _conformance(session, ["--set", "all", "--xfails", "auto", *modes, *sizes, *args], out or "sweep-out", verdict=True)
+    _conformance(session, [*_sweep_args(), "--xfails", "auto", *args], out or "sweep-out", verdict=True)
+
+
+def _sweep_args() -> list[str]:
+    """The sweep's cells: the set `all`, its modes and shard sizes."""
+    modes = [arg for m in SWEEP_MODES for arg in ("--mode", m, "--mode", f"{m}+offload_buffers")]
+    return ["--set", "all", *modes, *(arg for s in SWEEP_SHARD_SIZES for arg in ("--max-shard-size", s))]
+
+
+# What the canary moves to the newest release (torch stays pinned: the only build that installs here).
+CANARY_PACKAGES = ["transformers", "accelerate", "safetensors", "huggingface_hub", "compressed-tensors"]
+
+
+@nox.session(python=PYTHON)
+def canary(session: nox.Session) -> None:
+    """The newest release of transformers, accelerate, safetensors, huggingface_hub and compressed-tensors, on the
+    default matrix and the sweep, judged by the pinned release's known failures (`--xfails auto` takes the nearest
+    older release's file): canary-out/drift.md and drift.json, the new and fixed cells by root cause with the
+    versions on both sides. Fails on a new failure. `-- --shard K/N` runs one part of each; `-- --matrix-only`
+    skips the sweep."""
+    torch_only = str(CONSTRAINTS / "torch.txt")
+    session.install("-c", torch_only, "torch")
+    session.install("-c", torch_only, "-e", ".[quant,report]")
+    session.install("-c", torch_only, "--upgrade", *CANARY_PACKAGES)
+    args = list(session.posargs)
+    matrix_only = "--matrix-only" in args
+    args = [a for a in args if a != "--matrix-only"]
+    runs = {"matrix": [], **({} if matrix_only else {"sweep": _sweep_args()})}
+    for name, extra in runs.items():
+        out = f"canary-out/{name}"
+        _conformance(session, ["--xfails", "auto", *extra, *args], out, verdict=False, step_summary=False)
+    documents = [f"canary-out/{name}/results.json" for name in runs]
+    session.run(CLI, "drift", *documents, "--pinned", CI, "--out", "canary-out", env=_cache_env(session))
 
 
 @nox.session(python=PYTHON)

@@ -198,6 +198,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     mg.add_argument("documents", type=Path, nargs="+")
     mg.add_argument("--out", type=Path, default=Path("merged"), help="directory for results.json and reports")
+    dr = sub.add_parser(
+        "drift",
+        help="drift.md and drift.json: new and fixed cells of runs judged by an older release's known failures",
+    )
+    dr.add_argument("documents", type=Path, nargs="+", help="results.json of the run (its --shard parts too)")
+    dr.add_argument("--pinned", type=Path, default=Path("constraints/ci.txt"), help="constraints file of the pins")
+    dr.add_argument("--out", type=Path, default=Path("canary-out"), help="directory for drift.md and drift.json")
     hs = sub.add_parser("history", help="the historical replay table (Markdown) from results.json of several releases")
     hs.add_argument("documents", type=Path, nargs="+")
     hs.add_argument("--out", type=Path, help="also write the table to this file")
@@ -319,6 +326,23 @@ def _merge(args: argparse.Namespace) -> int:
     write_reports(merged, args.out)
     print(f"merged {len(args.documents)} documents, {len(merged.cells)} cells: {args.out / 'results.json'}")
     return 0 if merged.ok else 1
+
+
+def _drift(args: argparse.Namespace) -> int:
+    from offload_conformance.harness.report import drift
+
+    try:
+        pinned = drift.pins(args.pinned)
+    except OSError as e:
+        raise UsageError(f"--pinned {args.pinned}: {e.strerror}") from None
+    found = drift.drift([_document(p) for p in args.documents], pinned)
+    drift.write(found, args.out)
+    print(drift.markdown(found))
+    step = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step:
+        with open(step, "a", encoding="utf-8") as f:
+            f.write(drift.markdown(found) + "\n")
+    return 0 if found.ok else 1
 
 
 def _history(args: argparse.Namespace) -> int:
@@ -610,6 +634,7 @@ COMMANDS = {
     "fuzz": _fuzz,
     "bench": _bench,
     "history": _history,
+    "drift": _drift,
     "gate": _gate,
     "merge": _merge,
     "report": _report,
