@@ -17,12 +17,14 @@ from tests.meta.documents import BASE
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _judged() -> object:
+def _older(text: str) -> kf.KnownFailures:
+    """A file of 5.24.0 applied to 5.99."""
+    return kf.KnownFailures("x", kf.parse(text, "x").entries, listed_for="5.24.0", installed="5.99")
+
+
+def _judged() -> RunResult:
     # fx-part fails unlisted (new); fx-full is listed and passes (fixed); fx-acc is listed and fails (known).
-    known = kf.KnownFailures(
-        "x", kf.parse("fx-acc-*  # crash\nfx-full-*  # was broken\n", "x").entries, "5.24.0", "5.99"
-    )
-    return known.apply(BASE)
+    return _older("fx-acc-*  # crash\nfx-full-*  # was broken\n").apply(BASE)
 
 
 def test_pins_are_read_from_a_constraints_file(tmp_path: Path) -> None:
