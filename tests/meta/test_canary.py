@@ -12,6 +12,7 @@ import yaml
 from offload_conformance.harness.cli import main
 from offload_conformance.harness.plan import known_failures as kf
 from offload_conformance.harness.report import drift
+from offload_conformance.harness.results import RunResult
 from tests.meta.documents import BASE
 
 ROOT = Path(__file__).resolve().parents[2]
