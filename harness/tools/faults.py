@@ -253,6 +253,17 @@ def _save_then(after: Callable[[Any], None]) -> Saver:
     return _correct_save_then(lambda model, _target: after(model))
 
 
+def _leave_loaded(model: Any) -> None:
+    """One offloaded module's weights loaded onto it (its hook's pre_forward) and never offloaded again: the
+    model holds in RAM what it kept on disk (a post_forward that forgets to put them back)."""
+    for module in model.modules():
+        hook = getattr(module, "_hf_hook", None)
+        if getattr(hook, "offload", False) and any(p.device.type == "meta" for p in module.parameters(recurse=False)):
+            hook.pre_forward(module)
+            return
+    raise RuntimeError("no offloaded module with a hook")
+
+
 def _strip_hooks(model: Any) -> None:
     from accelerate.hooks import remove_hook_from_module
 
@@ -571,6 +582,12 @@ def _faults() -> tuple[Fault, ...]:
             "a correct checkpoint, but one weight of the model changed in place (in offload storage)",
             F({C.MODEL_CHANGED}),
             save=_save_then(_change_a_weight),
+        ),
+        Fault(
+            "left-loaded",
+            "a correct checkpoint, but one offloaded module's weights left loaded in RAM (never offloaded again)",
+            F({C.MODEL_CHANGED}),
+            save=_save_then(_leave_loaded),
         ),
         Fault(
             "strip-hooks",
