@@ -25,16 +25,28 @@ class Failure:
     type: str  # the exception's class name; for Stage.PROCESS: timeout, memory-limit or died
     message: str
     where: str = ""  # file:line of the raise
+    # What the raised exception wraps, where it is a wrapper: the exception it was raised from (or during), or the
+    # conversion errors transformers' loading report holds behind "We encountered some issues during automatic
+    # conversion of the weights". '' where the exception is its own root cause.
+    cause: str = ""
 
     @classmethod
     def from_json(cls, d: dict[str, Any] | None) -> Failure | None:
-        return None if d is None else cls(Stage(d["stage"]), d["type"], d["message"], d.get("where", ""))
+        if d is None:
+            return None
+        return cls(Stage(d["stage"]), d["type"], d["message"], d.get("where", ""), d.get("cause", ""))
+
+    @property
+    def root_cause(self) -> str:
+        """What to group failing cells by: the wrapped error where there is one, else this one."""
+        return self.cause or f"{self.type}: {self.message}"
 
     def __str__(self) -> str:
         if self.stage is Stage.PROCESS:
             return self.message
         where = f" ({self.where})" if self.where else ""
-        return f"{self.stage} raised {self.type}: {self.message}{where}"
+        cause = f"; caused by {self.cause}" if self.cause else ""
+        return f"{self.stage} raised {self.type}: {self.message}{where}{cause}"
 
 
 @dataclass(frozen=True)

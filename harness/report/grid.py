@@ -130,3 +130,21 @@ def drift_lines(result: RunResult) -> list[str]:
         if len(cells) > DRIFT_EXAMPLES:
             out.append(f"  {what}: and {len(cells) - DRIFT_EXAMPLES} more")
     return out
+
+
+def root_cause(c: CellResult) -> str:
+    """What a failing cell failed of: the underlying exception where a load or save raised (its baseline's where
+    that failed first), else the classes the comparison found."""
+    failure = c.baseline_failure or c.failure
+    if failure is not None:
+        return f"{failure.stage} raised {failure.root_cause}"
+    return "differs: " + ",".join(c.classes)
+
+
+def by_root_cause(result: RunResult) -> list[tuple[str, list[CellResult]]]:
+    """Failing cells grouped by root cause, the largest group first."""
+    groups: dict[str, list[CellResult]] = defaultdict(list)
+    for c in result.cells:
+        if c.outcome.is_failure:
+            groups[root_cause(c)].append(c)
+    return sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))

@@ -6,6 +6,7 @@ from offload_conformance.harness.environment import describe_transformers
 from offload_conformance.harness.report.grid import (
     STANDARD,
     SYMBOL,
+    by_root_cause,
     counts,
     drift_lines,
     grids,
@@ -37,6 +38,14 @@ def markdown(result: RunResult) -> str:
     drift = drift_lines(result)
     if drift:
         lines += [f"**{drift[0].removeprefix('drift: ')}**", "", *(f"- {line.strip()}" for line in drift[1:]), ""]
+    causes = by_root_cause(result)
+    if causes:
+        lines += ["### Failing cells by root cause", "", "| cells | known | root cause | e.g. |", "|---|---|---|---|"]
+        for cause, cells in causes:
+            known = sum(c.known_failure for c in cells)
+            text = cause[:200].replace("|", "\\|")
+            lines.append(f"| {len(cells)} | {known} | {text} | `{cells[0].cell_id}` |")
+        lines.append("")
     columns = modes(result)
     for table, rows in grids(result).items():
         lines += [f"### {table}", "", "| fixture | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]

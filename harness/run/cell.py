@@ -25,13 +25,41 @@ from offload_conformance.harness.results import Failure
 from offload_conformance.harness.run.reach import paused, recorded
 
 
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0][:500] if str(e).strip() else ""
+
+
+def _where(e: BaseException) -> str:
+    tb = traceback.extract_tb(e.__traceback__)
+    return f"{Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
+
+
+def _cause(e: BaseException) -> str:
+    """What a wrapper exception hides: the conversion errors transformers' loading report holds (it logs them,
+    then raises a RuntimeError that only points at the log), else the innermost exception of the chain."""
+    tb = e.__traceback__
+    while tb is not None:
+        errors = getattr(tb.tb_frame.f_locals.get("loading_info"), "conversion_errors", None)
+        if errors:
+            key, text = next(iter(errors.items()))
+            more = f" and {len(errors) - 1} more" if len(errors) > 1 else ""
+            return f"conversion of {key}{more}: {str(text).strip().splitlines()[0][:300]}"
+        tb = tb.tb_next
+    inner = e
+    while (nxt := inner.__cause__ or (None if inner.__suppress_context__ else inner.__context__)) is not None:
+        inner = nxt
+    if inner is e:
+        return ""
+    where = _where(inner)
+    return f"{type(inner).__name__}: {_first_line(inner)}" + (f" ({where})" if where else "")
+
+
 def _failure(stage: Stage, e: BaseException) -> dict[str, str]:
     tb = traceback.extract_tb(e.__traceback__)
-    where = f"{Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
-    message = str(e).strip().splitlines()[0][:500] if str(e).strip() else ""
+    message = _first_line(e)
     if not message and tb and tb[-1].line:
         message = tb[-1].line  # a bare `assert`: the asserted source line says what failed
-    return asdict(Failure(stage, type(e).__name__, message, where))
+    return asdict(Failure(stage, type(e).__name__, message, _where(e), _cause(e)))
 
 
 def _fp8_loading(option: str, fixture: Path) -> contextlib.AbstractContextManager[None]:
