@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -43,7 +44,7 @@ def _cause(e: BaseException) -> str:
         if errors:
             key, text = next(iter(errors.items()))
             more = f" and {len(errors) - 1} more" if len(errors) > 1 else ""
-            return f"conversion of {key}{more}: {str(text).strip().splitlines()[0][:300]}"
+            return f"conversion of {key}{more}: {_conversion_error(str(text))[:400]}"
         tb = tb.tb_next
     inner = e
     while (nxt := inner.__cause__ or (None if inner.__suppress_context__ else inner.__context__)) is not None:
@@ -52,6 +53,23 @@ def _cause(e: BaseException) -> str:
         return ""
     where = _where(inner)
     return f"{type(inner).__name__}: {_first_line(inner)}" + (f" ({where})" if where else "")
+
+
+# An exception line of a formatted traceback (`ValueError: ...`); transformers' own note after it starts `Error: `.
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)\w*: ")
+
+
+def _conversion_error(text: str) -> str:
+    """One line from a conversion error transformers keeps: the exception of its traceback, with transformers' note
+    on which operation and tensor (`Error: Concatenate on tensors destined for ...`) in parentheses."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()] or [""]
+    note = next((line.removeprefix("Error: ") for line in reversed(lines) if line.startswith("Error: ")), "")
+    exception = next(
+        (line for line in reversed(lines) if _EXCEPTION_LINE.match(line) and not line.startswith("Error:")), ""
+    )
+    if not exception:
+        return note or lines[0]
+    return f"{exception} ({note})" if note else exception
 
 
 def _failure(stage: Stage, e: BaseException) -> dict[str, str]:

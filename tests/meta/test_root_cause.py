@@ -31,7 +31,11 @@ def _wrapped_from() -> None:
 
 def _report_then_wrapper() -> None:
     # What transformers' log_state_dict_report does: the errors are in its loading info, the raise only points there.
-    loading_info = SimpleNamespace(conversion_errors={"model.layers.0.mlp.experts.0.up_proj.weight": "Expected 2D\n"})
+    trace = "Traceback (most recent call last):\n  File 'x.py', line 1, in f\n    g()\nValueError: Expected 2D\n"
+    trace += (
+        "Expected 2D\nError: Chunk on tensors destined for model.layers.0.mlp.experts.gate_up_proj. Ckpt contains: 2\n"
+    )
+    loading_info = SimpleNamespace(conversion_errors={"model.layers.0.mlp.experts.0.up_proj.weight": trace})
     assert loading_info
     raise RuntimeError("We encountered some issues during automatic conversion of the weights.")
 
@@ -47,7 +51,10 @@ def _suppressed() -> None:
     ("make", "cause"),
     [
         (_wrapped_from, "KeyError: 'model.layers.0.mlp.experts.gate_up_proj' (test_root_cause.py:"),
-        (_report_then_wrapper, "conversion of model.layers.0.mlp.experts.0.up_proj.weight: Expected 2D"),
+        (
+            _report_then_wrapper,
+            "conversion of model.layers.0.mlp.experts.0.up_proj.weight: ValueError: Expected 2D (Chunk on tensors destined",
+        ),
         (_suppressed, ""),
     ],
 )
