@@ -53,7 +53,7 @@ def _suppressed() -> None:
         (_wrapped_from, "KeyError: 'model.layers.0.mlp.experts.gate_up_proj' (test_root_cause.py:"),
         (
             _report_then_wrapper,
-            "conversion of model.layers.0.mlp.experts.0.up_proj.weight: ValueError: Expected 2D (Chunk on tensors destined",
+            "conversion of model.layers.0.mlp.experts.0.up_proj.weight: ValueError: Expected 2D (Chunk on tensors",
         ),
         (_suppressed, ""),
     ],
