@@ -312,12 +312,18 @@ def _is_own(value: torch.Tensor, mine: torch.Tensor) -> bool:
     )
 
 
+def _own_state(model: PreTrainedModel) -> tuple[dict[str, torch.Tensor], set[str]]:
+    """The model's own tensors by name (its parameters themselves, meta where offloaded) and the keys a save
+    ignores."""
+    own: dict[str, torch.Tensor] = {}
+    model.state_dict(destination=own, keep_vars=True)
+    return own, set(getattr(model, "_keys_to_ignore_on_save", None) or [])
+
+
 def _first_difference(model: PreTrainedModel, state_dict: dict[str, torch.Tensor]) -> str | None:
     """None when a given state dict is the model's own (its names, each value the model's own tensor or a meta
     placeholder where that is offloaded; keys the save ignores aside), else what first differs, in one line."""
-    own: dict[str, torch.Tensor] = {}
-    model.state_dict(destination=own, keep_vars=True)
-    ignored = set(getattr(model, "_keys_to_ignore_on_save", None) or [])
+    own, ignored = _own_state(model)
     for name, value in state_dict.items():
         if name in ignored:
             continue
@@ -344,9 +350,7 @@ def _given_checkpoint(
     storage. Memory holds the whole checkpoint, as the given state dict holds it already."""
     from offload_conformance.reference_impl.simple import checkpoint_state  # simple builds on this module
 
-    own: dict[str, torch.Tensor] = {}
-    model.state_dict(destination=own, keep_vars=True)
-    ignored = set(getattr(model, "_keys_to_ignore_on_save", None) or [])
+    own, ignored = _own_state(model)
     for name, value in state_dict.items():
         if name in ignored:
             continue
