@@ -12,7 +12,7 @@ from offload_conformance.harness.cli import main
 from offload_conformance.harness.plan.cells import matrix as plan
 from offload_conformance.harness.plan.modes import by_name
 from offload_conformance.harness.plan.selection import Settings
-from offload_conformance.harness.results import RunResult
+from offload_conformance.harness.results import SCHEMA_VERSION, RunResult
 from offload_conformance.harness.run.runner import run_cells
 
 pytestmark = pytest.mark.e2e
@@ -89,7 +89,7 @@ def test_cli_run_writes_results_and_exit_codes(tmp_path: Path, capsys: pytest.Ca
     args = ["run", "--fixture", "qwen3_moe", "--mode", "disk-full", "--max-shard-size", "default", "--out", str(out)]
     assert main([*args, "--impl", "reference"]) == 0
     doc = json.loads((out / "results.json").read_text())
-    assert doc["schema_version"] == 3 and doc["require"] == "bytes"
+    assert doc["schema_version"] == SCHEMA_VERSION and doc["require"] == "bytes"
     assert doc["environment"]["transformers"] != "not installed"
     (cell,) = doc["cells"]
     assert (cell["cell_id"], cell["outcome"], cell["grade"]) == ("qwen3_moe-disk-full-reference", "pass", "bytes")

@@ -20,7 +20,7 @@ from offload_conformance.harness.judge.verdict import judge, resave_verdict
 from offload_conformance.harness.outcomes import FailureClass, Grade, Outcome, Stage
 from offload_conformance.harness.plan.cells import Cell
 from offload_conformance.harness.plan.modes import by_name
-from offload_conformance.harness.results import Difference, Failure, Lifecycle
+from offload_conformance.harness.results import SCHEMA_VERSION, Difference, Failure, Lifecycle
 from offload_conformance.harness.run.cell import parameter_count
 from offload_conformance.harness.run.lifecycle import changes, snapshot
 from offload_conformance.harness.run.process import Execution
@@ -262,7 +262,7 @@ def test_a_version_2_document_reads_as_one_without_lifecycle_checks(tmp_path: Pa
     for c in old["cells"]:
         del c["lifecycle"]
     read = RunResult.from_json(old)
-    assert all(c.lifecycle is None for c in read.cells) and read.schema_version == 3
+    assert all(c.lifecycle is None for c in read.cells) and read.schema_version == SCHEMA_VERSION
     with pytest.raises(ValueError, match="schema_version 1"):
         RunResult.from_json({**old, "schema_version": 1})
 
