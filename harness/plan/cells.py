@@ -107,7 +107,7 @@ def matrix(
         if groups[f] or dict(o).get("max_shard_size") != SPLIT_GROUPS
         for x in contexts
         for m in modes
-        if experts[f] or m.placement is not Placement.EXPERTS_ON_DISK
+        if experts[f] or m.placement not in (Placement.EXPERTS_ON_DISK, Placement.MAP_ROUTERS_ON_DISK)
         for i in impls
     ]
 

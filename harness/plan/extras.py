@@ -16,6 +16,7 @@ from offload_conformance.harness.plan.options import SAVE_OPTIONS
 from offload_conformance.harness.plan.shards import PER_TENSOR, SPLIT_GROUPS
 
 SAVING_MODES = ("in-memory", "disk-partial", "disk-full+offload_buffers", "experts-on-disk")
+HAND_WRITTEN_MAPS = ("map-head-on-disk", "map-routers-on-disk", "map-all-disk", "map-layer-split")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,13 @@ EXTRAS = (
     Extra(("qwen3_moe", "deepseek_v3", "mixtral", "llama", "hrm_text"), SAVING_MODES, options=SAVE_OPTIONS),
     Extra(("qwen3_moe", "deepseek_v3", "llama"), SAVING_MODES, (SMALL_SHARDS,), options=(SAVE_OPTIONS[0],)),
     Extra(("qwen3_moe", "qwen3_moe_tied", "mixtral", "deepseek_v3", "deepseek_v4"), SAVING_MODES, (PER_TENSOR,)),
+    # Device maps users write by hand: a tied head apart from its embedding, routers on disk with their buffers in
+    # RAM (or not), the whole model by name, a layer split below the layer level.
+    Extra(
+        ("qwen3_moe", "qwen3_moe_tied", "deepseek_v3", "deepseek_v4", "llama"),
+        tuple(f"{m}{b}" for m in HAND_WRITTEN_MAPS for b in ("", "+offload_buffers")),
+        (DEFAULT_SHARDS, SMALL_SHARDS),
+    ),
     Extra(
         ("qwen3_moe", "qwen3_moe_tied", "mixtral", "deepseek_v3", "deepseek_v4", "qwen3_moe_sharded", "hrm_text"),
         (*SAVING_MODES, "disk-full", "disk-partial+offload_buffers", "experts-on-disk+offload_buffers"),

@@ -23,6 +23,11 @@ class Placement(StrEnum):
     EXPERTS_ON_DISK = "experts-on-disk"
     ACCELERATE_CPU = "accelerate-cpu"
     ACCELERATE_DISK = "accelerate-disk"
+    # Device maps a user writes by hand (harness.plan.modes.HAND_WRITTEN): each places what a rule-based map never does.
+    MAP_HEAD_ON_DISK = "map-head-on-disk"  # lm_head alone on disk: a tied embedding stays on cpu, its tie on disk
+    MAP_ROUTERS_ON_DISK = "map-routers-on-disk"  # MoE routers on disk; without offload_buffers their buffers stay
+    MAP_ALL_DISK = "map-all-disk"  # device_map={"": "disk"}, written out instead of derived by max_memory
+    MAP_LAYER_SPLIT = "map-layer-split"  # one decoder layer split below the layer: its attention on disk, rest on cpu
     FROM_CONFIG = "from-config"
     CUSTOM_CODE = "custom-code"
 
@@ -58,6 +63,10 @@ class Mode:
                 return {"device_map": partial_device_map(skeleton), **common}
             case Placement.EXPERTS_ON_DISK:
                 return {"device_map": experts_device_map(skeleton, self.offload_buffers), **common}
+            case Placement.MAP_ALL_DISK:
+                return {"device_map": {"": "disk"}, **common}
+            case Placement.MAP_HEAD_ON_DISK | Placement.MAP_ROUTERS_ON_DISK | Placement.MAP_LAYER_SPLIT:
+                return {"device_map": on_disk(skeleton, HAND_WRITTEN[self.placement](skeleton)), **common}
         raise ValueError(f"mode {self.name!r}: placement {self.placement!r} has no load arguments")
 
     def after_load(self, model: Any, offload_folder: Path) -> None:
@@ -108,18 +117,62 @@ def _own_tensors(module: nn.Module, prefix: str) -> dict[str, str]:
     return {f"{prefix}{name}": "cpu" for name, _ in own}
 
 
+def _routers(skeleton: nn.Module, experts: set[str], with_buffers: bool = True) -> set[str]:
+    """The MoE routers beside `experts` (a `gate` or `router` sibling module), those holding buffers only or all."""
+    parents = {t.rsplit(".", 1)[0] for t in experts}
+    return {
+        n
+        for n, m in skeleton.named_modules()
+        if n.rsplit(".", 1)[0] in parents
+        and n.rsplit(".", 1)[-1] in ("gate", "router")
+        and (not with_buffers or any(True for _ in m.buffers()))
+    }
+
+
+def _experts(skeleton: nn.Module) -> set[str]:
+    return {name for name, _ in skeleton.named_modules() if name.rsplit(".", 1)[-1] == "experts"}
+
+
 def experts_device_map(skeleton: nn.Module, offload_buffers: bool) -> dict[str, str]:
     """Only routed-expert modules on disk (and their routers, which hold the buffers, when offload_buffers)."""
-    targets = {name for name, _ in skeleton.named_modules() if name.rsplit(".", 1)[-1] == "experts"}
+    targets = _experts(skeleton)
     if offload_buffers:
-        parents = {t.rsplit(".", 1)[0] for t in targets}
-        targets |= {
-            n
-            for n, m in skeleton.named_modules()
-            if n.rsplit(".", 1)[0] in parents
-            and n.rsplit(".", 1)[-1] in ("gate", "router")
-            and any(True for _ in m.buffers())
-        }
+        targets |= _routers(skeleton, targets)
+    return on_disk(skeleton, targets)
+
+
+def _head(skeleton: nn.Module) -> set[str]:
+    return {name for name, _ in skeleton.named_children() if name == "lm_head"}
+
+
+def _first_attention(skeleton: nn.Module) -> set[str]:
+    """The attention module of the first decoder layer: that layer is split between disk and cpu."""
+    from torch import nn
+
+    base_name, base = _base(skeleton)
+    for list_name, child in base.named_children():
+        if isinstance(child, nn.ModuleList) and len(child):
+            prefix = ".".join(p for p in (base_name, list_name, "0") if p)
+            names = [n for n, _ in child[0].named_children() if "attn" in n or "attention" in n]
+            return {f"{prefix}.{names[0]}"} if names else set()
+    return set()
+
+
+HAND_WRITTEN = {
+    Placement.MAP_HEAD_ON_DISK: _head,
+    Placement.MAP_ROUTERS_ON_DISK: lambda skeleton: _routers(skeleton, _experts(skeleton), with_buffers=False),
+    Placement.MAP_LAYER_SPLIT: _first_attention,
+}
+
+
+def applies(placement: Placement, skeleton: nn.Module) -> bool:
+    """Whether a hand-written map has anything of this model to put on disk."""
+    pick = HAND_WRITTEN.get(placement)
+    return pick is None or bool(pick(skeleton))
+
+
+def on_disk(skeleton: nn.Module, targets: set[str]) -> dict[str, str]:
+    """The modules named in `targets` on disk, everything else on cpu (a module holding both split by child)."""
     device_map: dict[str, str] = {}
 
     def place(name: str, module: nn.Module) -> None:
@@ -147,9 +200,23 @@ def _modes() -> tuple[Mode, ...]:
         ),
         (Placement.ACCELERATE_CPU, "loaded in RAM, then accelerate.cpu_offload (no hf_device_map)"),
         (Placement.ACCELERATE_DISK, "loaded in RAM, then accelerate.disk_offload (no hf_device_map)"),
+        (Placement.MAP_HEAD_ON_DISK, "hand-written map: lm_head alone on disk (a tied embedding on cpu)"),
+        (
+            Placement.MAP_ROUTERS_ON_DISK,
+            "hand-written map: MoE routers on disk (their buffers in RAM unless offloaded)",
+        ),
+        (Placement.MAP_ALL_DISK, 'hand-written map: device_map={"": "disk"}'),
+        (
+            Placement.MAP_LAYER_SPLIT,
+            "hand-written map: the first decoder layer's attention on disk, its other parts on cpu",
+        ),
     ):
-        out.append(Mode(str(placement), placement, False, what))
-        out.append(Mode(f"{placement}+offload_buffers", placement, True, f"{what}, offload_buffers=True"))
+        # A hand-written map runs in the default matrix where plan.extras says, not on every fixture.
+        default = placement not in HAND_WRITTEN and placement is not Placement.MAP_ALL_DISK
+        out.append(Mode(str(placement), placement, False, what, default=default))
+        out.append(
+            Mode(f"{placement}+offload_buffers", placement, True, f"{what}, offload_buffers=True", default=default)
+        )
     # A `+forward` twin of every offload mode. Only the everything-offloaded one is in the default matrix (with
     # the default max_shard_size: plan.selection): a forward pass moves every offloaded weight through the hooks
     # there, which is where it could leave state behind for the save; the others are one `--mode` away (the

@@ -239,7 +239,8 @@ def _planned_matrix(selection: Selection) -> list[Cell]:
     impls = [impl(i) for i in selection.impls or BUILTIN]
     cells = matrix(fixtures, selected_modes, impls, _option_sets(selection), _contexts(selection.contexts))
     if not (selection.shard_sizes or selection.save_options or selection.contexts):
-        cells += _extras(fixtures, selected_modes, impls)
+        # with no --mode, an extra may use a mode outside the default set (the hand-written device maps)
+        cells += _extras(fixtures, selected_modes if selection.modes else list(MODES), impls)
     return list(dict.fromkeys(cells))
 
 

@@ -128,7 +128,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
 
     from offload_conformance.fixtures.manifest import read_manifest
     from offload_conformance.harness.plan.impls import resolve
-    from offload_conformance.harness.plan.modes import Placement, by_name
+    from offload_conformance.harness.plan.modes import Placement, applies, by_name
     from offload_conformance.harness.run.cost import measured
     from offload_conformance.harness.run.custom_code import CustomCodeUnsupported, custom_code_twin
     from offload_conformance.harness.run.from_config import FromConfigUnsupported, from_config_twin
@@ -155,6 +155,10 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         config = AutoConfig.from_pretrained(source)
         with torch.device("meta"):
             skeleton = auto.from_config(config, dtype=dtype)
+        if not applies(mode.placement, skeleton):
+            what = f"mode {mode.name}: this model has nothing the hand-written map puts on disk"
+            report["unsupported"] = asdict(Failure(Stage.LOAD, "NothingToOffload", what))
+            return report
         kwargs = mode.load_kwargs(skeleton, offload)
         del skeleton
         t0 = time.perf_counter()

@@ -193,3 +193,35 @@ def test_a_reload_that_differs_is_its_own_class(tmp_path: Path) -> None:
     run = dataclasses.replace(_run(cell_dir, before), reloaded="model.norm.weight differs in the reloaded model")
     result = judge(CONTEXT_CELL, run, _run(baseline, {}), Grade.BYTES)
     assert result.classes == (C.RELOAD,) and "loaded back with from_pretrained" in result.detail
+
+
+# --- hand-written device maps ---------------------------------------------------------------------------------
+
+
+def test_hand_written_maps_put_on_disk_what_they_say() -> None:
+    import torch
+    import transformers
+
+    from offload_conformance.fixtures.catalog import layout_for
+
+    config = transformers.AutoConfig.for_model(**layout_for(fixture("qwen3_moe_tied")).config)
+    with torch.device("meta"):
+        skeleton = transformers.AutoModelForCausalLM.from_config(config)
+
+    def disk(name: str) -> dict[str, str]:
+        device_map = mode(name).load_kwargs(skeleton, Path("/nowhere"))["device_map"]
+        return {k: v for k, v in device_map.items() if v == "disk"}  # type: ignore[union-attr]
+
+    assert disk("map-head-on-disk") == {"lm_head": "disk"}  # the tied embedding stays on cpu
+    assert disk("map-routers-on-disk") == {f"model.layers.{i}.mlp.gate": "disk" for i in range(2)}
+    assert disk("map-all-disk") == {"": "disk"}
+    assert disk("map-layer-split") == {"model.layers.0.self_attn": "disk"}
+    split = mode("map-layer-split").load_kwargs(skeleton, Path("/nowhere"))["device_map"]
+    assert split["model.layers.0.mlp"] == "cpu"  # type: ignore[index]  # the same layer's other half
+
+
+def test_a_router_map_is_not_planned_for_a_model_without_experts() -> None:
+    ids = [c.cell_id for c in selection.plan(selection.Selection(fixtures=("llama", "qwen3_moe")))]
+    assert any(i.startswith("qwen3_moe-map-routers-on-disk") for i in ids)
+    assert not any(i.startswith("llama-map-routers-on-disk") for i in ids)
+    assert any(i.startswith("llama-map-layer-split") for i in ids)
