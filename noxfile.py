@@ -28,8 +28,8 @@ LLMCOMPRESSOR = str(CONSTRAINTS / "llmcompressor.txt")
 ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 PYTHON = "3.11"
 CLI = "offload-conformance"
-# Oldest supported, the releases around the offload-save fixes, newest.
-TRANSFORMERS_VERSIONS = ["5.0.0", "5.13.1", "5.14.1", "5.15.1", "5.24.0"]
+# Oldest supported, the releases around the offload-save fixes, the pinned one (5.24.0) and the newest (5.25.0).
+TRANSFORMERS_VERSIONS = ["5.0.0", "5.13.1", "5.14.1", "5.15.1", "5.24.0", "5.25.0"]
 
 
 def _install(session: nox.Session, *extras: str) -> None:
