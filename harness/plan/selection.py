@@ -195,6 +195,9 @@ def plan_with_shard(selection: Selection) -> tuple[list[Cell], Shard | None]:
 
 def _all_selected(selection: Selection) -> list[Cell]:
     cells = _default_economies(selection, _planned_matrix(selection))
+    if not cells:
+        # e.g. split-groups or a MoE-only mode asked of models without fused groups or experts
+        raise PlanError("the selection plans no cell: the modes and shard sizes asked do not apply to its fixtures")
     if selection.cells:
         cells = [c for c in cells if any(fnmatch.fnmatchcase(c.cell_id, p) for p in selection.cells)]
         if not cells:

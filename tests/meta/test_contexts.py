@@ -87,6 +87,12 @@ def _manifest(d: Path, tensors: dict[str, tuple[str, list[int]]]) -> Path:
     return d
 
 
+def test_a_selection_that_plans_nothing_is_a_one_line_error() -> None:
+    wanted = selection.Selection(fixtures=("llama",), shard_sizes=(SPLIT_GROUPS,))  # a dense model: no fused group
+    with pytest.raises(selection.PlanError, match="plans no cell"):
+        selection.plan(wanted)
+
+
 def test_forced_sizes_are_derived_from_the_fixture(tmp_path: Path) -> None:
     moe = _manifest(
         tmp_path / "moe",
