@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from offload_conformance.harness.report.grid import root_cause
 from offload_conformance.harness.results import CellResult, RunResult
 
 # Spelled as harness.environment records them.
@@ -52,11 +53,6 @@ def pins(constraints: Path) -> dict[str, str]:
     return out
 
 
-def _cause(c: CellResult) -> str:
-    failure = f" ({c.failure.stage} raised {c.failure.type})" if c.failure else ""
-    return f"{c.outcome} {','.join(c.classes) or '-'}{failure}"
-
-
 def _grouped(cells: list[CellResult], key) -> tuple[Group, ...]:  # type: ignore[no-untyped-def]
     groups: dict[str, list[str]] = defaultdict(list)
     for c in cells:
@@ -75,7 +71,7 @@ def drift(results: list[RunResult], pinned: dict[str, str]) -> Drift:
             "newest": newest,
         },
         known_failures_of=of,
-        new=_grouped([c for c in cells if c.counts_as_failure], _cause),
+        new=_grouped([c for c in cells if c.counts_as_failure], root_cause),
         fixed=_grouped([c for c in cells if c.stale_xfail], lambda c: c.xfail or ""),
     )
 

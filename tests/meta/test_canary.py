@@ -37,7 +37,7 @@ def test_pins_are_read_from_a_constraints_file(tmp_path: Path) -> None:
 
 def test_drift_lists_new_and_fixed_cells_by_cause_with_the_versions_on_both_sides(tmp_path: Path) -> None:
     found = drift.drift([_judged()], {"transformers": "5.24.0"})
-    assert [(g.cause, g.cells) for g in found.new] == [("fail index", ("fx-part-upstream",))]
+    assert [(g.cause, g.cells) for g in found.new] == [("differs: index", ("fx-part-upstream",))]
     assert [(g.cause, g.cells) for g in found.fixed] == [("was broken", ("fx-full-upstream",))]
     assert found.versions["pinned"]["transformers"] == "5.24.0" and found.versions["newest"]["transformers"] == "5.14.1"
     assert found.known_failures_of == "5.24.0" and not found.ok
