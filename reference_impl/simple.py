@@ -21,14 +21,14 @@ from transformers.core_model_loading import revert_weight_conversion
 from transformers.modeling_utils import remove_tied_weights_from_state_dict
 
 from offload_conformance.reference_impl import quantized
-from offload_conformance.reference_impl.offload import Reader, materialized_state_dict, read_offloaded
-from offload_conformance.reference_impl.save import (
+from offload_conformance.reference_impl.files import (
     DEFAULT_MAX_SHARD_SIZE,
     SaveError,
     WeightFiles,
     save_config,
     write_index,
 )
+from offload_conformance.reference_impl.offload import Reader, materialized_state_dict, read_offloaded
 
 StateDict = dict[str, torch.Tensor]
 

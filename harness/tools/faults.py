@@ -27,8 +27,8 @@ from offload_conformance.harness.plan.contexts import Context
 from offload_conformance.harness.plan.impls import Saver
 from offload_conformance.harness.plan.options import OWN_STATE_DICT
 from offload_conformance.harness.plan.shards import PER_TENSOR, SPLIT_GROUPS
+from offload_conformance.reference_impl.files import DEFAULT_MAX_SHARD_SIZE
 from offload_conformance.reference_impl.offload import hooked_maps, owner_of, unwrap
-from offload_conformance.reference_impl.save import DEFAULT_MAX_SHARD_SIZE
 from offload_conformance.reference_impl.simple import StateDict, checkpoint_state, prepare_target, write_checkpoint
 
 

@@ -17,7 +17,7 @@ from offload_conformance.fixtures import by_name, generate
 from offload_conformance.harness.plan.modes import by_name as mode
 from offload_conformance.reference_impl import SaveError, save_pretrained
 from offload_conformance.reference_impl import save as save_module
-from offload_conformance.reference_impl.save import WeightFiles
+from offload_conformance.reference_impl.files import WeightFiles
 
 MOE, DENSE = "qwen3_moe", "llama"  # fused experts reverted on save; no conversion at all
 OFFLOADED = "disk-full+offload_buffers"
