@@ -248,6 +248,13 @@ def _parser() -> argparse.ArgumentParser:
     lg.add_argument("--pins", type=Path, default=Path("constraints"), help="plan: the companion pins directory")
     lg.add_argument("--jobs", type=int, default=2, help="run: cell processes at a time")
     lg.add_argument("--timeout", type=float, default=300.0, help="run: seconds before a cell is killed")
+    dc = sub.add_parser(
+        "docs", help="rewrite a measuring tool's table in README.md or docs/ from its output (what its session runs)"
+    )
+    dc.add_argument("tool", help="bench, ledger, mutants, llmcompressor, sweep or matrix")
+    dc.add_argument("outputs", type=Path, nargs="+", help="the tool's output directory (matrix: matrix-out)")
+    dc.add_argument("--command", dest="written_by", help="the command named above the table (default: nox -s TOOL)")
+    dc.add_argument("--root", type=Path, default=Path("."), help="the checkout holding README.md and docs/")
     sub.add_parser("modes", help="list offload modes")
     fx = sub.add_parser("fixtures", help="fixtures: 'list' prints the coverage table (generating what is missing)")
     fx.add_argument("action", nargs="?", choices=["list"], default="list")
@@ -628,6 +635,18 @@ def _mutant_progress(i: int, n: int, m: object) -> None:
     print(f"[{i}/{n}] {m.id}: {m.status}", file=sys.stderr, flush=True)  # type: ignore[attr-defined]
 
 
+def _docs(args: argparse.Namespace) -> int:
+    from offload_conformance.harness.report.regions import RegionError
+    from offload_conformance.harness.tools import doc_regions
+
+    try:
+        paths = doc_regions.update(args.tool, args.outputs, args.written_by or f"nox -s {args.tool}", args.root)
+    except (RegionError, merge.MergeError, ValueError, KeyError) as e:
+        raise UsageError(str(e)) from None
+    print(f"docs: {args.tool} written to {', '.join(map(str, paths))}")
+    return 0
+
+
 COMMANDS = {
     "run": _run,
     "mutants": _mutants,
@@ -644,6 +663,7 @@ COMMANDS = {
     "ledger": _ledger,
     "modes": _modes_list,
     "fixtures": _fixtures_list,
+    "docs": _docs,
 }
 
 

@@ -1,4 +1,4 @@
-"""ledger.json (for machines: the schema the issue names) and ledger.md (the table README shows)."""
+"""ledger.json (for machines: the schema the issue names), ledger.md, and docs/ledger.md's region (`region`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from offload_conformance.harness.ledger.entries import Verdict
 from offload_conformance.harness.ledger.verdicts import Judged
+from offload_conformance.harness.report.regions import Table, markdown_table
 
 CAUGHT = (Verdict.REPRODUCED, Verdict.STILL_OPEN)
 
@@ -66,6 +67,39 @@ def markdown(judged: list[Judged]) -> str:
             f"| **{j.verdict}** | {_cell('; '.join(j.evidence))} |"
         )
     return "\n".join(lines) + "\n"
+
+
+DOCS_TABLE = Table(
+    ("row", "bug", "what went wrong", "affected → fixed", "verdict"),
+    values={"verdict": tuple(v.value for v in Verdict)},
+)
+NO_ROW = "\u2013"  # an en dash: a thread found beyond ../shared/UPSTREAM-BUGS.md
+
+
+def region_shape() -> tuple[Table, ...]:
+    return (DOCS_TABLE,)
+
+
+def region(doc: dict[str, object]) -> str:
+    """docs/ledger.md's region, from a ledger.json document: the totals, then one row per entry (by catalogue row;
+    threads found beyond the catalogue, row 0, last)."""
+    entries: list[dict[str, object]] = doc["entries"]  # type: ignore[assignment]
+    totals: dict[str, int] = doc["totals"]  # type: ignore[assignment]
+    counted = ", ".join(f"{n} {v}" for v, n in totals.items())
+    rows = []
+    for e in sorted(entries, key=lambda e: (e["row"] == 0, e["row"])):  # type: ignore[operator]
+        package = "" if e["package"] == "transformers" else f"{e['package']} "
+        rows.append(
+            [
+                e["row"] or NO_ROW,
+                e["id"],
+                _cell(e["class"]),
+                f"{package}{e['affected']} → {e['fixed']}",
+                f"**{e['verdict']}**",
+            ]
+        )
+    head = f"{len(entries)} entries: {counted}: **{doc['cpu_caught']} CPU entries reproduced or still open**."
+    return head + "\n\n" + markdown_table(DOCS_TABLE, rows)
 
 
 def write(judged: list[Judged], out: Path) -> None:

@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from offload_conformance.harness.environment import describe_transformers
 from offload_conformance.harness.outcomes import Outcome
 from offload_conformance.harness.plan.cells import options_label
+from offload_conformance.harness.report.regions import Table, markdown_table
 from offload_conformance.harness.results import CellResult, RunResult
 
 
@@ -45,6 +46,25 @@ def _short(c: CellResult) -> str:
     return c.outcome
 
 
+# The releases follow, one column each.
+HISTORY_TABLE = Table(("impl", "mode", "save options"), more_columns=True)
+
+
+def region_shape() -> tuple[Table, ...]:
+    return (HISTORY_TABLE,)
+
+
+def region(merged: RunResult) -> str:
+    """docs/findings.md's region: upstream's row of every mode and save option, release by release."""
+    fixtures = sorted({c.fixture for c in merged.cells})
+    head = (
+        f"{len(fixtures)} fixtures ({', '.join(fixtures)}), upstream's save. Each entry: ✓ and the cell count when"
+        " every runnable cell passes, otherwise failing/runnable and the classes or the exception (`save:` is the IUT's"
+        " save, `baseline save:` the in-memory save itself)."
+    )
+    return head + "\n\n" + table(merged, impl="upstream")
+
+
 def table(merged: RunResult, impl: str | None = None) -> str:
     def version(c: CellResult) -> str:
         return c.transformers or describe_transformers(merged.environment)
@@ -56,9 +76,8 @@ def table(merged: RunResult, impl: str | None = None) -> str:
             continue
         options = options_label(c.save_options) or "default shards"
         rows[(c.impl, c.mode, options)][version(c)].append(c)
-    head = ["impl", "mode", "save options", *(v.removeprefix("transformers ") for v in versions)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for (impl, mode, options), by_version in sorted(rows.items()):
-        cells = [_summary(by_version[v]) if v in by_version else "" for v in versions]
-        lines.append(f"| {impl} | {mode} | {options} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    body = [
+        [impl, mode, options, *(_summary(by_version[v]) if v in by_version else "" for v in versions)]
+        for (impl, mode, options), by_version in sorted(rows.items())
+    ]
+    return markdown_table(HISTORY_TABLE, body, more=[v.removeprefix("transformers ") for v in versions])

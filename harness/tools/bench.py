@@ -31,6 +31,7 @@ from offload_conformance.fixtures.coverage import describe
 from offload_conformance.harness.plan.cells import Cell
 from offload_conformance.harness.plan.modes import by_name
 from offload_conformance.harness.report.progress import Progress
+from offload_conformance.harness.report.regions import Table, markdown_table
 from offload_conformance.harness.run.process import execute
 
 MIB = 2**20
@@ -429,31 +430,76 @@ def _mib(x: float) -> str:
     return f"{x / MIB:.1f}"
 
 
+CP_LABEL = "`cp -r` of the saved files (+ sync)"
+CASES_TABLE = Table(
+    (
+        "case",
+        "save s",
+        "peak extra RSS MiB",
+        "x largest tensor",
+        "peak extra anon MiB",
+        "x largest tensor",
+        "read amplification",
+    ),
+    rows=(*(c.label for c in CASES), CP_LABEL),
+)
+LAYERS_TABLE = Table(
+    (
+        "layers",
+        "checkpoint MiB",
+        "reference RSS MiB",
+        "reference anon MiB",
+        "reference s",
+        "upstream RSS MiB",
+        "upstream anon MiB",
+        "upstream s",
+    )
+)
+SWEPT_TITLES = {
+    "qwen3_moe": "Qwen3-MoE (fused experts, one-to-one and split per expert)",
+    "hrm_text": "HRM-Text (fused tensors split on load: the save joins them, many-to-one)",
+    "deepseek_v3_fp8": "DeepSeek-V3, fine-grained FP8 (float8 experts and their block scales, saved quantized)",
+}
+
+
+def region_shape() -> tuple[Table, ...]:
+    """The tables of bench.md (and of docs/cost.md's region), in order."""
+    return (CASES_TABLE, *(LAYERS_TABLE for _ in SWEPT))
+
+
 def markdown(doc: dict[str, Any]) -> str:
+    return "# offload-conformance bench\n\n" + region(doc, heading="##")
+
+
+def region(doc: dict[str, Any], heading: str = "###") -> str:
+    """Every table and ratio of a bench.json, under headings of level `heading`."""
     largest, r = doc["largest_tensor"], doc["ratios"]
     fixture = doc["fixture"]
+    cases = []
+    for c in doc["cases"].values():
+        amp = f"{c['read_amplification']:.2f}" if c["read_amplification"] is not None else "-"
+        cases.append(
+            [
+                c["label"],
+                f"{c['seconds']:.2f}",
+                f"{c['extra_rss'] / MIB:.0f}",
+                f"{c['extra_rss'] / largest:.2f}",
+                f"{c['extra_anon'] / MIB:.0f}",
+                f"{c['extra_anon'] / largest:.2f}",
+                amp,
+            ]
+        )
+    cases.append([CP_LABEL, f"{doc['cp']['seconds']:.2f}", "", "", "", "", ""])
     lines = [
-        "# offload-conformance bench",
-        "",
         f"Machine: {doc['machine']}. Median of {doc['repeats']} runs per case, interleaved.",
         f"Fixture: {fixture['name']} (Qwen3-MoE, {fixture['bytes'] / 2**30:.2f} GiB on disk, {fixture['tensors']}"
         f" tensors; largest in-memory tensor {largest / MIB:.0f} MiB).",
         "",
-        "| case | save s | peak extra RSS MiB | x largest tensor | peak extra anon MiB | x largest tensor |"
-        " read amplification |",
-        "|---|---|---|---|---|---|---|",
+        markdown_table(CASES_TABLE, cases),
     ]
-    for c in doc["cases"].values():
-        amp = f"{c['read_amplification']:.2f}" if c["read_amplification"] is not None else "-"
-        lines.append(
-            f"| {c['label']} | {c['seconds']:.2f} | {c['extra_rss'] / MIB:.0f} | {c['extra_rss'] / largest:.2f} |"
-            f" {c['extra_anon'] / MIB:.0f} | {c['extra_anon'] / largest:.2f} | {amp} |"
-        )
-    lines.append(f"| `cp -r` of the saved files (+ sync) | {doc['cp']['seconds']:.2f} | | | | | |")
     runs = ", ".join(f"{x:.2f}" for x in doc["cp"]["runs"])
     saves = ", ".join(f"{x['seconds']:.2f}" for x in doc["cases"]["reference"]["runs"])
     lines += [
-        "",
         f"Run by run, reference save s: {saves}; `cp` + sync s: {runs}.",
         "",
         "Ratios (same run; all in bench.json):",
@@ -470,36 +516,34 @@ def markdown(doc: dict[str, Any]) -> str:
         f" time {r['upstream_time_over_reference']:.2f}",
         "",
     ]
-    titles = {
-        "qwen3_moe": "Qwen3-MoE (fused experts, one-to-one and split per expert)",
-        "hrm_text": "HRM-Text (fused tensors split on load: the save joins them, many-to-one)",
-        "deepseek_v3_fp8": "DeepSeek-V3, fine-grained FP8 (float8 experts and their block scales, saved quantized)",
-    }
     for model, rows in doc["sweeps"].items():
-        lines += [
-            f"## Peak extra memory vs layers: {titles[model]}",
-            "",
-            "| layers | checkpoint MiB | reference RSS MiB | reference anon MiB | reference s |"
-            " upstream RSS MiB | upstream anon MiB | upstream s |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
+        table = []
         for row in rows:
             ref, up = row["reference"], row["upstream"]
-            lines.append(
-                f"| {row['layers']} | {_mib(row['checkpoint_bytes'])} | {_mib(ref['extra_rss'])} |"
-                f" {_mib(ref['extra_anon'])} | {ref['seconds']:.2f} | {_mib(up['extra_rss'])} |"
-                f" {_mib(up['extra_anon'])} | {up['seconds']:.2f} |"
+            table.append(
+                [
+                    row["layers"],
+                    _mib(row["checkpoint_bytes"]),
+                    _mib(ref["extra_rss"]),
+                    _mib(ref["extra_anon"]),
+                    f"{ref['seconds']:.2f}",
+                    _mib(up["extra_rss"]),
+                    _mib(up["extra_anon"]),
+                    f"{up['seconds']:.2f}",
+                ]
             )
         key = {"hrm_text": "one_to_many", "deepseek_v3_fp8": "quantized"}.get(model, "moe")
         lines += [
+            f"{heading} Peak extra memory vs layers: {SWEPT_TITLES[model]}",
             "",
+            markdown_table(LAYERS_TABLE, table),
             f"Reference peak RSS spread across layer counts: {100 * r[f'{key}_spread']:.0f}% of the mean; its growth"
             f" is {100 * r[f'{key}_growth_over_checkpoint_growth']:.2f}% of the checkpoint's growth.",
             "",
         ]
     x = doc["deepseek_v3"]["extrapolated"]
     lines += [
-        "## Extrapolated: a DeepSeek-V3-sized checkpoint (671B parameters, 690 GB, 163 shards)",
+        f"{heading} Extrapolated: a DeepSeek-V3-sized checkpoint (671B parameters, 690 GB, 163 shards)",
         "",
         f"- reference: peak extra RSS {x['reference_peak_extra_rss'] / MIB:.0f} MiB,"
         f" save {x['reference_seconds'] / 60:.0f} min",

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from offload_conformance.harness.report.html import STYLE
+from offload_conformance.harness.report.regions import Table, markdown_table
 from offload_conformance.harness.tools.mutants.model import (
     Analysis,
     MutantResult,
@@ -159,6 +160,51 @@ def lines_and_mutants(lines: list[UnreachedLine] | tuple[UnreachedLine, ...]) ->
 def killed_by(m: MutantResult) -> list[str]:
     """The alternative oracles that killed the mutant, by their labels."""
     return [label for o, label in ORACLE_LABELS.items() if m.oracles.get(o.value, False)]
+
+
+# ---- docs/mutants.md's region ----
+
+HARNESS_LABEL = "this harness"
+SCORES_TABLE = Table(
+    ("scored by", "mutants judged", "killed", "score"), rows=(HARNESS_LABEL, *ORACLE_LABELS.values()), all_rows=True
+)
+
+
+def region_shape() -> tuple[Table, ...]:
+    return (SCORES_TABLE,)
+
+
+def region(a: Analysis) -> str:
+    """The harness's score beside each oracle's on the same mutants, what was not scored, and by package."""
+    counts = a.counts()
+    judged = counts[Status.KILLED.value] + counts[Status.SURVIVED.value]
+    kills = [(f"**{HARNESS_LABEL}**", a.score)] + [(label, a.oracle_score(o)) for o, label in ORACLE_LABELS.items()]
+    rows = [
+        [label, judged, NONE if score is None else round(score * judged), NONE if score is None else f"{score:.1%}"]
+        for label, score in kills
+    ]
+    packages: dict[str, list[MutantResult]] = {}
+    for m in a.mutants:
+        packages.setdefault(m.target.split(".")[0], []).append(m)
+    parts = []
+    for name in sorted(packages):
+        part = dataclasses.replace(a, mutants=tuple(packages[name]))
+        scored = sum(m.status in (Status.KILLED, Status.SURVIVED) for m in part.mutants)
+        parts.append(f"{name} {score_text(part.score, scored)}")
+    by_package = "; ".join(parts)
+    lines = [
+        scope_line(a) + ".",
+        "",
+        markdown_table(SCORES_TABLE, rows),
+        SCORE_NOTE,
+        "",
+        f"Not scored: {counts[Status.UNREACHED.value]} unreached ({plural(len(a.unreached), 'line')}),"
+        f" {counts[Status.KILLED_BY_CRASH.value]} killed by crash, {counts[Status.EQUIVALENT.value]} equivalent,"
+        f" {plural(counts[Status.TIMEOUT.value], 'timeout')}. By package: {by_package}.",
+    ]
+    if a.timing:
+        lines += ["", f"Timing: {timing_line(a.timing)}."]
+    return "\n".join(lines) + "\n"
 
 
 # ---- the terminal ----
