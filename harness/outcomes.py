@@ -1,4 +1,5 @@
-"""The names a verdict is made of, defined once: outcomes, grades, failure classes, stages.
+"""The names a verdict is made of, defined once: outcomes, grades, failure classes, stages, and the verdicts of the
+alternative oracles a mutation analysis sets beside them.
 
 Every report is drawn from these fields; none is ever parsed back out of a message. They are
 `StrEnum`s, so results.json holds their plain string values.
@@ -106,3 +107,18 @@ class Fp8OnCpu(StrEnum):
 
     KEEP = "keep"
     DEQUANTIZE = "dequantize"
+
+
+class Oracle(StrEnum):
+    """The alternative judges upstream's and its neighbours' tests use, applied to the same saves: a cell process
+    runs them (harness.run.oracles), a mutation analysis scores them beside the byte verdict."""
+
+    LOGITS = "logits"  # reloaded in memory, logits allclose to the in-memory model's (test_save_offloaded_model)
+    STATE_DICT = "state-dict"  # reloaded state dict torch.equal to the in-memory model's (llm-compressor)
+    NAMES = "names"  # the reloaded state dict has the in-memory model's tensor names
+
+
+class OracleVerdict(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    NOT_APPLICABLE = "n/a"  # it cannot judge this cell (e.g. no forward pass on CPU for float8 weights)

@@ -3,7 +3,7 @@ in-memory save path (transformers' own tie removal and conversion revert, huggin
 shard planning, safetensors' writer), so the bytes match by construction.
 
 It holds the whole model in memory, so it is not what `reference_impl.save_pretrained` does; it
-is the oracle the streaming save is tested against, and the base that harness.faults injects
+is the oracle the streaming save is tested against, and the base that harness.plan.faults injects
 bugs into (its stages are exposed for that).
 """
 
@@ -44,7 +44,7 @@ def checkpoint_state(
     """The tensors an in-memory save writes, under checkpoint names: of `state_dict` when one is given (the
     save's own option; its meta tensors stand for the model's offloaded ones of their names), else of the
     model's state dict. `revert=False` is save_original_format=False. `read` and `before_revert` exist so that
-    harness.faults can inject one realistic bug at a time; a correct save uses neither."""
+    harness.plan.faults can inject one realistic bug at a time; a correct save uses neither."""
     try:
         quantized.check(model)
     except quantized.QuantizedSaveError as e:

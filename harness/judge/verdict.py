@@ -8,6 +8,7 @@ from typing import Any
 
 from huggingface_hub.serialization._base import parse_size_to_int
 
+from offload_conformance.harness.execution import Execution
 from offload_conformance.harness.judge.absolute import (
     UPSTREAM_MAX_SHARD_SIZE,
     dropped_on_load,
@@ -16,16 +17,15 @@ from offload_conformance.harness.judge.absolute import (
     shard_headers,
     shard_oversize,
 )
-from offload_conformance.harness.judge.budget import Budget
 from offload_conformance.harness.judge.compare import Comparison, compare
 from offload_conformance.harness.judge.context import directory_changed, judged_apart, own_files, reload_differences
 from offload_conformance.harness.judge.source import config_differences
 from offload_conformance.harness.outcomes import FailureClass, Grade, Outcome, Stage, ordered
+from offload_conformance.harness.plan.budget import Budget
 from offload_conformance.harness.plan.cells import Cell
 from offload_conformance.harness.plan.modes import BASELINE_MODE
 from offload_conformance.harness.plan.shards import ShardSizeError, fused_groups, resolve
 from offload_conformance.harness.results import BaselineResult, CellResult, Difference, FusedGroups, Lifecycle
-from offload_conformance.harness.run.process import Execution
 
 DETAIL_DIFFERENCES = 3  # differences spelled out in a cell's one-line detail
 

@@ -7,10 +7,10 @@ An IUT is a callable `save(model, save_directory, **save_options) -> None`.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from typing import Any
 
-Saver = Callable[..., None]
+from offload_conformance.harness.plan.options import Saver
+
 BUILTIN = ("upstream", "reference")  # what a run uses when no --impl is given
 NAMED = (*BUILTIN, "accelerate-state-dict")
 
@@ -41,7 +41,7 @@ def resolve(spec: str) -> Saver:
 
         return save_pretrained
     if spec.startswith("faults:"):
-        from offload_conformance.harness.tools.faults import FAULTS
+        from offload_conformance.harness.plan.faults import FAULTS  # imports torch and the reference: when asked
 
         fault = FAULTS.get(spec.removeprefix("faults:"))
         if fault is None:

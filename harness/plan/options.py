@@ -1,11 +1,17 @@
-"""Save options beside max_shard_size that change what a save writes: `--save-option KEY=VALUE`.
+"""Save options beside max_shard_size that change what a save writes: `--save-option KEY=VALUE`, and the
+signature of the IUT they are passed to.
 
 Each is judged against the in-memory save with the same option (the baseline carries the cell's options).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+# An IUT: save(model, save_directory, **save_options) -> None. Here, below both the resolver (plan.impls) and the
+# catalogue of faulty IUTs it resolves (plan.faults), so neither imports the other for it.
+Saver = Callable[..., None]
 
 OWN_STATE_DICT = "own"  # state_dict=own: the model's own state_dict() passed explicitly, as wrappers pass it
 SAVE_OPTIONS = ("variant=v1", "save_original_format=False", f"state_dict={OWN_STATE_DICT}")

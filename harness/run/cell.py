@@ -9,7 +9,6 @@ cannot lose anything but this cell.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -80,16 +79,6 @@ def _failure(stage: Stage, e: BaseException) -> dict[str, str]:
     return asdict(Failure(stage, type(e).__name__, message, _where(e), _cause(e)))
 
 
-def _fp8_loading(option: str, fixture: Path) -> contextlib.AbstractContextManager[None]:
-    """`--fp8-on-cpu keep`: a fine-grained FP8 checkpoint stays float8 on this CPU-only machine."""
-    config = json.loads((fixture / "config.json").read_text())
-    if option != "keep" or config.get("quantization_config", {}).get("quant_method") != "fp8":
-        return contextlib.nullcontext()
-    from offload_conformance.harness.run.fp8_on_cpu import keep_fp8_quantized
-
-    return keep_fp8_quantized()  # a no-op where a GPU or XPU is present: the quantizer keeps FP8 there
-
-
 def parameter_count(model: Any) -> int:
     """Distinct parameters' elements, a declared tie (lm_head -> embed_tokens) once: what an index's
     `total_parameters` must say. Counted here, not by the model's own num_parameters (the code under test)."""
@@ -131,6 +120,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     from offload_conformance.harness.plan.modes import Placement, applies, by_name
     from offload_conformance.harness.run.cost import measured
     from offload_conformance.harness.run.custom_code import CustomCodeUnsupported, custom_code_twin
+    from offload_conformance.harness.run.fp8_on_cpu import fp8_loading
     from offload_conformance.harness.run.from_config import FromConfigUnsupported, from_config_twin
     from offload_conformance.harness.run.lifecycle import forward_logits, snapshot
 
@@ -162,7 +152,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         kwargs = mode.load_kwargs(skeleton, offload)
         del skeleton
         t0 = time.perf_counter()
-        with _fp8_loading(request.get("fp8_on_cpu", "keep"), source):
+        with fp8_loading(request.get("fp8_on_cpu", "keep"), source):
             model = auto.from_pretrained(source, dtype=dtype, **kwargs)
         try:
             if mode.placement is Placement.FROM_CONFIG:

@@ -25,9 +25,12 @@ accelerator); use it to load / save / inspect checkpoints, not to run them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -58,6 +61,14 @@ def keep_fp8_quantized() -> Iterator[None]:
         yield
     finally:
         cls.validate_environment = original
+
+
+def fp8_loading(option: str, fixture: Path) -> contextlib.AbstractContextManager[None]:
+    """`--fp8-on-cpu keep`: a fine-grained FP8 checkpoint stays float8 on this CPU-only machine."""
+    config = json.loads((fixture / "config.json").read_text())
+    if option != "keep" or config.get("quantization_config", {}).get("quant_method") != "fp8":
+        return contextlib.nullcontext()
+    return keep_fp8_quantized()  # a no-op where a GPU or XPU is present: the quantizer keeps FP8 there
 
 
 def fp8_parameters(model: torch.nn.Module) -> int:

@@ -25,8 +25,9 @@ from typing import Any
 
 import torch
 
+from offload_conformance.harness.outcomes import Oracle, OracleVerdict
+from offload_conformance.harness.run.fp8_on_cpu import fp8_loading
 from offload_conformance.harness.run.lifecycle import forward_logits
-from offload_conformance.harness.tools.mutants.model import Oracle, OracleVerdict
 
 
 def _all(verdict: OracleVerdict) -> dict[str, str]:
@@ -38,9 +39,7 @@ def _load(
 ) -> tuple[Any, set[str]]:
     """The model in memory and the names it took from `path`. The FP8 context is decided by the source's config
     (as cell.py does) for both loads: a save without config.json must fail its load, not this decision."""
-    from offload_conformance.harness.run.cell import _fp8_loading  # cell.py imports this module
-
-    with _fp8_loading(fp8_on_cpu, source):
+    with fp8_loading(fp8_on_cpu, source):
         model, info = auto.from_pretrained(path, dtype=dtype, output_loading_info=True, variant=variant)
     names = (set(model.state_dict()) - set(info["missing_keys"])) | set(info["unexpected_keys"])
     return model, names

@@ -9,13 +9,14 @@ from pathlib import Path
 from offload_conformance.fixtures import FixtureSpec, generate
 from offload_conformance.fixtures.generate import fixture_digest
 from offload_conformance.harness.environment import environment
+from offload_conformance.harness.execution import Execution
 from offload_conformance.harness.judge.verdict import baseline_result, judge, resave_verdict
 from offload_conformance.harness.outcomes import Outcome, Stage
 from offload_conformance.harness.plan.cells import Cell, safe_name
 from offload_conformance.harness.plan.selection import Settings, resaves
 from offload_conformance.harness.results import CellResult, Failure, RunResult
 from offload_conformance.harness.run.fp8_on_cpu import dequantized_on_load
-from offload_conformance.harness.run.process import Execution, execute
+from offload_conformance.harness.run.process import execute
 
 Progress = Callable[[int, int, CellResult], None]
 

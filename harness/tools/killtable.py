@@ -10,12 +10,12 @@ from offload_conformance.fixtures import DEFAULT_FIXTURES, FixtureSpec
 from offload_conformance.fixtures.catalog import layout_for
 from offload_conformance.harness.outcomes import Outcome, Stage
 from offload_conformance.harness.plan.cells import DEFAULT_SHARDS, SMALL_SHARDS, Cell, save_options
+from offload_conformance.harness.plan.faults import FAULTS, Fault
 from offload_conformance.harness.plan.modes import Mode, by_name
 from offload_conformance.harness.plan.selection import Settings
 from offload_conformance.harness.report.table import aligned
 from offload_conformance.harness.results import CellResult
 from offload_conformance.harness.run.runner import run_cells
-from offload_conformance.harness.tools.faults import FAULTS, Fault
 
 KILL_MODE = "disk-full+offload_buffers"  # everything offloaded, buffers included
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from offload_conformance.fixtures import by_name
-from offload_conformance.harness.judge.budget import Budget
+from offload_conformance.harness.plan.budget import Budget
 from offload_conformance.harness.plan.cells import matrix as plan
 from offload_conformance.harness.plan.modes import by_name as mode
 from offload_conformance.harness.plan.selection import Settings

@@ -8,7 +8,7 @@ import pytest
 
 from offload_conformance.fixtures import by_name
 from offload_conformance.fixtures.catalog import layout_for
-from offload_conformance.harness.tools.faults import FAULTS
+from offload_conformance.harness.plan.faults import FAULTS
 from offload_conformance.harness.tools.killtable import Verdict, applies, kill_table, render
 
 # Between them these fixtures give every fault a place to apply (buffers, shared experts,

@@ -11,9 +11,9 @@ from offload_conformance.fixtures import by_name
 from offload_conformance.harness.outcomes import Grade, Outcome
 from offload_conformance.harness.plan import selection
 from offload_conformance.harness.plan.cells import Cell
+from offload_conformance.harness.plan.faults import FAULTS
 from offload_conformance.harness.plan.modes import by_name as mode
 from offload_conformance.harness.run.runner import run_cells
-from offload_conformance.harness.tools.faults import FAULTS
 from offload_conformance.harness.tools.killtable import KILL_MODE
 
 NEW_PLACES = ("*over-earlier*", "*in-place", "*variant=*", "*save_original_format=*", "*state_dict=*", "*=per-tensor*")

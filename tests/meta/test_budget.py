@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from offload_conformance.harness.judge.budget import Budget, BudgetError
 from offload_conformance.harness.outcomes import FailureClass
+from offload_conformance.harness.plan.budget import Budget, BudgetError
 from offload_conformance.harness.results import SaveCost
 
 

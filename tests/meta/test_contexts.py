@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from offload_conformance.fixtures import by_name as fixture
+from offload_conformance.harness.execution import Execution
 from offload_conformance.harness.judge.checkpoint import file_digests
 from offload_conformance.harness.judge.verdict import judge
 from offload_conformance.harness.outcomes import FailureClass as C
@@ -20,7 +21,6 @@ from offload_conformance.harness.plan.contexts import Context
 from offload_conformance.harness.plan.modes import by_name as mode
 from offload_conformance.harness.plan.shards import PER_TENSOR, SPLIT_GROUPS, ShardSizeError, fused_groups, resolve
 from offload_conformance.harness.results import Failure, FusedGroups
-from offload_conformance.harness.run.process import Execution
 from tests.ckpt import base_tensors, write
 
 QWEN = fixture("qwen3_moe")

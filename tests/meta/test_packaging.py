@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 # The only harness modules that may import the reference: the fault catalogue is a mutated reference,
 # and the IUT resolver loads it as `--impl reference`. Nothing that reads or judges a checkpoint may.
-MAY_IMPORT_REFERENCE = {"harness/tools/faults.py", "harness/plan/impls.py"}
+MAY_IMPORT_REFERENCE = {"harness/plan/faults.py", "harness/plan/impls.py"}
 
 
 def _imports(path: Path) -> set[str]:

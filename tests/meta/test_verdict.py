@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from offload_conformance.fixtures import DEFAULT_FIXTURES
+from offload_conformance.harness.execution import Execution
 from offload_conformance.harness.judge.verdict import judge
 from offload_conformance.harness.outcomes import Grade, Outcome, Stage
 from offload_conformance.harness.plan.cells import Cell
 from offload_conformance.harness.plan.modes import by_name
 from offload_conformance.harness.results import Failure
-from offload_conformance.harness.run.process import Execution
 from tests.ckpt import base_tensors, write
 
 CELL = Cell(DEFAULT_FIXTURES[0], by_name("disk-full"), "upstream")

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from offload_conformance.fixtures import by_name, generate
+from offload_conformance.harness.outcomes import Oracle, OracleVerdict
 from offload_conformance.harness.plan.cells import Cell
 from offload_conformance.harness.plan.modes import by_name as mode
 from offload_conformance.harness.run.lifecycle import FORWARD_TOKENS
 from offload_conformance.harness.run.process import execute
-from offload_conformance.harness.tools.mutants.model import Oracle, OracleVerdict
 from tests import broken_impls
 
 pytestmark = pytest.mark.e2e

@@ -16,6 +16,7 @@ from pathlib import Path
 from offload_conformance.fixtures import FixtureSpec, generate
 from offload_conformance.fixtures.generate import fixture_digest
 from offload_conformance.harness.environment import describe_transformers, environment
+from offload_conformance.harness.execution import Execution
 from offload_conformance.harness.judge.verdict import judge
 from offload_conformance.harness.outcomes import Grade
 from offload_conformance.harness.plan.cells import safe_name
@@ -23,7 +24,6 @@ from offload_conformance.harness.report import terminal
 from offload_conformance.harness.report.grid import counts
 from offload_conformance.harness.results import BaselineResult, CellResult, RunResult
 from offload_conformance.harness.run import process
-from offload_conformance.harness.run.process import Execution
 from offload_conformance.harness.tools.llmcompressor.plan import BASELINE_SAVER, FlowCell
 
 Progress = Callable[[int, int, CellResult], None]

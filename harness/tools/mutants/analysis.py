@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from offload_conformance.harness.outcomes import Oracle, OracleVerdict
 from offload_conformance.harness.plan import selection
 from offload_conformance.harness.plan.cells import Cell, safe_name
 from offload_conformance.harness.tools.mutants import equivalents, operators, targets, unreached
@@ -32,8 +33,6 @@ from offload_conformance.harness.tools.mutants.model import (
     CellChange,
     Mutant,
     MutantResult,
-    Oracle,
-    OracleVerdict,
     ShardPart,
     Status,
     Target,

@@ -13,6 +13,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from offload_conformance.harness.outcomes import Oracle
+
 SCHEMA = "offload-conformance/mutants"
 SCHEMA_VERSION = 1
 
@@ -26,20 +28,6 @@ class Status(StrEnum):
     UNREACHED = "unreached"  # no cell executes the mutated line: a coverage gap
     EQUIVALENT = "equivalent"  # listed in equivalent.txt, with the reason it cannot change behaviour
     TIMEOUT = "timeout"  # a cell that ended before now timed out under the mutant (an infinite loop, say)
-
-
-class Oracle(StrEnum):
-    """The alternative judges upstream's and its neighbours' tests use, applied to the same saves."""
-
-    LOGITS = "logits"  # reloaded in memory, logits allclose to the in-memory model's (test_save_offloaded_model)
-    STATE_DICT = "state-dict"  # reloaded state dict torch.equal to the in-memory model's (llm-compressor)
-    NAMES = "names"  # the reloaded state dict has the in-memory model's tensor names
-
-
-class OracleVerdict(StrEnum):
-    PASS = "pass"
-    FAIL = "fail"
-    NOT_APPLICABLE = "n/a"  # it cannot judge this cell (e.g. no forward pass on CPU for float8 weights)
 
 
 @dataclass(frozen=True)

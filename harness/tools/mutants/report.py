@@ -16,12 +16,12 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from offload_conformance.harness.outcomes import Oracle
 from offload_conformance.harness.report.html import STYLE
 from offload_conformance.harness.report.regions import Table, markdown_table
 from offload_conformance.harness.tools.mutants.model import (
     Analysis,
     MutantResult,
-    Oracle,
     Status,
     Timing,
     UnreachedLine,

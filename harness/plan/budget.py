@@ -1,4 +1,5 @@
-"""Optional cost budgets for a cell: exceeding one fails it with a cost class."""
+"""Optional cost budgets for a cell, planned with it (`--max-read-amplification`, `--max-extra-rss`): exceeding one
+fails it with a cost class, which the judge asks `Budget.violations` for."""
 
 from __future__ import annotations
 

@@ -24,8 +24,7 @@ from safetensors.torch import load_file, save_file
 from offload_conformance.harness.outcomes import FailureClass
 from offload_conformance.harness.outcomes import FailureClass as C
 from offload_conformance.harness.plan.contexts import Context
-from offload_conformance.harness.plan.impls import Saver
-from offload_conformance.harness.plan.options import OWN_STATE_DICT
+from offload_conformance.harness.plan.options import OWN_STATE_DICT, Saver
 from offload_conformance.harness.plan.shards import PER_TENSOR, SPLIT_GROUPS
 from offload_conformance.reference_impl.files import DEFAULT_MAX_SHARD_SIZE
 from offload_conformance.reference_impl.offload import hooked_maps, owner_of, unwrap
