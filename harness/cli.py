@@ -514,7 +514,7 @@ def _fixtures_list(args: argparse.Namespace) -> int:
 
 def _built(runner: Runner, spec: Fixture) -> None:
     """Generated or verified; a generated architecture that cannot build here is a usage error naming why."""
-    from offload_conformance.fixtures.generated import failure_reason
+    from offload_conformance.fixtures.generated.quiet import failure_reason
 
     try:
         runner.fixture_dir(spec)

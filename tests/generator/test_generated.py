@@ -8,14 +8,17 @@ from pathlib import Path
 import pytest
 
 from offload_conformance.fixtures import generate
-from offload_conformance.fixtures import generated as gen
+from offload_conformance.fixtures.generated.build import _values, build
+from offload_conformance.fixtures.generated.check import offload_check, roundtrip
+from offload_conformance.fixtures.generated.choose import discover
+from offload_conformance.fixtures.generated.shrink import EXPERTS
 from offload_conformance.fixtures.manifest import read_manifest
 from offload_conformance.fixtures.spec import GeneratedSpec
 
 
 @pytest.fixture(scope="module")
 def candidates() -> dict[str, object]:
-    return {c.model_type: c for c in gen.discover(["qwen3_moe", "llava", "gpt_oss", "llama"])}
+    return {c.model_type: c for c in discover(["qwen3_moe", "llava", "gpt_oss", "llama"])}
 
 
 def test_discover_conversions_and_moe(candidates: dict) -> None:
@@ -29,7 +32,7 @@ def test_discover_conversions_and_moe(candidates: dict) -> None:
 
 def test_value_stream_is_pinned() -> None:
     # Any change here changes every fixture's bytes: bump INIT_SCHEME with it.
-    assert gen._values(0, "w", 4).tolist() == [
+    assert _values(0, "w", 4).tolist() == [
         0.007028758525848389,
         -0.3195481300354004,
         -0.49217361211776733,
@@ -39,20 +42,20 @@ def test_value_stream_is_pinned() -> None:
 
 def test_build_is_deterministic_and_tiny(candidates: dict, tmp_path: Path) -> None:
     c = candidates["qwen3_moe"]
-    a = gen.build(c, tmp_path / "a")
-    b = gen.build(c, tmp_path / "b")
-    other = gen.build(c, tmp_path / "c", seed=1)
+    a = build(c, tmp_path / "a")
+    b = build(c, tmp_path / "b")
+    other = build(c, tmp_path / "c", seed=1)
     assert a["files"] == b["files"] and a["files"] != other["files"]
-    assert a["model_class"] == "Qwen3MoeForCausalLM" and a["config_overrides"]["num_experts"] == gen.EXPERTS
+    assert a["model_class"] == "Qwen3MoeForCausalLM" and a["config_overrides"]["num_experts"] == EXPERTS
     assert a["bytes"] < 2_000_000 and (tmp_path / "a" / "config.json").is_file()
 
 
 @pytest.mark.parametrize("model_type", ["qwen3_moe", "llava"])
 def test_in_memory_and_offloaded_saves_match_the_fixture(candidates: dict, tmp_path: Path, model_type: str) -> None:
     c = candidates[model_type]
-    gen.build(c, tmp_path / "fixture")
-    assert gen.roundtrip(c, tmp_path / "fixture", tmp_path) is None
-    assert gen.offload_check(c, tmp_path / "fixture", tmp_path) is None
+    build(c, tmp_path / "fixture")
+    assert roundtrip(c, tmp_path / "fixture", tmp_path) is None
+    assert offload_check(c, tmp_path / "fixture", tmp_path) is None
 
 
 def test_a_generated_fixture_is_cached_and_records_its_recipe() -> None:
@@ -64,7 +67,7 @@ def test_a_generated_fixture_is_cached_and_records_its_recipe() -> None:
         "AutoModelForCausalLM",
         "Qwen3MoeForCausalLM",
     )
-    assert recipe["config_overrides"]["num_experts"] == gen.EXPERTS
+    assert recipe["config_overrides"]["num_experts"] == EXPERTS
     assert generate(spec) == d and spec.name == "gen_qwen3_moe"  # verified from the cache, same place
 
 

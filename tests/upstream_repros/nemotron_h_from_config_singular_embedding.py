@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from offload_conformance.fixtures.generated import tiny_config
+from offload_conformance.fixtures.generated.shrink import tiny_config
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 config, _ = tiny_config("nemotron_h")
