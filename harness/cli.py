@@ -186,6 +186,11 @@ def _parser() -> argparse.ArgumentParser:
     fz.add_argument("--out", type=Path, default=Path("fuzz-out"), help="output directory")
     fz.add_argument("--require", choices=GRADES, default="bytes", help="grade a cell needs to pass")
     fz.add_argument("--timeout", type=float, default=600.0, help="seconds before a cell is killed")
+    fz.add_argument(
+        "--damage",
+        action="store_true",
+        help="damage loaded models' offload storage instead; the IUT and upstream save each case (docs/reliability.md)",
+    )
     kt = sub.add_parser("faults", help="run every injectable fault where it applies and print the kill table")
     kt.add_argument("--fixture", action="append", help="fixture name (repeatable; default: all default fixtures)")
     kt.add_argument("--out", type=Path, default=Path("faults-out"), help="output directory")
@@ -275,6 +280,8 @@ def _fuzz(args: argparse.Namespace) -> int:
     impl = _planned(selection.impl, args.impl)
     if args.examples < 1:
         raise UsageError("--examples must be >= 1")
+    if args.damage:
+        return _fuzz_damage(args, impl)
     from offload_conformance.harness.tools.fuzz import fuzz  # imports hypothesis: only when fuzzing
 
     print(f"fuzzing {impl} with {args.examples} generated cells", file=sys.stderr, flush=True)
@@ -286,6 +293,21 @@ def _fuzz(args: argparse.Namespace) -> int:
     print(f"FAILED (shrunk): {r.cell_id}: {r.outcome} {','.join(r.classes)}: {r.detail}")
     print(f"reproduce with:\n  {finding.command()}")
     return 1
+
+
+def _fuzz_damage(args: argparse.Namespace, impl: str) -> int:
+    from offload_conformance.harness.plan.impls import resolve
+    from offload_conformance.harness.tools.damage.run import bad, fuzz_damage, table
+
+    impls = {name: resolve(name) for name in dict.fromkeys((impl, "upstream"))}
+    print(f"damaging offload storage: {args.examples} cases, saved by {', '.join(impls)}", file=sys.stderr, flush=True)
+    document = fuzz_damage(impls, args.examples, args.out, args.seed)
+    print(table(document))
+    print(f"{document['cases']} cases in {document['seconds']:.0f} s: {args.out / 'damage.json'}")
+    found = bad(document, [name for name in impls if name != "upstream"])  # upstream is measured, not gated
+    for what, n in found.items():
+        print(f"FAILED: {what}: {n}")
+    return 1 if found else 0
 
 
 def _document(path: Path) -> RunResult:

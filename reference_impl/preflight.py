@@ -7,6 +7,7 @@ naming the tensor and the file, raised while the target is still untouched.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,7 +17,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
-from offload_conformance.reference_impl.offload import OffloadError, hooked_maps, unwrap
+from offload_conformance.reference_impl.offload import OffloadError, hooked_maps, owner_of, unwrap
 from offload_conformance.reference_impl.storage import Recent
 from offload_conformance.reference_impl.writer import DTYPES_BY_CODE
 
@@ -66,6 +67,7 @@ def _check_safetensors(
         raise OffloadError(f"offloaded {name}: index points outside the offload folder, to {entry['safetensors_file']}")
     if not resolved.is_file():
         raise OffloadError(f"offloaded {name}: file {path} is missing")
+    _readable(name, path)
     if entry.get("dtype") and entry["dtype"] != str(expected.dtype).removeprefix("torch."):
         raise OffloadError(f"offloaded {name}: index says dtype {entry['dtype']}, the model holds {expected.dtype}")
     weight = entry.get("weight_name", name)
@@ -86,6 +88,36 @@ def _check_safetensors(
         )
 
 
+def _readable(name: str, path: Path) -> None:
+    # os.access, not the mode bits: root reads a chmod 000 file, and the save may run as anyone.
+    if not os.access(path, os.R_OK):
+        raise OffloadError(f"offloaded {name}: {path} cannot be read (permission denied)")
+
+
+def _tied(model: nn.Module, a: str, b: str) -> bool:
+    ties: dict[str, str] = dict(getattr(model, "all_tied_weights_keys", None) or {})
+    if ties.get(a, a) == ties.get(b, b):
+        return True
+    try:
+        return owner_of(model, a) is owner_of(model, b)
+    except (AttributeError, KeyError):
+        return False
+
+
+def _check_alias(name: str, key: str, index: dict[str, Any], model: nn.Module, files: _Files) -> None:
+    """An entry whose weight_name is another entry's own tensor in the same file reads that tensor's bytes: two
+    untied tensors of the model with one storage. (weight_name differing from the key is legitimate where the
+    checkpoint names a tensor otherwise; only a name the index itself stores elsewhere as-is is a collision.)
+    Checked per entry against the index, with nothing kept per tensor."""
+    weight = index[key].get("weight_name", key)
+    other = index.get(weight) if weight != key else None
+    if not isinstance(other, dict) or other.get("weight_name", weight) != weight or "safetensors_file" not in other:
+        return
+    path = index[key]["safetensors_file"]
+    if files.resolve(Path(other["safetensors_file"])) == files.resolve(Path(path)) and not _tied(model, key, weight):
+        raise OffloadError(f"offloaded {name}: index reads {weight!r} of {path}, which is {weight}'s own storage")
+
+
 def _check_dat(name: str, key: str, entry: dict[str, Any], expected: torch.Tensor, folder: Path) -> None:
     # accelerate's disk_offload: one raw numpy memmap per tensor, `<key>.dat` in the folder.
     path = (folder / f"{key}.dat").resolve()
@@ -93,6 +125,7 @@ def _check_dat(name: str, key: str, entry: dict[str, Any], expected: torch.Tenso
         raise OffloadError(f"offloaded {name}: index key {key!r} points outside the offload folder")
     if not path.is_file():
         raise OffloadError(f"offloaded {name}: file {path} is missing")
+    _readable(name, path)
     shape = tuple(entry.get("shape", ()))
     if shape != tuple(expected.shape) and not (shape == (1,) and expected.dim() == 0):
         raise OffloadError(f"offloaded {name}: index says shape {list(shape)}, the model holds {list(expected.shape)}")
@@ -103,7 +136,13 @@ def _check_dat(name: str, key: str, entry: dict[str, Any], expected: torch.Tenso
 
 
 def _checked(
-    name: str, tensor: torch.Tensor, weights_map: Mapping[str, Any], key: str, source: Path, files: _Files
+    model: nn.Module,
+    name: str,
+    tensor: torch.Tensor,
+    weights_map: Mapping[str, Any],
+    key: str,
+    source: Path,
+    files: _Files,
 ) -> bool:
     """Whether this weights map holds `name` (checking its storage if so)."""
     store, key = unwrap(weights_map, key)
@@ -116,6 +155,7 @@ def _checked(
     if "safetensors_file" in index[key]:
         roots = [files.resolve(p) for p in (folder, source) if p is not None and p.exists()]
         _check_safetensors(name, index[key], tensor, roots, files)
+        _check_alias(name, key, index, model, files)
     elif folder is not None:
         _check_dat(name, key, index[key], tensor, folder)
     return True
@@ -126,7 +166,7 @@ def preflight(model: nn.Module, state: dict[str, torch.Tensor] | None = None) ->
     source = Path(getattr(model, "name_or_path", "") or ".")
     files = _Files()
     for name, tensor in (model.state_dict() if state is None else state).items():
-        if tensor.device.type == "meta" and not any(
-            _checked(name, tensor, weights_map, key, source, files) for weights_map, key in hooked_maps(model, name)
-        ):
+        if tensor.device.type != "meta":
+            continue
+        if not any(_checked(model, name, tensor, m, key, source, files) for m, key in hooked_maps(model, name)):
             raise OffloadError(f"offloaded {name}: no offload storage holds it (empty or replaced offload folder?)")

@@ -60,11 +60,14 @@ def _check(model: PreTrainedModel, save_directory: str | os.PathLike[str]) -> Pa
     except quantized.QuantizedSaveError as e:
         raise SaveError(str(e)) from None
     target = Path(save_directory)
-    if target.is_symlink():
-        # Save into the directory the link names (as writing through it would); the link stays.
-        target = target.resolve()
-    if target.exists() and not target.is_dir():
-        raise SaveError(f"save target {target} is a file, not a directory")
+    try:
+        if target.is_symlink():
+            # Save into the directory the link names (as writing through it would); the link stays.
+            target = target.resolve()
+        if target.exists() and not target.is_dir():
+            raise SaveError(f"save target {target} is a file, not a directory")
+    except OSError as e:  # a parent this user cannot search
+        raise SaveError(f"cannot write to {target}: {e.strerror or e}") from None
     return target
 
 

@@ -1,0 +1,102 @@
+"""Damage the fuzz (`offload-conformance fuzz --damage`) found the reference's preflight letting through: an index
+entry reading another tensor's bytes, and an offload file the saving user cannot read."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from offload_conformance.fixtures import by_name, generate
+from offload_conformance.harness.judge.compare import compare
+from offload_conformance.harness.tools.damage.child import in_child
+from offload_conformance.harness.tools.damage.storage import indexes
+from offload_conformance.reference_impl import OffloadError, save_pretrained
+
+
+def _disk_full(name: str, tmp: Path) -> torch.nn.Module:
+    from transformers import AutoModelForCausalLM
+
+    src = tmp / "src"  # a copy: the storage of a disk-offloaded llama is its checkpoint, damaged below
+    shutil.copytree(generate(by_name(name)), src)
+    return AutoModelForCausalLM.from_pretrained(
+        src, dtype=torch.bfloat16, device_map="auto", max_memory={"cpu": 1}, offload_folder=str(tmp / "off")
+    )
+
+
+def test_an_entry_reading_another_tensors_bytes_is_refused(tmp_path: Path) -> None:
+    """Same shape, same dtype: only the index tells that up_proj now reads gate_proj's bytes (the fuzz's index-name
+    kind wrote gate_proj's values under up_proj's name, a `permuted` checkpoint, before the check)."""
+    model = _disk_full("llama", tmp_path)
+    (index,) = indexes(model)
+    index["model.layers.0.mlp.up_proj.weight"]["weight_name"] = "model.layers.0.mlp.gate_proj.weight"
+    with pytest.raises(OffloadError, match=r"index reads 'model.layers.0.mlp.gate_proj.weight' of .*model.safetensors"):
+        save_pretrained(model, tmp_path / "saved")
+    assert not (tmp_path / "saved").exists()
+
+
+def test_tied_weights_reading_one_storage_are_not_an_alias(tmp_path: Path) -> None:
+    """transformers' index gives the tied lm_head.weight an entry reading model.embed_tokens.weight: one storage, one
+    tensor. The save leaves the tied name out; preflight over the whole state dict meets it."""
+    from transformers import AutoModelForCausalLM
+
+    from offload_conformance.reference_impl.preflight import preflight
+
+    model = _disk_full("qwen3_moe_tied", tmp_path)
+    (index,) = indexes(model)
+    assert index["lm_head.weight"]["weight_name"] == "model.embed_tokens.weight"
+    preflight(model)
+    save_pretrained(model, tmp_path / "saved")
+    AutoModelForCausalLM.from_pretrained(tmp_path / "src", dtype=torch.bfloat16).save_pretrained(tmp_path / "expected")
+    assert compare(tmp_path / "expected", tmp_path / "saved").classes == ()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to save as another user")
+def test_an_unreadable_offload_file_is_named(request: pytest.FixtureRequest) -> None:
+    """Saved as an unprivileged user (root reads a chmod 000 file): without the check the save failed while writing,
+    with 'writing .../saved failed (Permission denied)', which names the target, not the file."""
+    from offload_conformance.harness.tools.damage.child import drop_privileges
+
+    tmp_path = Path(tempfile.mkdtemp(prefix="dmg-unreadable-"))  # pytest's own is 0700: the other user cannot enter
+    request.addfinalizer(lambda: shutil.rmtree(tmp_path, ignore_errors=True))
+    tmp_path.chmod(0o777)
+    model = _disk_full("qwen3_moe", tmp_path)
+    for p in tmp_path.rglob("*"):
+        p.chmod(0o777 if p.is_dir() else 0o644)
+    damaged = tmp_path / "off" / "model.layers.1.mlp.experts.down_proj.safetensors"
+    damaged.chmod(0)
+
+    def save() -> dict[str, str]:
+        drop_privileges()
+        try:
+            save_pretrained(model, tmp_path / "saved")
+        except Exception as e:
+            return {"error": type(e).__name__, "message": str(e)}
+        return {"error": "", "message": "saved"}
+
+    result = in_child(save, timeout=120)
+    assert result["error"] == "OffloadError", result
+    assert f"{damaged} cannot be read (permission denied)" in result["message"], result
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to save as another user")
+def test_a_target_below_a_directory_the_user_cannot_search_is_one_line(tmp_path: Path) -> None:
+    """Path.exists raises on a parent without search permission; that is bad input, not a traceback."""
+    from offload_conformance.harness.tools.damage.child import drop_privileges
+
+    model = _disk_full("llama", tmp_path)
+
+    def save() -> dict[str, str]:
+        drop_privileges()
+        try:
+            save_pretrained(model, tmp_path / "saved")  # pytest's tmp_path is below a 0700 directory
+        except Exception as e:
+            return {"error": type(e).__name__, "message": str(e)}
+        return {"error": "", "message": "saved"}
+
+    result = in_child(save, timeout=120)
+    assert result["error"] == "SaveError" and "Permission denied" in result["message"], result
