@@ -1,0 +1,1 @@
+"""Damaged offload storage, generated: `offload-conformance fuzz --damage` (docs/reliability.md)."""
