@@ -88,7 +88,7 @@ class Lifecycle:
 
     model_checked: bool = False  # the model was compared before and after the save (also after a save that raised)
     forward_skipped: str | None = None  # why the forward-pass part of that comparison did not run
-    resaved: bool = False  # the save was loaded back in the same mode and saved again (where: see README)
+    resaved: bool = False  # the save was loaded back in the same mode and saved again (where: docs/design.md)
 
     @classmethod
     def from_json(cls, d: dict[str, Any] | None) -> Lifecycle | None:
