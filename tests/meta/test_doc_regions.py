@@ -235,3 +235,24 @@ def test_readme_links_every_docs_page_and_every_relative_link_resolves() -> None
         for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text()):
             if "://" not in target:
                 assert (path.parent / target).exists(), f"{path.name}: broken link {target}"
+
+
+# ---- the command the sessions run ----
+
+
+def test_docs_command_rewrites_the_tools_region_and_fails_in_one_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from offload_conformance.harness.cli import main
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "ledger.md").write_text("<!-- region:ledger -->\n<!-- /region:ledger -->\n")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "ledger.json").write_text(json.dumps(_ledger_document()))
+    assert main(["docs", "ledger", str(tmp_path / "out"), "--root", str(tmp_path)]) == 0
+    body = (tmp_path / "docs" / "ledger.md").read_text()
+    assert "Written by `nox -s ledger`" in body and mismatches(_shape("ledger"), body) == []
+    assert main(["docs", "bench", str(tmp_path / "nothing"), "--root", str(tmp_path)]) == 2
+    assert main(["docs", "nope", str(tmp_path / "out"), "--root", str(tmp_path)]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 2 and all(e.startswith("error: ") for e in errors), errors
