@@ -227,14 +227,24 @@ def test_write_replaces_only_the_body_and_names_its_provenance(tmp_path: Path) -
 # ---- the front door links every page ----
 
 
+def _anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces as hyphens."""
+    headings = re.findall(r"^#+ (.+)$", re.sub(r"```.*?```", "", path.read_text(), flags=re.DOTALL), re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
 def test_readme_links_every_docs_page_and_every_relative_link_resolves() -> None:
     readme = (ROOT / "README.md").read_text()
     for page in sorted((ROOT / "docs").glob("*.md")):
         assert f"](docs/{page.name}" in readme, f"README does not link docs/{page.name}"
-    for path in DOCUMENTS:
-        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text()):
-            if "://" not in target:
-                assert (path.parent / target).exists(), f"{path.name}: broken link {target}"
+    for path in [*DOCUMENTS, ROOT / "CONTRIBUTING.md"]:
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)", path.read_text()):
+            if "://" in target:
+                continue
+            linked = (path.parent / target) if target else path
+            assert linked.exists(), f"{path.name}: broken link {target}"
+            if anchor and linked.suffix == ".md":
+                assert anchor in _anchors(linked), f"{path.name}: no heading #{anchor} in {linked.name}"
 
 
 # ---- the command the sessions run ----
