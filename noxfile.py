@@ -7,6 +7,7 @@ and would fetch a multi-GB CUDA build instead.
 
 from __future__ import annotations
 
+import datetime
 import fnmatch
 import json
 import re
@@ -28,7 +29,8 @@ LLMCOMPRESSOR = str(CONSTRAINTS / "llmcompressor.txt")
 ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 PYTHON = "3.11"
 CLI = "offload-conformance"
-# Oldest supported, the releases around the offload-save fixes, the pinned one (5.24.0) and the newest (5.25.0).
+# Oldest supported, the releases around the offload-save fixes, the one pinned before (5.24.0) and the pinned one,
+# the newest (5.25.0: constraints/ci.txt).
 TRANSFORMERS_VERSIONS = ["5.0.0", "5.13.1", "5.14.1", "5.15.1", "5.24.0", "5.25.0"]
 
 
@@ -88,29 +90,17 @@ def _conformance(
         session.error(f"the harness wrote no {results}: see its output above")
 
 
-def _docs(session: nox.Session, tool: str, *outputs: str, partial: bool = False) -> None:
-    """Rewrite the tool's measured table in README.md/docs (harness/report/regions.py) from this run's output, under
-    the command, date, commit and machine. A partial run (one part, one entry, a sample) leaves the table alone."""
-    if partial:
-        session.log(f"docs: a partial run, so the {tool} table in the docs is left as it was")
-        return
-    command = " ".join(["nox -s", tool, *(["--", *session.posargs] if session.posargs else [])])
-    session.run(CLI, "docs", tool, *outputs, "--command", command, env=ENV)
-
-
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Run our own test suite; extra arguments go to pytest."""
+    """Our own test suite. Extra arguments go to pytest."""
     _install(session, "test", "quant")
     session.run("pytest", *session.posargs, env=_cache_env(session))
 
 
 @nox.session(python=PYTHON)
 def conformance(session: nox.Session) -> None:
-    """Run the conformance matrix (the main job): offloaded saves against the in-memory save.
-
-    `-- --transformers SPEC` tests another transformers; other arguments go to `offload-conformance run`
-    (default --out conformance-out)."""
+    """The conformance matrix. `-- --transformers SPEC` tests another transformers; other arguments
+    go to `offload-conformance run` (default --out conformance-out)."""
     spec, args = _take(list(session.posargs), "--transformers")
     _install(session, "quant", "report")
     if spec:
@@ -129,16 +119,13 @@ SWEEP_SHARD_SIZES = ["default", "24KB", "split-groups"]
 
 @nox.session(python=PYTHON)
 def sweep(session: nox.Session) -> None:
-    """Run every architecture of the installed transformers, built tiny, in the disk modes (the sweep).
-
-    Every architecture whose load converts weights (and every MoE), built tiny
+    """Every architecture of the installed transformers whose load converts weights (and every MoE), built tiny
     (`offload-conformance fixtures list --set all`), in the disk modes, both shard sizes, upstream and the
     reference; sweep-out/. Fails on a failure not listed in the shipped known failures of the set. Arguments go
     to `offload-conformance run` (e.g. --shard 1/4 for one CI job of four)."""
     _install(session, "report")
     out, args = _take(list(session.posargs), "--out")
     _conformance(session, [*_sweep_args(), "--xfails", "auto", *args], out or "sweep-out", verdict=True)
-    _docs(session, "sweep", out or "sweep-out", partial=bool(args))
 
 
 def _sweep_args() -> list[str]:
@@ -153,9 +140,7 @@ CANARY_PACKAGES = ["transformers", "accelerate", "safetensors", "huggingface_hub
 
 @nox.session(python=PYTHON)
 def canary(session: nox.Session) -> None:
-    """See what the newest releases break: drift against the pinned release's known failures (the canary).
-
-    The newest release of transformers, accelerate, safetensors, huggingface_hub and compressed-tensors, on the
+    """The newest release of transformers, accelerate, safetensors, huggingface_hub and compressed-tensors, on the
     default matrix and the sweep, judged by the pinned release's known failures (`--xfails auto` takes the nearest
     older release's file): canary-out/drift.md and drift.json, the new and fixed cells by root cause with the
     versions on both sides. Fails on a new failure. `-- --shard K/N` runs one part of each; `-- --matrix-only`
@@ -178,21 +163,16 @@ def canary(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 @nox.parametrize("transformers", TRANSFORMERS_VERSIONS)
 def matrix(session: nox.Session, transformers: str) -> None:
-    """Run the matrix on one listed transformers release (the historical replay): matrix-out/<version>/.
-
-    Failing cells
+    """Conformance for one transformers release; results in matrix-out/<version>/. Failing cells
     are the finding, so the session fails only if the harness itself does."""
     _install(session, "report")
     _install_transformers(session, transformers)
     _conformance(session, list(session.posargs), f"matrix-out/{transformers}", verdict=False)
-    _docs(session, "matrix", "matrix-out", partial=bool(session.posargs))  # every release run so far
 
 
 @nox.session(python=PYTHON)
 def llmcompressor(session: nox.Session) -> None:
-    """Check llm-compressor's quantize-and-save flows offloaded against the in-memory flow.
-
-    llm-compressor's data-free oneshot and compressed save on bf16 fixtures, every disk-offloaded flow compared
+    """llm-compressor's data-free oneshot and compressed save on bf16 fixtures, every disk-offloaded flow compared
     with the in-memory flow (its own save wrapper, and our reference after the same compression): results in
     llmcompressor-out/. Its own pins (constraints/llmcompressor.txt): llm-compressor 0.14 needs transformers <= 5.17
     and compressed-tensors 0.19. Failing cells are the finding. Arguments go to `offload-conformance llmcompressor`."""
@@ -200,14 +180,11 @@ def llmcompressor(session: nox.Session) -> None:
     session.install("-c", LLMCOMPRESSOR, "-e", ".[report]", "llmcompressor")
     out, args = _take(list(session.posargs), "--out")
     _conformance(session, args, out or "llmcompressor-out", verdict=False, command="llmcompressor")
-    _docs(session, "llmcompressor", out or "llmcompressor-out", partial=bool(args))
 
 
 @nox.session(python=PYTHON)
 def ledger(session: nox.Session) -> None:
-    """Replay real upstream bugs release by release and compute each one's verdict (the ledger).
-
-    harness/ledger/upstream_bugs.toml: each release an entry
+    """Real upstream bugs replayed release by release (harness/ledger/upstream_bugs.toml): each release an entry
     names is installed in turn and only that entry's cells run; writes ledger-out/ledger.json and ledger.md.
     `-- --id transformers#47018` replays one entry. Verdicts are the finding: the session fails only when the
     harness does, or an entry is not caught and does not say why."""
@@ -227,14 +204,11 @@ def ledger(session: nox.Session) -> None:
             continue
         session.run(CLI, "ledger", "run", "--env", env["key"], "--out", out, *args, env=_cache_env(session))
     session.run(CLI, "ledger", "report", "--out", out, *args, env=ENV)
-    _docs(session, "ledger", out, partial="--id" in args)
 
 
 @nox.session(python=PYTHON)
 def gate(session: nox.Session) -> None:
-    """Gate a transformers change against a base: fails on any regression.
-
-    `-- --base SPEC --candidate SPEC [--out DIR] [run args]`: the same cells on both, then gate.md and
+    """`-- --base SPEC --candidate SPEC [--out DIR] [run args]`: the same cells on both, then gate.md and
     gate.json in DIR (default gate-out/); fails on any regression (pass on base, not on candidate). The
     gate's Markdown, not the two runs' matrices, goes to $GITHUB_STEP_SUMMARY."""
     base, args = _take(list(session.posargs), "--base")
@@ -287,9 +261,7 @@ def _export(checkout: str, commit: str) -> Path:
 
 @nox.session(python=PYTHON)
 def bisect(session: nox.Session) -> None:
-    """Find the release (or commit of a checkout) where one cell changed outcome.
-
-    `-- --good SPEC --bad SPEC --cell CELL-ID [--checkout DIR]`: the first PyPI release (or, with
+    """`-- --good SPEC --bad SPEC --cell CELL-ID [--checkout DIR]`: the first PyPI release (or, with
     --checkout, the first commit of that transformers checkout) between good and bad where the cell's
     outcome differs from its outcome on good."""
     good, args = _take(list(session.posargs), "--good")
@@ -338,9 +310,7 @@ def bisect(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def mutants(session: nox.Session) -> None:
-    """Measure how many faulty edits of upstream's save path the matrix catches (mutation analysis).
-
-    Each single-site edit of a target function (a
+    """Mutation analysis of upstream's offloaded-save code: each single-site edit of a target function (a
     synthetic faulty PR) run on the default matrix's cells that reach it; mutants-out/mutants.json, .md, .html with
     the kill rate beside upstream's own oracles. `-- --transformers SPEC` analyses another transformers; other
     arguments go to `offload-conformance mutants` (--target NAME, --sample N, --seed S, --shard K/N)."""
@@ -350,20 +320,18 @@ def mutants(session: nox.Session) -> None:
         _install_transformers(session, spec)
     out, args = _take(args, "--out")
     session.run(CLI, "mutants", "--out", out or "mutants-out", *args, env=_cache_env(session))
-    narrowed = {"--sample", "--target", "--mutant", "--shard", "--list", "--max-cells"}
-    _docs(session, "mutants", out or "mutants-out", partial=bool(narrowed & set(args)))
 
 
 @nox.session(python=PYTHON)
 def fuzz(session: nox.Session) -> None:
-    """Try hypothesis-generated cells, e.g. `nox -s fuzz -- --examples 50 --impl upstream`."""
+    """Hypothesis-generated cells, e.g. `nox -s fuzz -- --examples 50 --impl upstream`."""
     _install(session, "test")
     session.run(CLI, "fuzz", *session.posargs, env=_cache_env(session))
 
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """Lint and format-check the whole tree with ruff."""
+    """ruff over the whole tree."""
     session.install("-c", CI, "ruff")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
@@ -371,11 +339,28 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Measure what an offloaded save costs: time, peak memory and reads, reference vs upstream (the bench).
-
-    Offloaded save vs in-memory save vs `cp`, memory vs layers:
+    """Offloaded save vs in-memory save vs `cp`, reference vs upstream, memory vs layers:
     bench-out/bench.md and bench.png. Arguments go to `offload-conformance bench`."""
     _install(session, "report")
     session.run(CLI, "bench", *session.posargs, env=_cache_env(session))
-    out, _ = _take(list(session.posargs), "--out")
-    _docs(session, "bench", out or "bench-out")
+
+
+@nox.session(python=PYTHON)
+def pins(session: nox.Session) -> None:
+    """Regenerate constraints/ci.txt: what pip resolves for the project's extras and the given releases,
+    with torch held to constraints/torch.txt, e.g. `nox -s pins -- transformers==5.25.0 accelerate==1.16.0`."""
+    if not session.posargs:
+        session.error("name the releases to pin, e.g. `nox -s pins -- transformers==5.25.0 accelerate==1.16.0`")
+    torch_only = str(CONSTRAINTS / "torch.txt")
+    session.install("-c", torch_only, "torch")
+    session.install("-c", torch_only, "-e", ".[test,quant,report]", "ruff", *session.posargs)
+    frozen = session.run("python", "-m", "pip", "freeze", "--exclude-editable", silent=True) or ""
+    # pip reports the CPU build as 2.13.0+cpu; the constraint names the release so any local build matches.
+    lines = [re.sub(r"^(torch==[^+\s]+)\+\S+$", r"\1", line) for line in frozen.splitlines() if "==" in line]
+    header = (
+        f"# The exact set CI and the default nox sessions install: `nox -s pins -- {' '.join(session.posargs)}`\n"
+        f"# (Python 3.11, {datetime.date.today().isoformat()}). torch is held to constraints/torch.txt, the CPU build\n"
+        "# this machine carries; no other torch installs without a multi-GB download.\n"
+    )
+    Path(CI).write_text(header + "\n".join(lines) + "\n")
+    session.log(f"wrote {CI}: {len(lines)} pins")

@@ -61,4 +61,19 @@ EXTRAS = (
         (*SAVING_MODES, "disk-full", "disk-partial+offload_buffers", "experts-on-disk+offload_buffers"),
         (SPLIT_GROUPS,),
     ),
+    # accelerate's own big-model loading: each path with each placement, offload_buffers both ways across the two.
+    Extra(
+        ("qwen3_moe", "qwen3_moe_tied", "deepseek_v3", "deepseek_v4", "llama"),
+        (
+            "dispatch-disk-full+offload_buffers",
+            "dispatch-disk-partial",
+            "dispatch-experts-on-disk+offload_buffers",
+            "load_checkpoint-disk-full",
+            "load_checkpoint-disk-partial+offload_buffers",
+            "load_checkpoint-experts-on-disk",
+        ),
+    ),
+    # train() / a forward pass in train mode / eval() on the model in memory: whether the step alone changes what is
+    # saved (a compressed-tensors model's forward decompresses it), apart from what offloading adds.
+    Extra(("llama", "llama_fp8", "qwen3_moe", "deepseek_v3"), ("in-memory+train-eval",)),
 )

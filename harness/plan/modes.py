@@ -33,7 +33,26 @@ class Placement(StrEnum):
 
 
 BASELINE_MODE = "in-memory"
-FORWARD_SUFFIX = "+forward"
+
+
+class Loader(StrEnum):
+    """Who loads the checkpoint into the model; a mode's name starts with it (transformers' own: no prefix)."""
+
+    TRANSFORMERS = ""  # from_pretrained(device_map=..., offload_folder=...)
+    # accelerate's big-model guide: the model built empty from its config, tie_weights(), then
+    DISPATCH = "dispatch"  # load_checkpoint_and_dispatch
+    LOAD_CHECKPOINT = "load_checkpoint"  # load_checkpoint_in_model, then dispatch_model
+
+
+class Step(StrEnum):
+    """What a user does between the load and the save; the mode's name ends with it. The baseline stays the plain
+    in-memory save: neither step may change a weight or a buffer of the fixtures' models."""
+
+    NONE = ""
+    FORWARD = "+forward"  # calibration or evaluation: a forward pass in eval mode
+    # train() / a forward pass in train mode / eval(): transformers 5.25.0 re-kernelizes on each switch (use_kernels
+    # on by default) inside keep_accelerate_hooks, which swaps the forwards of offloaded modules.
+    TRAIN_EVAL = "+train-eval"
 
 
 @dataclass(frozen=True)
@@ -42,10 +61,9 @@ class Mode:
     placement: Placement
     offload_buffers: bool
     description: str
-    # Run a forward pass on the loaded model before the save: calibration or evaluation, then save, is the
-    # real workflow. Its baseline stays the plain in-memory save.
-    forward: bool = False
-    # In the matrix when no --mode is given (the `+forward` variants cost a forward pass each: see _modes).
+    step: Step = Step.NONE
+    loader: Loader = Loader.TRANSFORMERS
+    # In the matrix when no --mode is given (the step variants cost a forward pass each: see _modes).
     default: bool = True
 
     def load_kwargs(self, skeleton: nn.Module, offload_folder: Path) -> dict[str, object]:
@@ -217,21 +235,38 @@ def _modes() -> tuple[Mode, ...]:
         out.append(
             Mode(f"{placement}+offload_buffers", placement, True, f"{what}, offload_buffers=True", default=default)
         )
-    # A `+forward` twin of every offload mode. Only the everything-offloaded one is in the default matrix (with
-    # the default max_shard_size: plan.selection): a forward pass moves every offloaded weight through the hooks
-    # there, which is where it could leave state behind for the save; the others are one `--mode` away (the
-    # default matrix must stay within 5 minutes).
+    # accelerate's own loading, with the device maps of the transformers disk modes (harness.run.accelerate_load).
     out += [
         Mode(
-            f"{m.name}{FORWARD_SUFFIX}",
+            f"{loader}-{placement}{'+offload_buffers' if buffers else ''}",
+            placement,
+            buffers,
+            f"{LOADER_DESCRIPTIONS[loader]}, the map of {placement}{', offload_buffers=True' if buffers else ''}",
+            loader=loader,
+            default=False,  # in the default matrix where plan.extras says
+        )
+        for loader in (Loader.DISPATCH, Loader.LOAD_CHECKPOINT)
+        for placement in (Placement.DISK_FULL, Placement.DISK_PARTIAL, Placement.EXPERTS_ON_DISK)
+        for buffers in (False, True)
+    ]
+    # A `+forward` twin of every offload mode, a `+train-eval` twin of every mode (in memory too: it shows whether
+    # the step alone changes what is saved). Only the everything-offloaded ones are in the default matrix (with the
+    # default max_shard_size: plan.selection): a forward pass moves every offloaded weight through the hooks there,
+    # which is where it could leave state behind for the save; the others are one `--mode` away (the default matrix
+    # must stay within 5 minutes).
+    out += [
+        Mode(
+            f"{m.name}{step}",
             m.placement,
             m.offload_buffers,
-            f"{m.description}; a forward pass before the save",
-            forward=True,
-            default=m.name in DEFAULT_FORWARD,
+            f"{m.description}; {STEP_DESCRIPTIONS[step]} before the save",
+            step=step,
+            loader=m.loader,
+            default=f"{m.name}{step}" in DEFAULT_STEPS,
         )
+        for step in (Step.FORWARD, Step.TRAIN_EVAL)
         for m in list(out)
-        if m.placement is not Placement.IN_MEMORY
+        if step is Step.TRAIN_EVAL or m.placement is not Placement.IN_MEMORY
     ]
     # Not offload modes: the save of a model the conversion engine never loaded, holding the in-memory model's tensors.
     # Their baseline is the plain in-memory save, as for every mode. Out of the default matrix and the sweep.
@@ -261,7 +296,12 @@ def _modes() -> tuple[Mode, ...]:
     return tuple(out)
 
 
-DEFAULT_FORWARD = frozenset({"disk-full+offload_buffers"})
+LOADER_DESCRIPTIONS = {
+    Loader.DISPATCH: "accelerate: init_empty_weights + load_checkpoint_and_dispatch",
+    Loader.LOAD_CHECKPOINT: "accelerate: init_empty_weights + load_checkpoint_in_model + dispatch_model",
+}
+STEP_DESCRIPTIONS = {Step.FORWARD: "a forward pass", Step.TRAIN_EVAL: "train(), a forward pass in train mode, eval()"}
+DEFAULT_STEPS = frozenset({"disk-full+offload_buffers+forward", "disk-full+offload_buffers+train-eval"})
 
 
 MODES: tuple[Mode, ...] = _modes()

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from huggingface_hub.serialization._base import parse_size_to_int
 
+from offload_conformance.harness.judge.budget import Budget, BudgetError
 from offload_conformance.harness.outcomes import Fp8OnCpu, Grade
-from offload_conformance.harness.plan.budget import Budget, BudgetError
 from offload_conformance.harness.plan.cells import DEFAULT_SHARDS, SHARD_SIZES, Cell, SaveOptions, matrix, save_options
 from offload_conformance.harness.plan.contexts import Context, UnknownContext
 from offload_conformance.harness.plan.contexts import by_name as context_by_name
@@ -207,14 +207,15 @@ def _all_selected(selection: Selection) -> list[Cell]:
 
 def _default_economies(selection: Selection, cells: list[Cell]) -> list[Cell]:
     """The default matrix must stay within 5 minutes; it saves where the cells would repeat others. Only what was
-    not asked for: with no --mode, a `+forward` mode runs with upstream's default max_shard_size only (the forward
-    pass before the save is what it adds); with no --max-shard-size, so does a fixture of DEFAULT_SHARDS_ONLY."""
+    not asked for: with no --mode, a mode with a step before the save (`+forward`, `+train-eval`) runs with
+    upstream's default max_shard_size only (the step is what it adds); with no --max-shard-size, so does a fixture
+    of DEFAULT_SHARDS_ONLY."""
     from offload_conformance.fixtures.registry import DEFAULT_SHARDS_ONLY
 
     def repeats(c: Cell) -> bool:
-        forward = c.mode.forward and not selection.modes
+        stepped = bool(c.mode.step) and not selection.modes
         return bool(c.save_options) and (
-            forward or (c.fixture.name in DEFAULT_SHARDS_ONLY and not selection.shard_sizes)
+            stepped or (c.fixture.name in DEFAULT_SHARDS_ONLY and not selection.shard_sizes)
         )
 
     return [c for c in cells if not repeats(c)]

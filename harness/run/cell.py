@@ -117,12 +117,13 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
 
     from offload_conformance.fixtures.manifest import read_manifest
     from offload_conformance.harness.plan.impls import resolve
-    from offload_conformance.harness.plan.modes import Placement, applies, by_name
+    from offload_conformance.harness.plan.modes import Loader, Placement, applies, by_name
+    from offload_conformance.harness.run.accelerate_load import AccelerateLoadUnsupported, accelerate_loaded
     from offload_conformance.harness.run.cost import measured
     from offload_conformance.harness.run.custom_code import CustomCodeUnsupported, custom_code_twin
     from offload_conformance.harness.run.fp8_on_cpu import fp8_loading
     from offload_conformance.harness.run.from_config import FromConfigUnsupported, from_config_twin
-    from offload_conformance.harness.run.lifecycle import forward_logits, snapshot
+    from offload_conformance.harness.run.lifecycle import before_save, snapshot
 
     fixture = Path(request["fixture_dir"])  # its manifest says how to load
     source = Path(request.get("source_dir") or fixture)  # what to load: the fixture, or a save to resave
@@ -152,23 +153,26 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         kwargs = mode.load_kwargs(skeleton, offload)
         del skeleton
         t0 = time.perf_counter()
-        with fp8_loading(request.get("fp8_on_cpu", "keep"), source):
-            model = auto.from_pretrained(source, dtype=dtype, **kwargs)
         try:
+            if mode.loader is Loader.TRANSFORMERS:
+                with fp8_loading(request.get("fp8_on_cpu", "keep"), source):
+                    model = auto.from_pretrained(source, dtype=dtype, **kwargs)
+            else:
+                model = accelerate_loaded(auto, source, dtype, mode, kwargs, offload.parent)
             if mode.placement is Placement.FROM_CONFIG:
                 model = from_config_twin(auto, model, dtype)
             elif mode.placement is Placement.CUSTOM_CODE:
                 model = custom_code_twin(model, source)
-        except (FromConfigUnsupported, CustomCodeUnsupported) as e:
+        except (FromConfigUnsupported, CustomCodeUnsupported, AccelerateLoadUnsupported) as e:
             report["unsupported"] = asdict(Failure(Stage.LOAD, type(e).__name__, str(e)))
             return report
         mode.after_load(model, offload)
         report["load_seconds"] = time.perf_counter() - t0
         report["hf_device_map"] = getattr(model, "hf_device_map", None)
         report["parameters"] = parameter_count(model)
-        if mode.forward:
+        if mode.step:
             try:
-                forward_logits(model)
+                before_save(model, mode.step)
             except Exception as e:
                 # This model cannot run forward here (e.g. FP8 kept on CPU needs GPU kernels): not the save's fault.
                 report["unsupported"] = _failure(Stage.FORWARD, e)

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from offload_conformance.harness.outcomes import FailureClass
+from offload_conformance.harness.plan.modes import Step
 from offload_conformance.harness.results import Difference
 
 FORWARD_TOKENS = 8
@@ -121,6 +122,18 @@ def forward_logits(model: torch.nn.Module) -> torch.Tensor:
     if not isinstance(logits, torch.Tensor):
         raise TypeError(f"{type(out).__name__} has no logits")
     return logits
+
+
+def before_save(model: torch.nn.Module, step: Step) -> None:
+    """What a user does between the load and the save (plan.modes.Step)."""
+    if step is Step.TRAIN_EVAL:
+        model.train()
+        try:
+            forward_logits(model)  # under no_grad, as calibration is: train mode's dropout, no weight update
+        finally:
+            model.eval()
+    elif step is Step.FORWARD:
+        forward_logits(model)
 
 
 def why(e: BaseException) -> str:

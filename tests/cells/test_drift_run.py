@@ -47,15 +47,15 @@ def _run(release: Path, out: Path) -> tuple[int, str]:
 
 def test_a_new_release_is_judged_by_the_older_file_and_only_a_regression_fails_it(tmp_path: Path) -> None:
     code, output = _run(_release(tmp_path / "clean", "5.99.0", regression=False), tmp_path / "a")
-    assert "known failures of 5.24.0 applied to 5.99.0" in output
+    assert "known failures of 5.25.0 applied to 5.99.0" in output
     assert code == 0, output[-3000:]
     assert "0 new, 0 fixed" in output
     code, output = _run(_release(tmp_path / "broken", "5.99.0", regression=True), tmp_path / "b")
     assert code == 1, output[-3000:]
     result = RunResult.read(tmp_path / "b" / "results.json")
-    assert result.drift_from == "5.24.0" and result.environment["transformers"] == "5.99.0"
+    assert result.drift_from == "5.25.0" and result.environment["transformers"] == "5.99.0"
     new = sorted(c.cell_id for c in result.cells if c.counts_as_failure)
-    # its 24KB twin fails too, but 5.24.0 lists it already (shards planned in module order): not new
+    # its 24KB twin fails too, but 5.25.0 lists it already (shards planned in module order): not new
     assert new == ["llama-disk-full-upstream"], new
     assert "  new: llama-disk-full-upstream: fail meta-or-empty" in output
-    assert json.loads((tmp_path / "b" / "results.json").read_text())["drift_from"] == "5.24.0"
+    assert json.loads((tmp_path / "b" / "results.json").read_text())["drift_from"] == "5.25.0"

@@ -20,7 +20,7 @@ OUTSIDE = ("from-config", "custom-code")
 @pytest.mark.parametrize("name", OUTSIDE)
 def test_asked_for_by_name_only(name: str) -> None:
     mode = by_name(name)
-    assert mode.placement is Placement(name) and not mode.default and not mode.forward
+    assert mode.placement is Placement(name) and not mode.default and not mode.step
     assert mode.load_kwargs(None, Path("unused")) == {}  # type: ignore[arg-type]  # loaded in memory first
     assert [m for m in MODES if m.placement is mode.placement] == [mode]  # no +forward or +offload_buffers twin
     assert not any(c.mode is mode for c in plan(Selection(fixtures=("qwen3_moe",))))

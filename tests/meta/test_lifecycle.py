@@ -15,16 +15,16 @@ from torch import nn
 
 from offload_conformance.fixtures import DEFAULT_FIXTURES
 from offload_conformance.fixtures.manifest import write_manifest
-from offload_conformance.harness.execution import Execution
 from offload_conformance.harness.judge.absolute import dropped_on_load, index_bookkeeping, shard_oversize
 from offload_conformance.harness.judge.verdict import judge, resave_verdict
 from offload_conformance.harness.outcomes import FailureClass, Grade, Outcome, Stage
 from offload_conformance.harness.plan.cells import Cell
-from offload_conformance.harness.plan.faults import _change_a_weight, _strip_hooks
-from offload_conformance.harness.plan.modes import by_name
+from offload_conformance.harness.plan.modes import Step, by_name
 from offload_conformance.harness.results import SCHEMA_VERSION, Difference, Failure, Lifecycle
 from offload_conformance.harness.run.cell import parameter_count
-from offload_conformance.harness.run.lifecycle import changes, snapshot
+from offload_conformance.harness.run.lifecycle import before_save, changes, snapshot
+from offload_conformance.harness.run.process import Execution
+from offload_conformance.harness.tools.faults import _change_a_weight, _strip_hooks
 from tests.ckpt import base_tensors, write
 
 CELL = Cell(DEFAULT_FIXTURES[0], by_name("disk-full"), "upstream")
@@ -116,6 +116,18 @@ def test_a_model_that_cannot_run_forward_says_why_and_is_still_compared() -> Non
     with torch.no_grad():
         model.norm.weight += 1
     assert [d.detail for d in changes(before, snapshot(model))] == ["values changed: norm.weight"]
+
+
+@pytest.mark.parametrize(("step", "modes_seen"), [(Step.FORWARD, [False]), (Step.TRAIN_EVAL, [True])])
+def test_each_step_runs_its_forward_in_its_mode_and_leaves_the_model_in_eval(step: Step, modes_seen: list) -> None:
+    """+train-eval is the forward pass in train mode between train() and eval(); +forward stays in eval mode."""
+    model = Toy().eval()
+    seen: list[bool] = []
+    model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(module.training), with_kwargs=True)
+    before_save(model, step)
+    assert seen == modes_seen and not model.training
+    before_save(model, Step.NONE)
+    assert seen == modes_seen  # no step, no forward
 
 
 def test_parameter_count_counts_a_tie_once() -> None:
@@ -270,8 +282,12 @@ def test_a_version_2_document_reads_as_one_without_lifecycle_checks(tmp_path: Pa
 def test_forward_modes_and_resave_where_the_default_matrix_has_them() -> None:
     from offload_conformance.harness.plan.selection import Selection, Settings, plan, resaves
 
-    default = [c for c in plan(Selection(fixtures=("qwen3_moe",))) if c.mode.forward]
-    assert {(c.mode.name, c.save_options) for c in default} == {("disk-full+offload_buffers+forward", ())}
+    default = [c for c in plan(Selection(fixtures=("qwen3_moe",))) if c.mode.step]
+    assert {(c.mode.name, c.save_options) for c in default} == {
+        ("disk-full+offload_buffers+forward", ()),
+        ("disk-full+offload_buffers+train-eval", ()),
+        ("in-memory+train-eval", ()),  # plan.extras: the step alone, on a few fixtures
+    }
     asked = plan(Selection(fixtures=("qwen3_moe",), modes=("disk-full+forward",)))
     assert {c.save_options for c in asked} == {(), (("max_shard_size", "24KB"),)}
     assert not any(resaves(c, Settings()) for c in asked)  # resave: only with --lifecycle resave
