@@ -90,17 +90,29 @@ def _conformance(
         session.error(f"the harness wrote no {results}: see its output above")
 
 
+def _docs(session: nox.Session, tool: str, *outputs: str, partial: bool = False) -> None:
+    """Rewrite the tool's measured table in README.md/docs (harness/report/regions.py) from this run's output, under
+    the command, date, commit and machine. A partial run (one part, one entry, a sample) leaves the table alone."""
+    if partial:
+        session.log(f"docs: a partial run, so the {tool} table in the docs is left as it was")
+        return
+    command = " ".join(["nox -s", tool, *(["--", *session.posargs] if session.posargs else [])])
+    session.run(CLI, "docs", tool, *outputs, "--command", command, env=ENV)
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Our own test suite. Extra arguments go to pytest."""
+    """Run our own test suite; extra arguments go to pytest."""
     _install(session, "test", "quant")
     session.run("pytest", *session.posargs, env=_cache_env(session))
 
 
 @nox.session(python=PYTHON)
 def conformance(session: nox.Session) -> None:
-    """The conformance matrix. `-- --transformers SPEC` tests another transformers; other arguments
-    go to `offload-conformance run` (default --out conformance-out)."""
+    """Run the conformance matrix (the main job): offloaded saves against the in-memory save.
+
+    `-- --transformers SPEC` tests another transformers; other arguments go to `offload-conformance run`
+    (default --out conformance-out)."""
     spec, args = _take(list(session.posargs), "--transformers")
     _install(session, "quant", "report")
     if spec:
@@ -119,13 +131,16 @@ SWEEP_SHARD_SIZES = ["default", "24KB", "split-groups"]
 
 @nox.session(python=PYTHON)
 def sweep(session: nox.Session) -> None:
-    """Every architecture of the installed transformers whose load converts weights (and every MoE), built tiny
+    """Run every architecture of the installed transformers, built tiny, in the disk modes (the sweep).
+
+    Every architecture whose load converts weights (and every MoE), built tiny
     (`offload-conformance fixtures list --set all`), in the disk modes, both shard sizes, upstream and the
     reference; sweep-out/. Fails on a failure not listed in the shipped known failures of the set. Arguments go
     to `offload-conformance run` (e.g. --shard 1/4 for one CI job of four)."""
     _install(session, "report")
     out, args = _take(list(session.posargs), "--out")
     _conformance(session, [*_sweep_args(), "--xfails", "auto", *args], out or "sweep-out", verdict=True)
+    _docs(session, "sweep", out or "sweep-out", partial=bool(args))
 
 
 def _sweep_args() -> list[str]:
@@ -140,7 +155,9 @@ CANARY_PACKAGES = ["transformers", "accelerate", "safetensors", "huggingface_hub
 
 @nox.session(python=PYTHON)
 def canary(session: nox.Session) -> None:
-    """The newest release of transformers, accelerate, safetensors, huggingface_hub and compressed-tensors, on the
+    """See what the newest releases break: drift against the pinned release's known failures (the canary).
+
+    The newest release of transformers, accelerate, safetensors, huggingface_hub and compressed-tensors, on the
     default matrix and the sweep, judged by the pinned release's known failures (`--xfails auto` takes the nearest
     older release's file): canary-out/drift.md and drift.json, the new and fixed cells by root cause with the
     versions on both sides. Fails on a new failure. `-- --shard K/N` runs one part of each; `-- --matrix-only`
@@ -163,16 +180,21 @@ def canary(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 @nox.parametrize("transformers", TRANSFORMERS_VERSIONS)
 def matrix(session: nox.Session, transformers: str) -> None:
-    """Conformance for one transformers release; results in matrix-out/<version>/. Failing cells
+    """Run the matrix on one listed transformers release (the historical replay): matrix-out/<version>/.
+
+    Failing cells
     are the finding, so the session fails only if the harness itself does."""
     _install(session, "report")
     _install_transformers(session, transformers)
     _conformance(session, list(session.posargs), f"matrix-out/{transformers}", verdict=False)
+    _docs(session, "matrix", "matrix-out", partial=bool(session.posargs))  # every release run so far
 
 
 @nox.session(python=PYTHON)
 def llmcompressor(session: nox.Session) -> None:
-    """llm-compressor's data-free oneshot and compressed save on bf16 fixtures, every disk-offloaded flow compared
+    """Check llm-compressor's quantize-and-save flows offloaded against the in-memory flow.
+
+    llm-compressor's data-free oneshot and compressed save on bf16 fixtures, every disk-offloaded flow compared
     with the in-memory flow (its own save wrapper, and our reference after the same compression): results in
     llmcompressor-out/. Its own pins (constraints/llmcompressor.txt): llm-compressor 0.14 needs transformers <= 5.17
     and compressed-tensors 0.19. Failing cells are the finding. Arguments go to `offload-conformance llmcompressor`."""
@@ -180,11 +202,14 @@ def llmcompressor(session: nox.Session) -> None:
     session.install("-c", LLMCOMPRESSOR, "-e", ".[report]", "llmcompressor")
     out, args = _take(list(session.posargs), "--out")
     _conformance(session, args, out or "llmcompressor-out", verdict=False, command="llmcompressor")
+    _docs(session, "llmcompressor", out or "llmcompressor-out", partial=bool(args))
 
 
 @nox.session(python=PYTHON)
 def ledger(session: nox.Session) -> None:
-    """Real upstream bugs replayed release by release (harness/ledger/upstream_bugs.toml): each release an entry
+    """Replay real upstream bugs release by release and compute each one's verdict (the ledger).
+
+    harness/ledger/upstream_bugs.toml: each release an entry
     names is installed in turn and only that entry's cells run; writes ledger-out/ledger.json and ledger.md.
     `-- --id transformers#47018` replays one entry. Verdicts are the finding: the session fails only when the
     harness does, or an entry is not caught and does not say why."""
@@ -204,11 +229,14 @@ def ledger(session: nox.Session) -> None:
             continue
         session.run(CLI, "ledger", "run", "--env", env["key"], "--out", out, *args, env=_cache_env(session))
     session.run(CLI, "ledger", "report", "--out", out, *args, env=ENV)
+    _docs(session, "ledger", out, partial="--id" in args)
 
 
 @nox.session(python=PYTHON)
 def gate(session: nox.Session) -> None:
-    """`-- --base SPEC --candidate SPEC [--out DIR] [run args]`: the same cells on both, then gate.md and
+    """Gate a transformers change against a base: fails on any regression.
+
+    `-- --base SPEC --candidate SPEC [--out DIR] [run args]`: the same cells on both, then gate.md and
     gate.json in DIR (default gate-out/); fails on any regression (pass on base, not on candidate). The
     gate's Markdown, not the two runs' matrices, goes to $GITHUB_STEP_SUMMARY."""
     base, args = _take(list(session.posargs), "--base")
@@ -261,7 +289,9 @@ def _export(checkout: str, commit: str) -> Path:
 
 @nox.session(python=PYTHON)
 def bisect(session: nox.Session) -> None:
-    """`-- --good SPEC --bad SPEC --cell CELL-ID [--checkout DIR]`: the first PyPI release (or, with
+    """Find the release (or commit of a checkout) where one cell changed outcome.
+
+    `-- --good SPEC --bad SPEC --cell CELL-ID [--checkout DIR]`: the first PyPI release (or, with
     --checkout, the first commit of that transformers checkout) between good and bad where the cell's
     outcome differs from its outcome on good."""
     good, args = _take(list(session.posargs), "--good")
@@ -310,7 +340,9 @@ def bisect(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def mutants(session: nox.Session) -> None:
-    """Mutation analysis of upstream's offloaded-save code: each single-site edit of a target function (a
+    """Measure how many faulty edits of upstream's save path the matrix catches (mutation analysis).
+
+    Each single-site edit of a target function (a
     synthetic faulty PR) run on the default matrix's cells that reach it; mutants-out/mutants.json, .md, .html with
     the kill rate beside upstream's own oracles. `-- --transformers SPEC` analyses another transformers; other
     arguments go to `offload-conformance mutants` (--target NAME, --sample N, --seed S, --shard K/N)."""
@@ -320,18 +352,20 @@ def mutants(session: nox.Session) -> None:
         _install_transformers(session, spec)
     out, args = _take(args, "--out")
     session.run(CLI, "mutants", "--out", out or "mutants-out", *args, env=_cache_env(session))
+    narrowed = {"--sample", "--target", "--mutant", "--shard", "--list", "--max-cells"}
+    _docs(session, "mutants", out or "mutants-out", partial=bool(narrowed & set(args)))
 
 
 @nox.session(python=PYTHON)
 def fuzz(session: nox.Session) -> None:
-    """Hypothesis-generated cells, e.g. `nox -s fuzz -- --examples 50 --impl upstream`."""
+    """Try hypothesis-generated cells, e.g. `nox -s fuzz -- --examples 50 --impl upstream`."""
     _install(session, "test")
     session.run(CLI, "fuzz", *session.posargs, env=_cache_env(session))
 
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff over the whole tree."""
+    """Lint and format-check the whole tree with ruff."""
     session.install("-c", CI, "ruff")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
@@ -339,10 +373,14 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Offloaded save vs in-memory save vs `cp`, reference vs upstream, memory vs layers:
+    """Measure what an offloaded save costs: time, peak memory and reads, reference vs upstream (the bench).
+
+    Offloaded save vs in-memory save vs `cp`, memory vs layers:
     bench-out/bench.md and bench.png. Arguments go to `offload-conformance bench`."""
     _install(session, "report")
     session.run(CLI, "bench", *session.posargs, env=_cache_env(session))
+    out, _ = _take(list(session.posargs), "--out")
+    _docs(session, "bench", out or "bench-out")
 
 
 @nox.session(python=PYTHON)

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from huggingface_hub.serialization._base import parse_size_to_int
 
-from offload_conformance.harness.judge.budget import Budget, BudgetError
 from offload_conformance.harness.outcomes import Fp8OnCpu, Grade
+from offload_conformance.harness.plan.budget import Budget, BudgetError
 from offload_conformance.harness.plan.cells import DEFAULT_SHARDS, SHARD_SIZES, Cell, SaveOptions, matrix, save_options
 from offload_conformance.harness.plan.contexts import Context, UnknownContext
 from offload_conformance.harness.plan.contexts import by_name as context_by_name

@@ -15,16 +15,16 @@ from torch import nn
 
 from offload_conformance.fixtures import DEFAULT_FIXTURES
 from offload_conformance.fixtures.manifest import write_manifest
+from offload_conformance.harness.execution import Execution
 from offload_conformance.harness.judge.absolute import dropped_on_load, index_bookkeeping, shard_oversize
 from offload_conformance.harness.judge.verdict import judge, resave_verdict
 from offload_conformance.harness.outcomes import FailureClass, Grade, Outcome, Stage
 from offload_conformance.harness.plan.cells import Cell
+from offload_conformance.harness.plan.faults import _change_a_weight, _strip_hooks
 from offload_conformance.harness.plan.modes import Step, by_name
 from offload_conformance.harness.results import SCHEMA_VERSION, Difference, Failure, Lifecycle
 from offload_conformance.harness.run.cell import parameter_count
 from offload_conformance.harness.run.lifecycle import before_save, changes, snapshot
-from offload_conformance.harness.run.process import Execution
-from offload_conformance.harness.tools.faults import _change_a_weight, _strip_hooks
 from tests.ckpt import base_tensors, write
 
 CELL = Cell(DEFAULT_FIXTURES[0], by_name("disk-full"), "upstream")
