@@ -27,7 +27,7 @@ from offload_conformance.harness.plan.contexts import Context
 from offload_conformance.harness.plan.options import OWN_STATE_DICT, Saver
 from offload_conformance.harness.plan.shards import PER_TENSOR, SPLIT_GROUPS
 from offload_conformance.reference_impl.files import DEFAULT_MAX_SHARD_SIZE
-from offload_conformance.reference_impl.offload import hooked_maps, owner_of, unwrap
+from offload_conformance.reference_impl.offload import hooked_maps, owner_of, read_offloaded, unwrap
 from offload_conformance.reference_impl.simple import StateDict, checkpoint_state, prepare_target, write_checkpoint
 
 
@@ -49,6 +49,8 @@ class Fault:
     save_options: tuple[tuple[str, Any], ...] = ()
     shard_size: str | None = None
     context: Context = Context.EMPTY
+    # The offload mode of its kill-table cell (None: the kill table's own); in the kill table's mode it saves correctly.
+    mode: str | None = None
 
     def expected_for(self, kinds: frozenset[str]) -> frozenset[FailureClass]:
         return self.expected.union(*(extra for kind, extra in self.also if kind in kinds))
@@ -415,6 +417,62 @@ def _reorder_all(d: Path) -> None:
         write_reordered(p)
 
 
+# --- faults of the load paths: hand-written device maps and accelerate's own loading ------------------------------
+# Each is the reference's own save with one bug that shows only where the model is placed as its mode places it.
+
+
+def _layer(name: str) -> str | None:
+    match = re.match(r"(.*\.layers\.\d+)\.", name)
+    return match.group(1) if match else None
+
+
+def _offload_seen_in_layers_only(
+    model: Any, save_directory: str, max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE
+) -> None:
+    """Offloading detected by the decoder layers alone: a model whose layers are all in RAM is saved as an in-memory
+    one, its offloaded tensors (lm_head alone on disk) written as the zeros of their meta placeholders."""
+    layers_offloaded = any(_layer(n) and t.device.type == "meta" for n, t in model.state_dict().items())
+    if layers_offloaded:
+        _reference(model, save_directory, max_shard_size=max_shard_size)
+    else:
+        _state_fault(lambda m, s: s, read=_zeros)(model, save_directory, max_shard_size)
+
+
+def _layers_offloaded_whole(
+    model: Any, save_directory: str, max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE
+) -> None:
+    """A decoder layer taken as offloaded whole when its first tensor is: each of its tensors read from offload
+    storage, which a layer split below the layer level (attention on disk, the rest in RAM) does not hold."""
+    first: dict[str, bool] = {}
+    for name, t in model.state_dict().items():
+        layer = _layer(name)
+        if layer is None:
+            continue
+        if first.setdefault(layer, t.device.type == "meta") and t.device.type != "meta":
+            read_offloaded(model, name)  # raises OffloadError: no hook holds a tensor that was never offloaded
+    _reference(model, save_directory, max_shard_size=max_shard_size)
+
+
+def _placed_by_any_tensor(model: Any, name: str) -> torch.Tensor:
+    """A module taken as in RAM when any of its own tensors is: its meta ones read as the zeros of their placeholders.
+    Right where a module is offloaded with its buffers, wrong where one on disk keeps a buffer in RAM (a router on
+    disk without offload_buffers)."""
+    module = model.get_submodule(name.rpartition(".")[0])
+    own = [*module.parameters(recurse=False), *module.buffers(recurse=False)]
+    if any(t.device.type != "meta" for t in own):
+        return _zeros(model, name)
+    return read_offloaded(model, name)
+
+
+def _tied_read_by_own_name(model: Any, save_directory: str, max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE) -> None:
+    """Every offloaded tensor read back by its own name before the ties are dropped (transformers' save does so): a
+    tied weight accelerate's loading stored once, under its first name, is not found under the other."""
+    for name, t in model.state_dict().items():
+        if t.device.type == "meta":
+            read_offloaded(model, name)
+    _reference(model, save_directory, max_shard_size=max_shard_size)
+
+
 def _faults() -> tuple[Fault, ...]:
     F = frozenset
     return (
@@ -665,6 +723,42 @@ def _faults() -> tuple[Fault, ...]:
             F({"fused"}),
             shard_size=SPLIT_GROUPS,
             save=_groups_planned_apart,
+        ),
+        Fault(
+            "offload-seen-in-layers-only",
+            "offloading detected by the decoder layers alone: lm_head alone on disk saved as zeros",
+            F({C.META_OR_EMPTY}),
+            avoids=F({"tied", "quantized"}),  # a tied head follows its embedding into RAM: nothing is offloaded
+            mode="map-head-on-disk",
+            save=_offload_seen_in_layers_only,
+        ),
+        Fault(
+            "layers-offloaded-whole",
+            "a decoder layer taken as offloaded whole when its first tensor is (a layer split below the layer level)",
+            F(),
+            avoids=F({"quantized"}),
+            raises=True,
+            mode="map-layer-split",
+            save=_layers_offloaded_whole,
+        ),
+        Fault(
+            "placed-by-any-tensor",
+            "a module taken as in RAM when any tensor of it is: a router on disk with its buffer in RAM saved as zeros",
+            F({C.META_OR_EMPTY}),
+            F({"buffer-persistent"}),
+            avoids=F({"quantized"}),
+            mode="map-routers-on-disk",
+            save=_state_fault(lambda m, s: s, read=_placed_by_any_tensor),
+        ),
+        Fault(
+            "tied-read-by-own-name",
+            "each offloaded tensor read back by its own name: a tie accelerate stored once is not found",
+            F(),
+            F({"tied"}),
+            avoids=F({"quantized"}),
+            raises=True,
+            mode="dispatch-disk-full+offload_buffers",
+            save=_tied_read_by_own_name,
         ),
         Fault(
             "not-idempotent",

@@ -53,8 +53,9 @@ def cells_for(fixtures: list[FixtureSpec], mode: Mode, faults: set[str] | None =
             continue
         size = fault.shard_size or (SMALL_SHARDS if fault.sharded_save else DEFAULT_SHARDS)
         options = tuple(sorted(save_options(size) + fault.save_options))
+        placed = by_name(fault.mode) if fault.mode else mode  # a fault of a load path, in that path's mode
         cells += [
-            Cell(spec, mode, f"faults:{fault.name}", options, fault.context)
+            Cell(spec, placed, f"faults:{fault.name}", options, fault.context)
             for spec in fixtures
             if applies(fault, spec)
         ]
@@ -112,7 +113,8 @@ def render(kills: list[Kill]) -> str:
     counted = [k for k in kills if k.verdict is not Verdict.NOT_APPLICABLE]
     caught = sum(k.verdict is Verdict.CAUGHT for k in counted)
     lines.append(
-        f"\nmode {KILL_MODE}; x = failed with exactly the expected classes; - = does not apply;"
+        f"\nmode {KILL_MODE} (a load path's fault: its own mode); x = failed with exactly the expected classes;"
+        " - = does not apply;"
         " n/a = no baseline to inject into"
     )
     lines.append(f"caught {caught} of {len(counted)} fault cells ({100 * caught / max(len(counted), 1):.0f}%)")

@@ -26,8 +26,8 @@ def test_fault_fails_with_its_class_and_k_selects(pytester: pytest.Pytester) -> 
         "disk-full and offload_buffers",
         "--junitxml=out.xml",
     )
-    # disk-full+offload_buffers and its +forward twin (the one in the default matrix)
-    result.assert_outcomes(failed=2, deselected=sum(m.default for m in MODES) - 2)
+    # disk-full+offload_buffers and its +forward and +train-eval twins (the ones in the default matrix)
+    result.assert_outcomes(failed=3, deselected=sum(m.default for m in MODES) - 3)
     result.stdout.fnmatch_lines(["*fail: missing-tensor: *e_score_correction_bias*"])
     assert 'message="fail: missing-tensor' in (pytester.path / "out.xml").read_text()
 

@@ -24,9 +24,9 @@ def test_early_cells_see_every_mode_then_every_mode_again_with_other_axes() -> N
     assert sorted(order, key=lambda c: c.cell_id) == sorted(cells.values(), key=lambda c: c.cell_id)  # each once
     modes = {c.mode.name for c in cells.values()}
     kind = lambda c: (c.mode.name, c.impl, c.save_options, c.context)  # noqa: E731
-    early = order[:24]
+    early = order[: max(24, len(modes))]
     assert {c.mode.name for c in early} == modes
-    assert len({kind(c) for c in early}) == len(early)  # 24 kinds, none twice
+    assert len({kind(c) for c in early}) == len(early)  # as many kinds, none twice
     assert max(sum(c.mode.name == m for c in early) for m in modes) <= 3
     assert {c.impl for c in order[:12]} == {"upstream", "reference"}
     assert {dict(c.save_options).get("max_shard_size") for c in order[:12]} >= {None, "24KB"}
