@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from offload_conformance.reference_impl.offload import hooked_maps, unwrap
+from offload_conformance.reference_impl.writer import DTYPES_BY_CODE
 
 
 @dataclass(frozen=True, slots=True)  # slots: one per tensor or piece; no __dict__ each
@@ -63,15 +65,16 @@ class Recent(Generic[K, V]):
 
 
 def _offsets(pairs: list[tuple[str, Any]]) -> Any:
-    """A JSON object of the header as it is parsed: a tensor's entry becomes its data offsets."""
-    for key, value in pairs:
-        if key == "data_offsets" and isinstance(value, list):  # not a tensor named data_offsets
-            return tuple(value)
-    return dict(pairs)
+    """A JSON object of the header as it is parsed: a tensor's entry becomes (begin, end, dtype code)."""
+    entry = dict(pairs)
+    offsets = entry.get("data_offsets")
+    if isinstance(offsets, list) and isinstance(entry.get("dtype"), str):  # not a tensor named data_offsets
+        return (*offsets, sys.intern(entry["dtype"]))  # a dozen dtype codes, not one string per tensor
+    return entry
 
 
-def _read_header(path: Path) -> tuple[int, dict[str, tuple[int, int]]]:
-    """Where the file's tensor data starts, and each tensor's data offsets (nothing else is kept). Each
+def _read_header(path: Path) -> tuple[int, dict[str, tuple[int, int, str]]]:
+    """Where the file's tensor data starts, and each tensor's data offsets and dtype (nothing else is kept). Each
     tensor's entry is reduced to its offsets while the JSON is parsed: a checkpoint file the offload index
     points into can hold the whole model, and the whole parsed header, nested dicts and lists, was ~0.5 KiB
     per tensor."""
@@ -86,7 +89,7 @@ class Locator:
     """FileSpans of offloaded tensors; the headers of the last few files read are kept."""
 
     def __init__(self) -> None:
-        self._header: Recent[str, tuple[int, dict[str, tuple[int, int]]]] = Recent(lambda p: _read_header(Path(p)))
+        self._header: Recent[str, tuple[int, dict[str, tuple[int, int, str]]]] = Recent(lambda p: _read_header(Path(p)))
 
     def span(self, model: nn.Module, name: str, tensor: torch.Tensor) -> FileSpan | None:
         """Where the offloaded tensor `name` (a meta tensor of `model`) is on disk; None when it is not
@@ -105,8 +108,11 @@ class Locator:
                 # accelerate opens the path as given: relative to the working directory.
                 path = entry["safetensors_file"]
                 start, header = self._header(path)
-                begin, end = header[entry.get("weight_name", key)]
-                return FileSpan(Path(path), start + begin, end - begin) if end - begin == nbytes else None
+                begin, end, dtype = header[entry.get("weight_name", key)]
+                if end - begin != nbytes or DTYPES_BY_CODE.get(dtype) != tensor.dtype:
+                    # Stored in another dtype (the entry's dtype casts on read): equal sizes are not equal bytes.
+                    return None
+                return FileSpan(Path(path), start + begin, end - begin)
             folder = getattr(store, "save_folder", None)
             return FileSpan(Path(folder) / f"{key}.dat", 0, nbytes) if folder else None
         return None

@@ -100,3 +100,24 @@ def test_a_target_below_a_directory_the_user_cannot_search_is_one_line(tmp_path:
 
     result = in_child(save, timeout=120)
     assert result["error"] == "SaveError" and "Permission denied" in result["message"], result
+
+
+def test_an_offloaded_file_in_another_dtype_of_the_same_size_is_cast(tmp_path: Path) -> None:
+    """An offload entry pointing at a float16 file while the model holds bfloat16 (both 2 bytes an element): accelerate
+    casts on read, so the model holds the cast values. Before the check the reference copied the file's float16 bytes
+    as they were, labelled BF16 (the fuzz's header-dtype kind: 'identical' where upstream wrote what the model reads).
+    The test_reliability twin covers float32, whose size alone already told the bytes apart."""
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModelForCausalLM
+
+    model = _disk_full("qwen3_moe", tmp_path)
+    fused = "model.layers.0.mlp.experts.gate_up_proj"
+    (index,) = indexes(model)
+    stored = Path(index[fused]["safetensors_file"])
+    half = {k: v.to(torch.float16) for k, v in load_file(stored).items()}
+    assert all(torch.equal(v.to(torch.bfloat16), load_file(stored)[k]) for k, v in half.items())  # exact both ways
+    stored.unlink()
+    save_file(half, stored)
+    save_pretrained(model, tmp_path / "saved")
+    AutoModelForCausalLM.from_pretrained(tmp_path / "src", dtype=torch.bfloat16).save_pretrained(tmp_path / "expected")
+    assert compare(tmp_path / "expected", tmp_path / "saved").classes == ()
