@@ -79,9 +79,11 @@ def _check_safetensors(
         raise OffloadError(f"offloaded {name}: {path} holds no tensor {weight!r}")
     dtype, shape = tensors[weight]
     # An entry with a dtype is cast to it on read (accelerate's OffloadedWeightsLoader): transformers 5.15-5.17 point
-    # entries straight into a source checkpoint that stores the tensor in another dtype (fp32 router weights).
-    cast = bool(entry.get("dtype"))
-    if (not cast and DTYPES_BY_CODE.get(dtype) != expected.dtype) or shape != tuple(expected.shape):
+    # entries straight into a source checkpoint that stores the tensor in another dtype (fp32 router weights). Only a
+    # float stored for a float (or an int for an int) is such a checkpoint: int16 bytes cast to bf16 are a damaged one.
+    stored = DTYPES_BY_CODE.get(dtype)
+    cast = bool(entry.get("dtype")) and stored is not None and stored.is_floating_point == expected.is_floating_point()
+    if (not cast and stored != expected.dtype) or shape != tuple(expected.shape):
         raise OffloadError(
             f"offloaded {name}: {path} holds {dtype}{list(shape)}, the model holds"
             f" {expected.dtype}{list(expected.shape)}"

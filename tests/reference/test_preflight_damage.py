@@ -121,3 +121,24 @@ def test_an_offloaded_file_in_another_dtype_of_the_same_size_is_cast(tmp_path: P
     save_pretrained(model, tmp_path / "saved")
     AutoModelForCausalLM.from_pretrained(tmp_path / "src", dtype=torch.bfloat16).save_pretrained(tmp_path / "expected")
     assert compare(tmp_path / "expected", tmp_path / "saved").classes == ()
+
+
+def test_an_offloaded_file_in_an_integer_dtype_for_a_float_tensor_is_refused(tmp_path: Path) -> None:
+    """The entry's dtype casts a float stored in another float width; a header saying I16 for a bfloat16 tensor (the
+    fuzz's header-dtype kind, bytes unchanged) is damage: cast, it wrote garbage values with no error."""
+    import json
+    import struct
+
+    model = _disk_full("qwen3_moe", tmp_path)
+    fused = "model.layers.0.mlp.experts.gate_up_proj"
+    (index,) = indexes(model)
+    stored = Path(index[fused]["safetensors_file"])
+    data = stored.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    header[fused]["dtype"] = "I16"
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    stored.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + n :])
+    with pytest.raises(OffloadError, match=r"holds I16\[4, 64, 64\], the model holds torch.bfloat16\[4, 64, 64\]"):
+        save_pretrained(model, tmp_path / "saved")
