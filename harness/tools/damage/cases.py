@@ -19,17 +19,29 @@ from offload_conformance.harness.tools.damage.verdicts import Saved, Storage, Ve
 TIMEOUT = 120.0
 
 
+def _stored_kind(entry: dict[str, Any], key: str) -> str:
+    """'float' or 'int': what the file's own header stores (accelerate casts an entry to its dtype on read, so an
+    integer header under a float tensor reads back with the right dtype: only the header tells)."""
+    from safetensors import safe_open
+
+    if "safetensors_file" not in entry:
+        return "raw"  # a .dat holds no dtype of its own
+    with safe_open(entry["safetensors_file"], framework="pt") as f:
+        code = f.get_slice(entry.get("weight_name", key)).get_dtype()
+    return "float" if code.startswith(("F", "BF")) else "int"
+
+
 def read_back(model: Any) -> dict[str, str]:
-    """Every offloaded tensor as accelerate's own weights_map reads it back: 'dtype[shape]:sha256 of its bytes'.
-    The storage's own view of itself, independent of any IUT."""
+    """Every offloaded tensor as accelerate's own weights_map reads it back: 'stored kind/dtype[shape]:sha256 of its
+    bytes'. The storage's own view of itself, independent of any IUT."""
     import torch
 
     out = {}
     for store in stores(model):
-        for key in list(getattr(store, "index", None) or {}):
+        for key, entry in list((getattr(store, "index", None) or {}).items()):
             t = store[key].contiguous()
             data = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
-            out[key] = f"{t.dtype}{list(t.shape)}:{hashlib.sha256(data).hexdigest()}"
+            out[key] = f"{_stored_kind(entry, key)}/{t.dtype}{list(t.shape)}:{hashlib.sha256(data).hexdigest()}"
     return out
 
 

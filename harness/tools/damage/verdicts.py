@@ -27,7 +27,7 @@ class Verdict(StrEnum):
 class Storage(StrEnum):
     SAME = "same"  # every offloaded tensor reads back as before
     VALUES = "values"  # every one reads back with the model's dtype and shape, some with other values
-    INCONSISTENT = "inconsistent"  # one reads back with another dtype or shape
+    INCONSISTENT = "inconsistent"  # one reads back with another dtype or shape, or its file stores an int for a float
     UNREADABLE = "unreadable"  # accelerate itself fails reading one
 
 
