@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import traceback
 from dataclasses import dataclass
@@ -31,6 +32,17 @@ def _stored_kind(entry: dict[str, Any], key: str) -> str:
     return "float" if code.startswith(("F", "BF")) else "int"
 
 
+def _aliased(model: Any, index: dict[str, dict[str, Any]]) -> set[str]:
+    """Entries reading one tensor of one file while the model holds them as different (untied) tensors."""
+    ties: dict[str, str] = dict(getattr(model, "all_tied_weights_keys", None) or {})
+    by_source: dict[tuple[str, str], set[str]] = {}
+    for key, entry in index.items():
+        if "safetensors_file" in entry:
+            source = (os.path.realpath(entry["safetensors_file"]), entry.get("weight_name", key))
+            by_source.setdefault(source, set()).add(ties.get(key, key))
+    return {k for keys in by_source.values() if len(keys) > 1 for k in keys}
+
+
 def read_back(model: Any) -> dict[str, str]:
     """Every offloaded tensor as accelerate's own weights_map reads it back: 'stored kind/dtype[shape]:sha256 of its
     bytes'. The storage's own view of itself, independent of any IUT."""
@@ -38,10 +50,13 @@ def read_back(model: Any) -> dict[str, str]:
 
     out = {}
     for store in stores(model):
-        for key, entry in list((getattr(store, "index", None) or {}).items()):
+        index = getattr(store, "index", None) or {}
+        aliased = _aliased(model, index)
+        for key, entry in list(index.items()):
             t = store[key].contiguous()
             data = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
-            out[key] = f"{_stored_kind(entry, key)}/{t.dtype}{list(t.shape)}:{hashlib.sha256(data).hexdigest()}"
+            kind = f"{_stored_kind(entry, key)}{'+aliased' if key in aliased else ''}"
+            out[key] = f"{kind}/{t.dtype}{list(t.shape)}:{hashlib.sha256(data).hexdigest()}"
     return out
 
 

@@ -27,7 +27,9 @@ class Verdict(StrEnum):
 class Storage(StrEnum):
     SAME = "same"  # every offloaded tensor reads back as before
     VALUES = "values"  # every one reads back with the model's dtype and shape, some with other values
-    INCONSISTENT = "inconsistent"  # one reads back with another dtype or shape, or its file stores an int for a float
+    # One reads back with another dtype or shape, its file stores an int for a float, or two untied tensors' entries
+    # read one tensor of one file.
+    INCONSISTENT = "inconsistent"
     UNREADABLE = "unreadable"  # accelerate itself fails reading one
 
 
