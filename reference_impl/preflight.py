@@ -128,6 +128,9 @@ def _check_dat(name: str, key: str, entry: dict[str, Any], expected: torch.Tenso
     if not path.is_file():
         raise OffloadError(f"offloaded {name}: file {path} is missing")
     _readable(name, path)
+    # accelerate maps the raw bytes as the entry's dtype: another one reads other values (the bytes' size may match).
+    if entry.get("dtype") and entry["dtype"] != str(expected.dtype).removeprefix("torch."):
+        raise OffloadError(f"offloaded {name}: index says dtype {entry['dtype']}, the model holds {expected.dtype}")
     shape = tuple(entry.get("shape", ()))
     if shape != tuple(expected.shape) and not (shape == (1,) and expected.dim() == 0):
         raise OffloadError(f"offloaded {name}: index says shape {list(shape)}, the model holds {list(expected.shape)}")

@@ -142,3 +142,19 @@ def test_an_offloaded_file_in_an_integer_dtype_for_a_float_tensor_is_refused(tmp
     stored.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + n :])
     with pytest.raises(OffloadError, match=r"holds I16\[4, 64, 64\], the model holds torch.bfloat16\[4, 64, 64\]"):
         save_pretrained(model, tmp_path / "saved")
+
+
+def test_an_accelerate_dat_entry_with_another_dtype_is_refused(tmp_path: Path) -> None:
+    """accelerate's disk_offload maps `<key>.dat` as its index entry's dtype: an entry changed to float16 reads the
+    bf16 bytes as float16. The reference copied the bytes as they were (a right checkpoint from a model that reads
+    wrong values); like a safetensors entry, it is refused."""
+    from transformers import AutoModelForCausalLM
+
+    from offload_conformance.harness.plan.modes import by_name as mode
+
+    model = AutoModelForCausalLM.from_pretrained(generate(by_name("qwen3_moe")), dtype=torch.bfloat16)
+    mode("accelerate-disk+offload_buffers").after_load(model, tmp_path / "off")
+    (index,) = indexes(model)
+    index["model.layers.0.self_attn.o_proj.weight"]["dtype"] = "float16"
+    with pytest.raises(OffloadError, match=r"index says dtype float16, the model holds torch\.bfloat16"):
+        save_pretrained(model, tmp_path / "saved")
