@@ -28,6 +28,7 @@ class Extra:
     shard_sizes: tuple[str, ...] = (DEFAULT_SHARDS,)
     options: tuple[str | None, ...] = (None,)  # a plan.options SAVE_OPTIONS entry, or None: no other option
     contexts: tuple[Context, ...] = (Context.EMPTY,)
+    impls: tuple[str, ...] = ()  # the run's IUTs (upstream and reference by default)
 
 
 CONTEXT_FIXTURES = ("qwen3_moe", "qwen3_moe_sharded", "deepseek_v3", "llama", "hrm_text")
@@ -72,6 +73,14 @@ EXTRAS = (
             "load_checkpoint-disk-partial+offload_buffers",
             "load_checkpoint-experts-on-disk",
         ),
+    ),
+    # accelerate's documented save of a model it offloaded itself (get_state_dict_offloaded_model): the one IUT that
+    # reads accelerate's own offload files back through accelerate (the reference reads them its own way, upstream's
+    # save crashes first), so a fault of accelerate's offload storage shows nowhere else.
+    Extra(
+        ("qwen3_moe", "qwen3_moe_tied", "deepseek_v3", "deepseek_v4", "llama", "hrm_text"),
+        ("accelerate-disk", "accelerate-disk+offload_buffers", "accelerate-cpu+offload_buffers"),
+        impls=("accelerate-state-dict",),
     ),
     # train() / a forward pass in train mode / eval() on the model in memory: whether the step alone changes what is
     # saved (a compressed-tensors model's forward decompresses it), apart from what offloading adds.

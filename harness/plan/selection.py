@@ -244,14 +244,17 @@ def _planned_matrix(selection: Selection) -> list[Cell]:
     cells = matrix(fixtures, selected_modes, impls, _option_sets(selection), _contexts(selection.contexts))
     if not (selection.shard_sizes or selection.save_options or selection.contexts):
         # with no --mode, an extra may use a mode outside the default set (the hand-written device maps)
-        cells += _extras(fixtures, selected_modes if selection.modes else list(MODES), impls)
+        cells += _extras(fixtures, selected_modes if selection.modes else list(MODES), impls, not selection.impls)
     return list(dict.fromkeys(cells))
 
 
-def _extras(fixtures: list, selected_modes: list[Mode], impls: list[str]) -> list[Cell]:
-    """The default matrix's cells of other contexts, options and forced shard sizes (plan.extras)."""
+def _extras(fixtures: list, selected_modes: list[Mode], impls: list[str], default_impls: bool) -> list[Cell]:
+    """The default matrix's cells of other contexts, options, forced shard sizes, modes and IUTs (plan.extras). An
+    extra naming its own IUTs runs only where no --impl was given; with --impl, the IUTs asked."""
     out: list[Cell] = []
     for extra in EXTRAS:
+        if extra.impls and not default_impls:
+            continue
         chosen = [f for f in fixtures if f.name in extra.fixtures]
         ms = [m for m in selected_modes if m.name in extra.modes]
         sets = [
@@ -259,5 +262,5 @@ def _extras(fixtures: list, selected_modes: list[Mode], impls: list[str]) -> lis
             for s in extra.shard_sizes
             for o in extra.options
         ]
-        out += matrix(chosen, ms, impls, sets, extra.contexts)
+        out += matrix(chosen, ms, list(extra.impls) or impls, sets, extra.contexts)
     return out

@@ -18,7 +18,9 @@ from offload_conformance.harness.tools.llmcompressor.plan import MODE_NAMES, SCH
 def test_every_fixture_scheme_mode_and_saver_once() -> None:
     cells = plan()
     ids = [c.cell_id for c in cells]
-    assert len(ids) == len(set(ids)) == 2 * 2 * 11 * 2 + 2 * 9 * 2  # two MoE fixtures, llama without experts-on-disk
+    # 23 modes on the two MoE fixtures; llama (dense) without experts-on-disk, map-routers-on-disk (both with
+    # offload_buffers both ways) and load_checkpoint-experts-on-disk+offload_buffers: 18
+    assert len(ids) == len(set(ids)) == 2 * 2 * 23 * 2 + 2 * 18 * 2
     assert ids[:3] == [
         "qwen3_moe-fp8_dynamic-in-memory-upstream",
         "qwen3_moe-fp8_dynamic-in-memory-reference",
@@ -27,7 +29,9 @@ def test_every_fixture_scheme_mode_and_saver_once() -> None:
     assert "deepseek_v3-w4a16_g32-experts-on-disk+offload_buffers-reference" in ids
     assert "llama-w4a16_g32-disk-partial+offload_buffers-upstream" in ids
     assert "llama-fp8_dynamic-accelerate-disk+offload_buffers-reference" in ids
-    assert not [i for i in ids if i.startswith("llama-") and "experts-on-disk" in i]
+    assert not [i for i in ids if i.startswith("llama-") and ("experts-on-disk" in i or "routers" in i)]
+    assert "qwen3_moe-fp8_dynamic-map-routers-on-disk-upstream" in ids
+    assert "llama-w4a16_g32-dispatch-disk-partial+offload_buffers-reference" in ids
     assert set(MODE_NAMES) == {c.mode.name for c in cells}
 
 

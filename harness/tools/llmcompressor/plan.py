@@ -20,8 +20,28 @@ SAVERS = ("upstream", "reference")
 BASELINE_SAVER = "upstream"  # llm-compressor's own save_pretrained wrapper, on the in-memory model
 # Disk placements from from_pretrained's device_map, then accelerate's own cpu_offload/disk_offload of a loaded
 # model (no hf_device_map): both are ways users hand llm-compressor an offloaded model.
-PLACEMENTS = ("disk-full", "disk-partial", "experts-on-disk", "accelerate-cpu", "accelerate-disk")
-MODE_NAMES = tuple([BASELINE_MODE] + [f"{p}{b}" for p in PLACEMENTS for b in ("", "+offload_buffers")])
+# Then the device maps users write by hand, and accelerate's own big-model loading (dispatch-*, load_checkpoint-*:
+# the same model either way, so each placement once, offload_buffers both ways across the two).
+PLACEMENTS = (
+    "disk-full",
+    "disk-partial",
+    "experts-on-disk",
+    "accelerate-cpu",
+    "accelerate-disk",
+    "map-head-on-disk",
+    "map-routers-on-disk",
+    "map-all-disk",
+    "map-layer-split",
+)
+LOADERS = (
+    "dispatch-disk-full",
+    "dispatch-disk-partial+offload_buffers",
+    "load_checkpoint-disk-partial",
+    "load_checkpoint-experts-on-disk+offload_buffers",
+)
+MODE_NAMES = tuple([BASELINE_MODE] + [f"{p}{b}" for p in PLACEMENTS for b in ("", "+offload_buffers")] + list(LOADERS))
+# Modes that place expert or router modules: only on a model that has them (the 'fused' weight kind).
+MOE_ONLY = ("experts-on-disk", "map-routers-on-disk", "load_checkpoint-experts-on-disk")
 
 
 @dataclass(frozen=True)
@@ -90,8 +110,8 @@ class FlowCell:
 
 
 def applies(spec: FixtureSpec, mode: Mode) -> bool:
-    """experts-on-disk needs routed experts (the 'fused' weight kind)."""
-    return not mode.name.startswith("experts-on-disk") or "fused" in layout_for(spec).kinds
+    """The modes of MOE_ONLY need routed experts (the 'fused' weight kind)."""
+    return not mode.name.startswith(MOE_ONLY) or "fused" in layout_for(spec).kinds
 
 
 def _pick(names: tuple[str, ...], known: dict[str, Any], what: str) -> list[Any]:
