@@ -69,7 +69,10 @@ with tempfile.TemporaryDirectory() as tmp:
     sizes = sorted({p.stat().st_size for p in new.iterdir()})
     states: dict[str, list[int]] = {"old": [], "new": [], "mix": []}
     example = ""
-    for limit in sorted({0, 1, 4096, max(sizes) // 2, *(s + d for s in sizes for d in (-1, 0))} - {-1}):
+    # tests/reference/test_full_disk.py's cut points: each file's size and one byte less, and a few more
+    for limit in sorted(
+        {0, 1, 4095, 4096, max(sizes) // 2, max(sizes) * 2, *(s + d for s in sizes for d in (-1, 0))} - {-1}
+    ):
         target = tmp / f"at-{limit}"
         shutil.copytree(old, target)
         message = save_limited(model, target, limit)
@@ -77,6 +80,7 @@ with tempfile.TemporaryDirectory() as tmp:
         state = "old" if found == digest(old) else "new" if found == digest(new) else "mix"
         states[state].append(limit)
         if state == "mix" and not example:
-            example = f"cut at {limit} bytes: {sorted(found)} ({message or 'no error'})"
+            changed = sorted(n for n in found if digest(old).get(n) != found[n])
+            example = f"cut at {limit} bytes: {changed} changed or new, {message or 'no error'}"
 print({k: len(v) for k, v in states.items()}, "e.g.", example)
 sys.exit(1 if states["mix"] else 0)

@@ -78,6 +78,7 @@ def fuzz_damage(
 
     torch.set_num_threads(1)
     t0 = time.monotonic()
+    versions = _versions()  # the commit the run started on
     root = Path(tempfile.mkdtemp(prefix="dmg-", dir=workdir))
     root.chmod(0o755)  # an unprivileged save (the unreadable kind) reads the storage under it
     try:
@@ -125,7 +126,7 @@ def fuzz_damage(
             controls[m.loaded.label].append(_control(m, impls, scratch))
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    document = summarize(records, impls, controls, time.monotonic() - t0, seed)
+    document = summarize(records, impls, controls, time.monotonic() - t0, seed, versions)
     out.mkdir(parents=True, exist_ok=True)
     (out / "damage.json").write_text(json.dumps(document, indent=1) + "\n")
     return document
@@ -137,6 +138,7 @@ def summarize(
     controls: dict[str, list[dict[str, str]]],
     seconds: float,
     seed: int | None,
+    versions: dict[str, str],
 ) -> dict[str, Any]:
     verdicts = {name: dict(Counter(r[name]["verdict"] for r in records)) for name in impls}
     by_kind = {
@@ -150,7 +152,7 @@ def summarize(
         "controls": controls,
         "seconds": round(seconds, 1),
         "seed": seed,
-        "versions": _versions(),
+        "versions": versions,
         "records": records,
     }
 
