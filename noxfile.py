@@ -385,8 +385,10 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def pins(session: nox.Session) -> None:
-    """Regenerate constraints/ci.txt: what pip resolves for the project's extras and the given releases,
-    with torch held to constraints/torch.txt, e.g. `nox -s pins -- transformers==5.25.0 accelerate==1.16.0`."""
+    """Move the pinned set: regenerate constraints/ci.txt for the releases you name.
+
+    What pip resolves for the project's extras and the given releases, with torch held to constraints/torch.txt,
+    e.g. `nox -s pins -- transformers==5.25.0 accelerate==1.16.0`."""
     if not session.posargs:
         session.error("name the releases to pin, e.g. `nox -s pins -- transformers==5.25.0 accelerate==1.16.0`")
     torch_only = str(CONSTRAINTS / "torch.txt")
