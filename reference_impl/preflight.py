@@ -122,11 +122,15 @@ def _check_alias(name: str, key: str, index: dict[str, Any], model: nn.Module, f
 
 def _check_dat(name: str, key: str, entry: dict[str, Any], expected: torch.Tensor, folder: Path) -> None:
     # accelerate's disk_offload: one raw numpy memmap per tensor, `<key>.dat` in the folder.
-    path = (folder / f"{key}.dat").resolve()
+    file = folder / f"{key}.dat"
+    path = file.resolve()
+    # Messages name the file as accelerate opens it: a symlink's target alone does not say which file is damaged.
     if not _within(path, [folder.resolve()]):
-        raise OffloadError(f"offloaded {name}: index key {key!r} points outside the offload folder")
+        raise OffloadError(f"offloaded {name}: {file} points outside the offload folder, to {path}")
     if not path.is_file():
-        raise OffloadError(f"offloaded {name}: file {path} is missing")
+        raise OffloadError(
+            f"offloaded {name}: file {file} is missing" + (f" (it links to {path})" if file.is_symlink() else "")
+        )
     _readable(name, path)
     # accelerate maps the raw bytes as the entry's dtype: another one reads other values (the bytes' size may match).
     if entry.get("dtype") and entry["dtype"] != str(expected.dtype).removeprefix("torch."):

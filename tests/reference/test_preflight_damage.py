@@ -158,3 +158,25 @@ def test_an_accelerate_dat_entry_with_another_dtype_is_refused(tmp_path: Path) -
     index["model.layers.0.self_attn.o_proj.weight"]["dtype"] = "float16"
     with pytest.raises(OffloadError, match=r"index says dtype float16, the model holds torch\.bfloat16"):
         save_pretrained(model, tmp_path / "saved")
+
+
+@pytest.mark.parametrize("to", ["dangling", "outside"])
+def test_a_symlinked_accelerate_dat_file_is_named_by_its_own_name(tmp_path: Path, to: str) -> None:
+    """A `.dat` replaced by a symlink (to nothing, or to a copy outside the folder): the message named only the link's
+    target (`.../no-such-file is missing`) or the index key, never the file that was damaged (fuzz --damage --seed 2:
+    two `crash` verdicts)."""
+    from transformers import AutoModelForCausalLM
+
+    from offload_conformance.harness.plan.modes import by_name as mode
+
+    model = AutoModelForCausalLM.from_pretrained(generate(by_name("qwen3_moe")), dtype=torch.bfloat16)
+    mode("accelerate-disk+offload_buffers").after_load(model, tmp_path / "off")
+    dat = tmp_path / "off" / "model.layers.0.post_attention_layernorm.weight.dat"
+    target = tmp_path / "no-such-file" if to == "dangling" else tmp_path / "copy.dat"
+    if to == "outside":
+        shutil.copyfile(dat, target)
+    dat.unlink()
+    dat.symlink_to(target)
+    with pytest.raises(OffloadError) as e:
+        save_pretrained(model, tmp_path / "saved")
+    assert str(dat) in str(e.value), e.value
