@@ -3,7 +3,8 @@
 - `shard-oversize`: no shard holds more than `max_shard_size` bytes of tensor data unless it holds one tensor
   only: the guarantee of the in-memory save's shard planner (huggingface_hub's, which gives a tensor larger
   than the limit a shard of its own).
-- `index`: the index's `weight_map` names exactly the tensors in the shards, each in its file;
+- `index`: the index's `weight_map` names exactly the tensors in the shards, each in its file, and every shard
+  (an empty one too);
   `metadata.total_size` is the bytes of tensor data in the shards; `metadata.total_parameters`, where present,
   is the loaded model's parameter count (counted in the cell process).
 - `dropped-on-load`: a tensor of the fixture's own files that no save contains, under its name or with its
@@ -91,6 +92,11 @@ def index_bookkeeping(save_dir: Path, parameters: int | None, ignore: frozenset[
             located.setdefault(t.name, name)
             sizes.setdefault(t.name, t.end - t.begin)
     out = weight_map_differences(weight_map, located, path.name)
+    named = set(weight_map.values())
+    for name, shard in shard_headers(save_dir).items():
+        if name not in ignore and name not in named:  # e.g. an empty shard the planner closed with nothing in it
+            what = f"{name} is a shard the index does not name ({len(shard.tensors)} tensors)"
+            out.append(Difference(C.INDEX, what, file=name))
     total = sum(sizes.values())
     if metadata.get("total_size") != total:
         what = f"index metadata.total_size {metadata.get('total_size')}, the shards hold {total} bytes of tensors"

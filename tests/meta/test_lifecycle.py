@@ -11,6 +11,7 @@ import pytest
 import torch
 from accelerate import cpu_offload
 from huggingface_hub.constants import SAFETENSORS_INDEX_FILE as INDEX
+from safetensors.torch import save_file
 from torch import nn
 
 from offload_conformance.fixtures import DEFAULT_FIXTURES
@@ -171,6 +172,18 @@ def test_index_bookkeeping_is_checked_against_the_shards(tmp_path: Path) -> None
     assert {x.cls for x in found} == {FailureClass.INDEX}
     assert found[0].detail.startswith("1 index entries disagree with the files, e.g. ghost")
     assert found[1].detail.endswith(f"the shards hold {index['metadata']['total_size'] - 2} bytes of tensors")
+
+
+def test_a_shard_the_index_does_not_name_is_an_index_difference(tmp_path: Path) -> None:
+    """An empty shard (the planner closed one with nothing in it) is no tensor's file: only the file set shows it."""
+    d = write(tmp_path / "s", base_tensors(), max_shard_size=200)
+    last = sorted(p.name for p in d.glob("*.safetensors"))[-1]
+    empty = last.replace(".safetensors", "-extra.safetensors")
+    save_file({}, d / empty)
+    (found,) = index_bookkeeping(d, None)
+    assert (found.cls, found.file) == (FailureClass.INDEX, empty)
+    assert found.detail == f"{empty} is a shard the index does not name (0 tensors)"
+    assert index_bookkeeping(d, None, ignore=frozenset({empty})) == []  # a file from before the save: judged apart
 
 
 def test_dropped_on_load_is_a_fixture_tensor_in_no_save(tmp_path: Path) -> None:
