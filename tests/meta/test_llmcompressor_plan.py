@@ -12,15 +12,23 @@ from offload_conformance.harness.plan.impls import resolve
 from offload_conformance.harness.plan.selection import PlanError
 from offload_conformance.harness.run import process
 from offload_conformance.harness.tools.llmcompressor import flow
-from offload_conformance.harness.tools.llmcompressor.plan import MODE_NAMES, SCHEMES, plan, scheme_by_name
+from offload_conformance.harness.tools.llmcompressor.plan import (
+    MODE_NAMES,
+    ROUND_TRIP_SCHEMES,
+    SCHEMES,
+    WORKFLOW_MODES,
+    plan,
+    scheme_by_name,
+)
 
 
 def test_every_fixture_scheme_mode_and_saver_once() -> None:
     cells = plan()
     ids = [c.cell_id for c in cells]
     # 23 modes on the two MoE fixtures; llama (dense) without experts-on-disk, map-routers-on-disk (both with
-    # offload_buffers both ways) and load_checkpoint-experts-on-disk+offload_buffers: 18
-    assert len(ids) == len(set(ids)) == 2 * 2 * 23 * 2 + 2 * 18 * 2
+    # offload_buffers both ways) and load_checkpoint-experts-on-disk+offload_buffers: 18. The DeepSeek-V4 / GLM-5
+    # workflow: its 2 schemes in its 7 modes.
+    assert len(ids) == len(set(ids)) == 2 * 2 * 23 * 2 + 2 * 18 * 2 + 2 * 2 * 7 * 2
     assert ids[:3] == [
         "qwen3_moe-fp8_dynamic-in-memory-upstream",
         "qwen3_moe-fp8_dynamic-in-memory-reference",
@@ -33,6 +41,11 @@ def test_every_fixture_scheme_mode_and_saver_once() -> None:
     assert "qwen3_moe-fp8_dynamic-map-routers-on-disk-upstream" in ids
     assert "llama-w4a16_g32-dispatch-disk-partial+offload_buffers-reference" in ids
     assert set(MODE_NAMES) == {c.mode.name for c in cells}
+    workflow = [c for c in cells if c.fixture.name in ("deepseek_v4", "glm5")]
+    assert {c.scheme.name for c in workflow} == {"nvfp4", "nvfp4_fp8_mixed"}
+    assert {c.mode.name for c in workflow} == set(WORKFLOW_MODES)
+    assert "glm5-nvfp4_fp8_mixed-disk-full-upstream" in ids
+    assert not [c for c in cells if c.fixture.name == "llama" and c.scheme.name in ROUND_TRIP_SCHEMES]
 
 
 def test_baseline_is_the_in_memory_flow_saved_by_llmcompressor() -> None:
@@ -51,7 +64,10 @@ def test_schemes_are_data_free_quantization_modifiers() -> None:
     w4 = scheme_by_name("w4a16_g32").modifier_kwargs()
     weights = w4["config_groups"]["group_0"]["weights"]
     assert (weights["num_bits"], weights["strategy"], weights["group_size"]) == (4, "group", 32)
-    assert "lm_head" in w4["ignore"] and len(SCHEMES) == 2
+    assert "lm_head" in w4["ignore"] and len(SCHEMES) == 4
+    assert scheme_by_name("nvfp4").modifier_kwargs()["scheme"] == "NVFP4A16"
+    mixed = scheme_by_name("nvfp4_fp8_mixed").modifier_kwargs()
+    assert set(mixed["scheme"]) == {"NVFP4A16", "FP8_BLOCK"} and "targets" not in mixed
 
 
 @pytest.mark.parametrize(

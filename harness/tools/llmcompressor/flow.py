@@ -4,6 +4,8 @@ the loaded model data-free with llm-compressor's `oneshot`, then saves it compre
 - `upstream`: `model.save_pretrained(dir, save_compressed=True)`, the wrapper `oneshot` installs
   (llmcompressor.transformers.compression.compressed_tensors_utils.modify_save_pretrained).
 - `reference`: the same wrapper's steps, in its order, with our reference save where it calls transformers' own.
+
+For the schemes of ROUND_TRIP_SCHEMES each then loads its save back with transformers (roundtrip.py).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from offload_conformance.harness.plan.impls import resolve
-from offload_conformance.harness.tools.llmcompressor.plan import scheme_by_name
+from offload_conformance.harness.tools.llmcompressor import roundtrip
+from offload_conformance.harness.tools.llmcompressor.plan import ROUND_TRIP_SCHEMES, scheme_by_name
 
 # The wrapper's own default: one shard for any model of ours (and not transformers' 50GB).
 WRAPPER_MAX_SHARD_SIZE = "20GB"
@@ -26,13 +29,19 @@ def quantize(model: Any, scheme: str) -> None:
 
 
 def upstream(model: Any, save_directory: str, *, scheme: str) -> None:
+    dtype = model.dtype
     quantize(model, scheme)
     model.save_pretrained(save_directory, save_compressed=True)
+    if scheme in ROUND_TRIP_SCHEMES:
+        roundtrip.record(save_directory, dtype)
 
 
 def reference(model: Any, save_directory: str, *, scheme: str) -> None:
+    dtype = model.dtype
     quantize(model, scheme)
     save_compressed(model, save_directory)
+    if scheme in ROUND_TRIP_SCHEMES:
+        roundtrip.record(save_directory, dtype)
 
 
 def save_compressed(model: Any, save_directory: str) -> None:

@@ -18,12 +18,13 @@ from offload_conformance.fixtures.generate import fixture_digest
 from offload_conformance.harness.environment import describe_transformers, environment
 from offload_conformance.harness.execution import Execution
 from offload_conformance.harness.judge.verdict import judge
-from offload_conformance.harness.outcomes import Grade
+from offload_conformance.harness.outcomes import FailureClass, Grade, Outcome
 from offload_conformance.harness.plan.cells import safe_name
 from offload_conformance.harness.report import terminal
 from offload_conformance.harness.report.grid import counts
-from offload_conformance.harness.results import BaselineResult, CellResult, RunResult
+from offload_conformance.harness.results import BaselineResult, CellResult, Difference, RunResult
 from offload_conformance.harness.run import process
+from offload_conformance.harness.tools.llmcompressor import roundtrip
 from offload_conformance.harness.tools.llmcompressor.plan import BASELINE_SAVER, FlowCell
 
 Progress = Callable[[int, int, CellResult], None]
@@ -55,7 +56,19 @@ def _execute(cell: FlowCell, fixture_dir: Path, out: Path, kind: str, timeout: f
 def _result(cell: FlowCell, run: Execution, baseline: Execution) -> CellResult:
     # No fixture_dir: the bf16 source cannot judge a quantized save, so a failed baseline is an error.
     judged = judge(cell.as_cell(), run, baseline, Grade.BYTES)
-    return dataclasses.replace(judged, cell_id=cell.cell_id, impl=cell.saver, cost=None)
+    judged = dataclasses.replace(judged, cell_id=cell.cell_id, impl=cell.saver, cost=None)
+    return _with_round_trip(judged, roundtrip.read(run.save_dir.parent))
+
+
+def _with_round_trip(judged: CellResult, reloaded: str | None) -> CellResult:
+    """A save that does not load back is a failure of the cell (class reload), whatever its bytes."""
+    if not reloaded or judged.outcome not in (Outcome.PASS, Outcome.FAIL):
+        return judged
+    found = Difference(FailureClass.RELOAD, f"loaded back with from_pretrained: {reloaded}")
+    classes = tuple(dict.fromkeys((*judged.classes, FailureClass.RELOAD)))
+    detail = f"{judged.detail}; {found.detail}" if judged.outcome is Outcome.FAIL else found.detail
+    differences = (*judged.differences, found)
+    return dataclasses.replace(judged, outcome=Outcome.FAIL, classes=classes, differences=differences, detail=detail)
 
 
 def _baseline(spec_dir: Path, run: Execution) -> BaselineResult:

@@ -1,0 +1,99 @@
+"""The compressed save loaded back with transformers, as a user of the checkpoint would: in memory, and fully on disk
+(`device_map="auto"` with no RAM to spare, as the seed loads). Runs in the cell process right after the save.
+
+Judged: `from_pretrained` raising; keys the load reports missing, unexpected or mismatched (a compressed tensor it
+cannot place, a weight it initialises instead); the offloaded load holding other tensors than the in-memory one.
+The result goes beside the save (`RESULT` in the cell's directory, not a file of the checkpoint); run.py turns a
+non-empty one into the cell's `reload` class.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import traceback
+from pathlib import Path
+from typing import Any
+
+RESULT = "roundtrip.json"
+LOADING_INFO = ("missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:300]}" if text else type(e).__name__
+
+
+def _loading_problems(info: dict[str, Any]) -> str:
+    found = [
+        f"{k} {sorted(map(str, info[k]))[:3]}{' ...' if len(info[k]) > 3 else ''}" for k in LOADING_INFO if info.get(k)
+    ]
+    return "; ".join(found)
+
+
+def _bytes_equal(a: Any, b: Any) -> bool:
+    import torch
+
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    flat_a, flat_b = a.detach().reshape(-1).contiguous(), b.detach().reshape(-1).contiguous()
+    return torch.equal(flat_a.view(torch.uint8), flat_b.view(torch.uint8))  # float8 has no torch.equal on CPU
+
+
+def _difference(in_memory: dict[str, Any], offloaded: dict[str, Any]) -> str:
+    if in_memory.keys() != offloaded.keys():
+        name = sorted(in_memory.keys() ^ offloaded.keys())[0]
+        return f"{name} is {'missing from' if name in in_memory else 'only in'} the offloaded load"
+    name = next((n for n in in_memory if not _bytes_equal(in_memory[n], offloaded[n])), None)
+    if name is None:
+        return ""
+    a, b = in_memory[name], offloaded[name]
+    return f"{name} differs in the offloaded load ({a.dtype} {tuple(a.shape)} vs {b.dtype} {tuple(b.shape)})"
+
+
+def round_trip(save_dir: Path, dtype: Any, scratch: Path) -> str:
+    """'' when the save loads back in memory taking every key, and fully on disk with the same tensors; else what
+    failed, in one line."""
+    from accelerate.utils.modeling import get_state_dict_offloaded_model
+    from transformers import AutoModelForCausalLM
+
+    try:
+        model, info = AutoModelForCausalLM.from_pretrained(save_dir, dtype=dtype, output_loading_info=True)
+    except Exception as e:
+        traceback.print_exc()
+        return f"in memory: from_pretrained raises {_first_line(e)}"
+    problems = _loading_problems(info)
+    if problems:
+        return f"in memory: {problems}"
+    in_memory = {k: v.clone() for k, v in model.state_dict().items()}
+    del model
+    try:
+        offloaded = AutoModelForCausalLM.from_pretrained(
+            save_dir, dtype=dtype, device_map="auto", max_memory={"cpu": 1}, offload_folder=str(scratch)
+        )
+        state = get_state_dict_offloaded_model(offloaded)
+    except Exception as e:
+        traceback.print_exc()
+        return f"on disk: {_first_line(e)}"
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    difference = _difference(in_memory, state)
+    return f"on disk: {difference}" if difference else ""
+
+
+def record(save_directory: str, dtype: Any) -> None:
+    """Run the round trip and write its result beside the save; never raises (the save itself succeeded)."""
+    workdir = Path(save_directory).resolve().parent
+    try:
+        found = round_trip(Path(save_directory), dtype, workdir / "roundtrip-offload")
+    except Exception as e:  # the probe itself broke: say so rather than pass
+        traceback.print_exc()
+        found = f"round trip could not run: {_first_line(e)}"
+    print(f"round trip: {found or 'loads back in memory and on disk, same tensors'}", flush=True)
+    (workdir / RESULT).write_text(json.dumps({"reloaded": found}))
+
+
+def read(workdir: Path) -> str | None:
+    """The recorded round trip of the cell in `workdir`: None where none ran."""
+    path = workdir / RESULT
+    return json.loads(path.read_text())["reloaded"] if path.exists() else None
