@@ -29,19 +29,19 @@ def quantize(model: Any, scheme: str) -> None:
 
 
 def upstream(model: Any, save_directory: str, *, scheme: str) -> None:
-    dtype = model.dtype
+    dtype, source = model.dtype, model.name_or_path
     quantize(model, scheme)
     model.save_pretrained(save_directory, save_compressed=True)
     if scheme in ROUND_TRIP_SCHEMES:
-        roundtrip.record(save_directory, dtype)
+        roundtrip.record(save_directory, source, dtype)
 
 
 def reference(model: Any, save_directory: str, *, scheme: str) -> None:
-    dtype = model.dtype
+    dtype, source = model.dtype, model.name_or_path
     quantize(model, scheme)
     save_compressed(model, save_directory)
     if scheme in ROUND_TRIP_SCHEMES:
-        roundtrip.record(save_directory, dtype)
+        roundtrip.record(save_directory, source, dtype)
 
 
 def save_compressed(model: Any, save_directory: str) -> None:

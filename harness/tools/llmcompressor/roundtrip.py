@@ -2,7 +2,9 @@
 (`device_map="auto"` with no RAM to spare, as the seed loads). Runs in the cell process right after the save.
 
 Judged: `from_pretrained` raising; keys the load reports missing, unexpected or mismatched (a compressed tensor it
-cannot place, a weight it initialises instead); the offloaded load holding other tensors than the in-memory one.
+cannot place, a weight it initialises instead); a tensor loaded in floating point (dequantized, or never quantized)
+further from the bf16 source's tensor of that name than quantization can move it (`VALUE_BOUND`); the offloaded
+load holding other tensors than the in-memory one.
 The result goes beside the save (`RESULT` in the cell's directory, not a file of the checkpoint); run.py turns a
 non-empty one into the cell's `reload` class.
 """
@@ -17,6 +19,9 @@ from typing import Any
 
 RESULT = "roundtrip.json"
 LOADING_INFO = ("missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs")
+# A dequantized weight may differ from its source by the quantization error: at most a fraction of the source's own
+# largest magnitude for NVFP4 (1/6 of a group's maximum) or FP8. A scale applied wrongly lands far outside.
+VALUE_BOUND = 0.5
 
 
 def _first_line(e: BaseException) -> str:
@@ -51,9 +56,21 @@ def _difference(in_memory: dict[str, Any], offloaded: dict[str, Any]) -> str:
     return f"{name} differs in the offloaded load ({a.dtype} {tuple(a.shape)} vs {b.dtype} {tuple(b.shape)})"
 
 
-def round_trip(save_dir: Path, dtype: Any, scratch: Path) -> str:
-    """'' when the save loads back in memory taking every key, and fully on disk with the same tensors; else what
-    failed, in one line."""
+def _far_from_source(loaded: dict[str, Any], source: dict[str, Any]) -> str:
+    """The first floating-point tensor (not float8) further from the source's than VALUE_BOUND x its magnitude."""
+    for name, t in loaded.items():
+        s = source.get(name)
+        if s is None or t.shape != s.shape or not t.is_floating_point() or t.element_size() < 2:
+            continue
+        diff, size = (t.float() - s.float()).abs().max().item(), s.float().abs().max().item()
+        if diff > VALUE_BOUND * size:
+            return f"{name} is {diff:.4g} away from the source's values (largest magnitude {size:.4g})"
+    return ""
+
+
+def round_trip(save_dir: Path, source_dir: Path, dtype: Any, scratch: Path) -> str:
+    """'' when the save loads back in memory taking every key, with values near the source's, and fully on disk with
+    the same tensors; else what failed, in one line."""
     from accelerate.utils.modeling import get_state_dict_offloaded_model
     from transformers import AutoModelForCausalLM
 
@@ -65,6 +82,11 @@ def round_trip(save_dir: Path, dtype: Any, scratch: Path) -> str:
     problems = _loading_problems(info)
     if problems:
         return f"in memory: {problems}"
+    source = AutoModelForCausalLM.from_pretrained(source_dir, dtype=dtype).state_dict()
+    far = _far_from_source(model.state_dict(), source)
+    del source
+    if far:
+        return f"in memory: {far}"
     in_memory = {k: v.clone() for k, v in model.state_dict().items()}
     del model
     try:
@@ -81,11 +103,12 @@ def round_trip(save_dir: Path, dtype: Any, scratch: Path) -> str:
     return f"on disk: {difference}" if difference else ""
 
 
-def record(save_directory: str, dtype: Any) -> None:
-    """Run the round trip and write its result beside the save; never raises (the save itself succeeded)."""
+def record(save_directory: str, source_dir: str, dtype: Any) -> None:
+    """Run the round trip and write its result beside the save; never raises (the save itself succeeded).
+    `source_dir`: the bf16 checkpoint the model was loaded from."""
     workdir = Path(save_directory).resolve().parent
     try:
-        found = round_trip(Path(save_directory), dtype, workdir / "roundtrip-offload")
+        found = round_trip(Path(save_directory), Path(source_dir), dtype, workdir / "roundtrip-offload")
     except Exception as e:  # the probe itself broke: say so rather than pass
         traceback.print_exc()
         found = f"round trip could not run: {_first_line(e)}"
