@@ -68,39 +68,54 @@ def _far_from_source(loaded: dict[str, Any], source: dict[str, Any]) -> str:
     return ""
 
 
-def round_trip(save_dir: Path, source_dir: Path, dtype: Any, scratch: Path) -> str:
-    """'' when the save loads back in memory taking every key, with values near the source's, and fully on disk with
-    the same tensors; else what failed, in one line."""
-    from accelerate.utils.modeling import get_state_dict_offloaded_model
+def _in_memory(save_dir: Path, source_dir: Path, dtype: Any) -> tuple[dict[str, Any] | None, str]:
+    """The in-memory load's state dict (None where it raised) and what is wrong with it ('' if nothing)."""
     from transformers import AutoModelForCausalLM
 
     try:
         model, info = AutoModelForCausalLM.from_pretrained(save_dir, dtype=dtype, output_loading_info=True)
     except Exception as e:
         traceback.print_exc()
-        return f"in memory: from_pretrained raises {_first_line(e)}"
-    problems = _loading_problems(info)
-    if problems:
-        return f"in memory: {problems}"
-    source = AutoModelForCausalLM.from_pretrained(source_dir, dtype=dtype).state_dict()
-    far = _far_from_source(model.state_dict(), source)
-    del source
-    if far:
-        return f"in memory: {far}"
-    in_memory = {k: v.clone() for k, v in model.state_dict().items()}
-    del model
+        return None, f"from_pretrained raises {_first_line(e)}"
+    state = model.state_dict()
+    far = _far_from_source(state, AutoModelForCausalLM.from_pretrained(source_dir, dtype=dtype).state_dict())
+    return state, "; ".join(p for p in (_loading_problems(info), far) if p)
+
+
+def _on_disk(save_dir: Path, dtype: Any, scratch: Path) -> tuple[dict[str, Any] | None, str]:
+    """The fully disk-offloaded load's tensors (gathered from the offload storage) and what is wrong with its load."""
+    from accelerate.utils.modeling import get_state_dict_offloaded_model
+    from transformers import AutoModelForCausalLM
+
     try:
-        offloaded = AutoModelForCausalLM.from_pretrained(
-            save_dir, dtype=dtype, device_map="auto", max_memory={"cpu": 1}, offload_folder=str(scratch)
+        model, info = AutoModelForCausalLM.from_pretrained(
+            save_dir,
+            dtype=dtype,
+            device_map="auto",
+            max_memory={"cpu": 1},
+            offload_folder=str(scratch),
+            output_loading_info=True,
         )
-        state = get_state_dict_offloaded_model(offloaded)
+        return get_state_dict_offloaded_model(model), _loading_problems(info)
     except Exception as e:
         traceback.print_exc()
-        return f"on disk: {_first_line(e)}"
+        return None, f"from_pretrained raises {_first_line(e)}"
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    difference = _difference(in_memory, state)
-    return f"on disk: {difference}" if difference else ""
+
+
+def round_trip(save_dir: Path, source_dir: Path, dtype: Any, scratch: Path) -> str:
+    """'' when the save loads back in memory taking every key, with values near the source's, and fully on disk
+    taking every key with the same tensors; else what failed, in one line (both loads always run)."""
+    in_memory, memory_problems = _in_memory(save_dir, source_dir, dtype)
+    offloaded, disk_problems = _on_disk(save_dir, dtype, scratch)
+    if not disk_problems and in_memory is not None and offloaded is not None:
+        disk_problems = _difference(in_memory, offloaded)
+    found = [
+        f"in memory: {memory_problems}" if memory_problems else "",
+        f"on disk: {disk_problems}" if disk_problems else "",
+    ]
+    return "; ".join(f for f in found if f)
 
 
 def record(save_directory: str, source_dir: str, dtype: Any) -> None:
