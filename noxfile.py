@@ -358,9 +358,16 @@ def mutants(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def fuzz(session: nox.Session) -> None:
-    """Try hypothesis-generated cells, e.g. `nox -s fuzz -- --examples 50 --impl upstream`."""
+    """Try hypothesis-generated cells, e.g. `nox -s fuzz -- --examples 50 --impl upstream`; `-- --damage` damages
+    loaded models' offload storage instead (docs/reliability.md)."""
     _install(session, "test")
     session.run(CLI, "fuzz", *session.posargs, env=_cache_env(session))
+    args = list(session.posargs)
+    if "--damage" in args:
+        examples, _ = _take(args, "--examples")
+        # The documented measurement: 1000 derandomized cases, every IUT; another seed or size leaves the table alone.
+        full = examples == "1000" and "--seed" not in args and "--impl" not in args
+        _docs(session, "damage", _take(args, "--out")[0] or "fuzz-out", partial=not full)
 
 
 @nox.session(python=PYTHON)

@@ -54,6 +54,12 @@ CATALOG: dict[str, Region] = {
         Region("bench", "docs/cost.md", f"{PACKAGE}.tools.bench:region_shape", "nox -s bench"),
         Region("mutants", "docs/mutants.md", f"{PACKAGE}.tools.mutants.report:region_shape", "nox -s mutants"),
         Region(
+            "damage",
+            "docs/reliability.md",
+            f"{PACKAGE}.tools.damage.run:region_shape",
+            "nox -s fuzz -- --damage --examples 1000",
+        ),
+        Region(
             "llmcompressor",
             "docs/llm-compressor.md",
             f"{PACKAGE}.tools.llmcompressor.report:region_shape",

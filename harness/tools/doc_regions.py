@@ -1,8 +1,9 @@
 """`offload-conformance docs TOOL OUTPUT...`: rewrite TOOL's region of README.md or docs/ from what it just wrote.
 
-The measuring sessions (`nox -s bench`, `sweep`, `ledger`, `llmcompressor`, `mutants`, `matrix`) call it after their
-run, so no measured table in the docs is copied by hand. Each tool's renderer sits beside its other reports; this
-module only reads the tool's output document and hands the renderer's text to harness.report.regions.
+The measuring sessions (`nox -s bench`, `sweep`, `ledger`, `llmcompressor`, `mutants`, `matrix`, `fuzz -- --damage`)
+call it after their run, so no measured table in the docs is copied by hand. Each tool's renderer sits beside its
+other reports; this module only reads the tool's output document and hands the renderer's text to
+harness.report.regions.
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ def _llmcompressor(outputs: list[Path]) -> str:
     return report.region(_results(outputs))
 
 
+def _damage(outputs: list[Path]) -> str:
+    from offload_conformance.harness.tools.damage import run
+
+    return run.region(json.loads(_one(outputs, "damage.json").read_text()))
+
+
 def _sweep(outputs: list[Path]) -> str:
     from offload_conformance.harness.report import causes
 
@@ -79,6 +86,7 @@ RENDER: dict[str, Callable[[list[Path]], str]] = {
     "ledger": _ledger,
     "mutants": _mutants,
     "llmcompressor": _llmcompressor,
+    "damage": _damage,
     "sweep": _sweep,
     "matrix": _matrix,
 }

@@ -155,6 +155,14 @@ def _render(name: str) -> str:
         from offload_conformance.harness.report import causes
 
         return causes.region(_sweep())
+    if name == "damage":
+        from offload_conformance.harness.tools.damage import run
+
+        counts = {"refused": 3, "crash": 1}
+        by_kind = {impl: {"truncate": counts, "flip-data": {"undetectable": 2}} for impl in run.REGION_IMPLS}
+        verdicts = {impl: {"refused": 3, "crash": 1, "undetectable": 2} for impl in run.REGION_IMPLS}
+        document = {"cases": 6, "by_kind": by_kind, "verdicts": verdicts, "seconds": 1.0, "versions": {}, "seed": None}
+        return run.region(document)
     if name == "matrix":
         from offload_conformance.harness.report import history
 

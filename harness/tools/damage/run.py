@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
@@ -23,6 +23,9 @@ from offload_conformance.harness.tools.damage.cases import read_back, run_case
 from offload_conformance.harness.tools.damage.kinds import Kind, damages
 from offload_conformance.harness.tools.damage.storage import Loaded, load
 from offload_conformance.harness.tools.damage.verdicts import Verdict
+
+if TYPE_CHECKING:
+    from offload_conformance.harness.report.regions import Table
 
 # (fixture, mode): a dense model whose index points into its checkpoint, fused MoE experts written to the offload
 # folder, a model with persistent buffers (deepseek_v3's e_score_correction_bias), accelerate's raw .dat files.
@@ -192,3 +195,35 @@ def bad(document: dict[str, Any], gated: list[str]) -> dict[str, int]:
             if len(verdicts) > 1 or (impl in gated and verdicts != {Verdict.IDENTICAL}):
                 found[f"{impl} control {label} {'/'.join(sorted(verdicts))}"] = 1
     return found
+
+
+# docs/reliability.md's region `damage` (harness.report.regions), rewritten by `nox -s fuzz -- --damage`.
+REGION_IMPLS = ("reference", "upstream")
+
+
+def region(document: dict[str, Any]) -> str:
+    """Per IUT, kinds down and verdicts across, from damage.json."""
+    # the commit is in the region's provenance line already
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(document.get("versions", {}).items()) if k != "commit")
+    seed = document.get("seed")
+    out = [
+        f"{document['cases']} cases ({'derandomized' if seed is None else f'seed {seed}'}), {versions}; "
+        f"{document['seconds']:.0f} s."
+    ]
+    verdicts = [str(v) for v in Verdict]
+    for impl in REGION_IMPLS:
+        kinds = document["by_kind"].get(impl)
+        if kinds is None:
+            continue
+        total = document["verdicts"][impl]
+        out += ["", f"`{impl}`:", "", "| kind | " + " | ".join(verdicts) + " |", "|---|" + "---:|" * len(verdicts)]
+        out += [f"| `{k}` | " + " | ".join(str(c.get(v, 0)) for v in verdicts) + " |" for k, c in kinds.items() if c]
+        out.append("| **total** | " + " | ".join(f"**{total.get(v, 0)}**" for v in verdicts) + " |")
+    return "\n".join(out)
+
+
+def region_shape() -> tuple[Table, ...]:
+    from offload_conformance.harness.report.regions import Table
+
+    rows = (*(str(k) for k in Kind), "total")
+    return tuple(Table(("kind", *(str(v) for v in Verdict)), rows) for _ in REGION_IMPLS)
