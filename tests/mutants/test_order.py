@@ -28,7 +28,7 @@ def test_early_cells_see_every_mode_then_every_mode_again_with_other_axes() -> N
     assert {c.mode.name for c in early} == modes
     assert len({kind(c) for c in early}) == len(early)  # as many kinds, none twice
     assert max(sum(c.mode.name == m for c in early) for m in modes) <= 3
-    assert {c.impl for c in order[:12]} == {"upstream", "reference"}
+    assert {c.impl for c in order[:12]} >= {"upstream", "reference"}  # and an extra's own IUT (accelerate-state-dict)
     assert {dict(c.save_options).get("max_shard_size") for c in order[:12]} >= {None, "24KB"}
     assert len({(c.context, c.save_options) for c in order[:24]}) >= 4  # contexts and options early, not last
     assert len({c.fixture.name for c in early}) <= 8  # a few models early: their baselines are rerun
