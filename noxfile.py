@@ -358,8 +358,9 @@ def mutants(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def fuzz(session: nox.Session) -> None:
-    """Try hypothesis-generated cells, e.g. `nox -s fuzz -- --examples 50 --impl upstream`; `-- --damage` damages
-    loaded models' offload storage instead (docs/reliability.md)."""
+    """Try hypothesis-generated cells, or damaged offload storage with `-- --damage` (docs/reliability.md).
+
+    e.g. `nox -s fuzz -- --examples 50 --impl upstream`, `nox -s fuzz -- --damage --examples 1000`."""
     _install(session, "test")
     session.run(CLI, "fuzz", *session.posargs, env=_cache_env(session))
     args = list(session.posargs)
