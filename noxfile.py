@@ -90,13 +90,14 @@ def _conformance(
         session.error(f"the harness wrote no {results}: see its output above")
 
 
-def _docs(session: nox.Session, tool: str, *outputs: str, partial: bool = False) -> None:
+def _docs(session: nox.Session, tool: str, *outputs: str, partial: bool = False, name: str | None = None) -> None:
     """Rewrite the tool's measured table in README.md/docs (harness/report/regions.py) from this run's output, under
-    the command, date, commit and machine. A partial run (one part, one entry, a sample) leaves the table alone."""
+    the command, date, commit and machine. A partial run (one part, one entry, a sample) leaves the table alone.
+    `name`: the session, where it is not named for the tool (the damage tables come from `fuzz -- --damage`)."""
     if partial:
         session.log(f"docs: a partial run, so the {tool} table in the docs is left as it was")
         return
-    command = " ".join(["nox -s", tool, *(["--", *session.posargs] if session.posargs else [])])
+    command = " ".join(["nox -s", name or tool, *(["--", *session.posargs] if session.posargs else [])])
     session.run(CLI, "docs", tool, *outputs, "--command", command, env=ENV)
 
 
@@ -368,7 +369,7 @@ def fuzz(session: nox.Session) -> None:
         examples, _ = _take(args, "--examples")
         # The documented measurement: 1000 derandomized cases, every IUT; another seed or size leaves the table alone.
         full = examples == "1000" and "--seed" not in args and "--impl" not in args
-        _docs(session, "damage", _take(args, "--out")[0] or "fuzz-out", partial=not full)
+        _docs(session, "damage", _take(args, "--out")[0] or "fuzz-out", partial=not full, name="fuzz")
 
 
 @nox.session(python=PYTHON)
