@@ -27,3 +27,4 @@ class Execution:
     oracles: dict[str, str] | None = None  # Oracle -> OracleVerdict of the alternative oracles; None: not asked
     before: dict[str, str] | None = None  # the target's files before the save (name -> sha256); None: it was empty
     reloaded: str | None = None  # why the save, loaded back with from_pretrained, is not what it wrote; "" if it is
+    offload_dir: Path | None = None  # the load's offload_folder, as the load left it

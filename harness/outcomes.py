@@ -59,6 +59,9 @@ class FailureClass(StrEnum):
     RESAVE = "resave"  # the save, loaded back in the same mode and saved again, gives other bytes
     READ_AMPLIFICATION = "read-amplification"
     MEMORY_BUDGET = "memory-budget"
+    # The load wrote a copy of a checkpoint tensor stored as-is (or only renamed) into offload_folder: transformers
+    # reads those in place from the checkpoint, so the copy costs disk (a full copy of a 700 GB model), not bytes saved.
+    OFFLOAD_COPY = "offload-copy"
 
     @property
     def is_content(self) -> bool:
@@ -78,7 +81,7 @@ CONTENT_CLASSES = frozenset(
         FailureClass.QUANTIZATION_CONFIG,
     }
 )
-COST_CLASSES = frozenset({FailureClass.READ_AMPLIFICATION, FailureClass.MEMORY_BUDGET})
+COST_CLASSES = frozenset({FailureClass.READ_AMPLIFICATION, FailureClass.MEMORY_BUDGET, FailureClass.OFFLOAD_COPY})
 # Judged on the cell itself, not against the in-memory save: they fail a cell whatever its grade.
 LIFECYCLE_CLASSES = frozenset({FailureClass.MODEL_CHANGED, FailureClass.RESAVE})
 

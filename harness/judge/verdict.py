@@ -19,11 +19,12 @@ from offload_conformance.harness.judge.absolute import (
 )
 from offload_conformance.harness.judge.compare import Comparison, compare
 from offload_conformance.harness.judge.context import directory_changed, judged_apart, own_files, reload_differences
+from offload_conformance.harness.judge.offload_storage import offload_copies
 from offload_conformance.harness.judge.source import config_differences
 from offload_conformance.harness.outcomes import FailureClass, Grade, Outcome, Stage, ordered
 from offload_conformance.harness.plan.budget import Budget
 from offload_conformance.harness.plan.cells import Cell
-from offload_conformance.harness.plan.modes import BASELINE_MODE
+from offload_conformance.harness.plan.modes import BASELINE_MODE, Loader, Placement
 from offload_conformance.harness.plan.shards import ShardSizeError, fused_groups, resolve
 from offload_conformance.harness.results import BaselineResult, CellResult, Difference, FusedGroups, Lifecycle
 
@@ -106,8 +107,16 @@ def judge(
         if cell.mode.name == BASELINE_MODE:
             own += round_trip(fixture_dir, baseline.save_dir, run.save_dir)
     own += (budget or Budget()).violations(run.cost)
+    if fixture_dir is not None and run.offload_dir is not None and _reads_in_place(cell):
+        own += offload_copies(fixture_dir, run.offload_dir)
     differences = _merged(result.differences, own)
     return _verdict(result.grade, differences, require, len(differences) > len(result.differences), common)
+
+
+def _reads_in_place(cell: Cell) -> bool:
+    """Whether transformers' own loading placed the weights (its disk offload reads a safetensors checkpoint in
+    place); accelerate's disk_offload and its big-model loaders copy every offloaded weight by design."""
+    return cell.mode.loader is Loader.TRANSFORMERS and cell.mode.placement is not Placement.ACCELERATE_DISK
 
 
 def _own_terms(run: Execution, max_shard_size: object, ignored: frozenset[str] = frozenset()) -> list[Difference]:

@@ -82,6 +82,24 @@ EXTRAS = (
         ("accelerate-disk", "accelerate-disk+offload_buffers", "accelerate-cpu+offload_buffers"),
         impls=("accelerate-state-dict",),
     ),
+    # A bf16 checkpoint loaded in float32 (registry.EXTRA_FIXTURES): offloaded weights are cast on every read, as the
+    # offload index's dtype says.
+    Extra(("qwen3_moe_as_float32",), ("disk-full", "disk-partial+offload_buffers", "experts-on-disk")),
+    # A pytorch_model.bin checkpoint (registry.EXTRA_FIXTURES): every offloaded weight is rewritten on load.
+    Extra(("llama_bin",), ("disk-full", "disk-partial+offload_buffers")),
+    # A variant saved over an earlier sharded save without one: the earlier shards are the user's, not stale ones of
+    # this save (upstream's cleanup must match its own variant's names only).
+    Extra(
+        ("qwen3_moe", "llama"), ("in-memory", "disk-partial"), contexts=(Context.OVER_SHARDED,), options=("variant=v1",)
+    ),
+    # The in-memory names kept (save_original_format=False) in a sharded offloaded save: the index's weight_map is
+    # built another way than with the original format.
+    Extra(
+        ("qwen3_moe", "llama"),
+        ("disk-partial", "disk-full+offload_buffers"),
+        (SMALL_SHARDS,),
+        options=(SAVE_OPTIONS[1],),
+    ),
     # train() / a forward pass in train mode / eval() on the model in memory: whether the step alone changes what is
     # saved (a compressed-tensors model's forward decompresses it), apart from what offloading adds.
     Extra(("llama", "llama_fp8", "qwen3_moe", "deepseek_v3"), ("in-memory+train-eval",)),

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from huggingface_hub.serialization._base import parse_size_to_int
 
+from offload_conformance.fixtures.registry import EXTRA_FIXTURES
 from offload_conformance.harness.outcomes import Fp8OnCpu, Grade
 from offload_conformance.harness.plan.budget import Budget, BudgetError
 from offload_conformance.harness.plan.cells import DEFAULT_SHARDS, SHARD_SIZES, Cell, SaveOptions, matrix, save_options
@@ -244,7 +245,10 @@ def _planned_matrix(selection: Selection) -> list[Cell]:
     cells = matrix(fixtures, selected_modes, impls, _option_sets(selection), _contexts(selection.contexts))
     if not (selection.shard_sizes or selection.save_options or selection.contexts):
         # with no --mode, an extra may use a mode outside the default set (the hand-written device maps)
-        cells += _extras(fixtures, selected_modes if selection.modes else list(MODES), impls, not selection.impls)
+        # The default set, nothing named: an extra may also run a named fixture outside it, on its own cells only.
+        whole_default = not (selection.fixtures or selection.specs or selection.fixture_set not in (None, "default"))
+        pool = fixtures + ([f for f in EXTRA_FIXTURES if f not in fixtures] if whole_default else [])
+        cells += _extras(pool, selected_modes if selection.modes else list(MODES), impls, not selection.impls)
     return list(dict.fromkeys(cells))
 
 

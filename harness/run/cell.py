@@ -131,7 +131,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     offload = Path(request["offload_dir"])
     out = Path(request["save_dir"])
     spec = read_manifest(fixture)["spec"]
-    dtype = getattr(torch, spec["dtype"])  # type: ignore[index]
+    dtype = getattr(torch, spec.get("load_dtype") or spec["dtype"])  # type: ignore[index, union-attr]
     # Hand-written fixtures are causal LMs; a generated one names the Auto class that builds it.
     auto = getattr(transformers, spec.get("auto_class", "AutoModelForCausalLM"))  # type: ignore[union-attr]
     report: dict[str, Any] = {"hf_device_map": None}

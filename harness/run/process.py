@@ -199,4 +199,5 @@ def read_execution(workdir: Path, seconds: float = 0.0) -> Execution | None:
         oracles=report.get("oracles"),
         before=json.loads(before.read_text()) if before.exists() else None,
         reloaded=report.get("reloaded"),
+        offload_dir=workdir / "offload",
     )

@@ -82,8 +82,10 @@ class Runner:
     def judge(self, cell: Cell, execution: Execution, baseline: Execution | None = None) -> CellResult:
         s = self.settings
         baseline = baseline or self.baseline(cell)
-        dequantized = dequantized_on_load(cell.fixture, s.fp8_on_cpu)
-        result = judge(cell, execution, baseline, s.require, s.budget, self.fixture_dir(cell.fixture), dequantized)
+        # Weights the load turns into others on purpose (dequantized, or cast to the dtype asked for) are not the
+        # fixture's own files, so those are no standard for the save.
+        converted = dequantized_on_load(cell.fixture, s.fp8_on_cpu) or bool(getattr(cell.fixture, "load_dtype", ""))
+        result = judge(cell, execution, baseline, s.require, s.budget, self.fixture_dir(cell.fixture), converted)
         if result.outcome is Outcome.PASS and resaves(cell, s):
             result = resave_verdict(result, execution.save_dir, self.resave(cell, execution))
         return result

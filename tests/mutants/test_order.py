@@ -4,13 +4,22 @@ decides what a survivor has been tested against."""
 from __future__ import annotations
 
 from offload_conformance.harness.plan import selection
-from offload_conformance.harness.tools.mutants.analysis import _path, _paths, _varied
+from offload_conformance.harness.tools.mutants.analysis import NEAR, _near, _path, _paths, _varied
 
 
 def test_every_distinct_path_through_the_target_comes_before_any_repeat() -> None:
     order = ["a", "b", "c", "d", "e"]
     path = {"a": (1, 2), "b": (1, 2), "c": (1, 3), "d": (1, 2), "e": (4,)}
     assert _paths(order, path.__getitem__) == ["a", "c", "e", "b", "d"]
+
+
+def test_the_way_past_a_line_is_the_path_within_near_lines_of_it() -> None:
+    """Two cells whose paths differ only far from the mutated line go the same way past it."""
+    quantized = (100, 101, 104, 105, 106, 300)
+    plain = (100, 101, 104, 300, 301)
+    assert _near(quantized, 103) != _near(plain, 103)  # 105, 106: the branch right after the line
+    assert _near(plain, 200) == _near(quantized, 200) == ()  # nothing executed within NEAR lines: the same way
+    assert (_near(quantized, 300 + NEAR), _near(plain, 300 + NEAR)) == ((300,), (300, 301))
 
 
 def test_a_path_is_the_lines_of_the_target_s_span_in_its_file() -> None:

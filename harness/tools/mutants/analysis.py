@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import fnmatch
 import json
@@ -47,6 +48,7 @@ Progress = Callable[[int, int, MutantResult], None]
 
 
 ROTATION = 4  # fixtures in a mutant's first round of cells (see _varied)
+NEAR = 12  # lines either side of a mutant whose executed subset makes a cell's way past it distinct (see _near)
 
 
 class AnalysisError(ValueError):
@@ -177,6 +179,10 @@ def _without_runs(
                 if (m.target, c) not in paths:
                     paths[(m.target, c)] = _path(reach.lines[c], real, span.first_line, span.last_line)
             order = _paths(_varied([by_id[c] for c in reaching]), lambda c, t=m.target: paths[(t, c)])
+            # Then, ahead of those, the first cell of each distinct way through the mutated line's neighbourhood: a
+            # branch a few lines on (a quantized model's check, a context's cleanup) tells a mutant apart where the
+            # function's whole path, different in every context and option, no longer sorts those cells early.
+            order = _paths(order, lambda c, t=m.target, n=m.line: _near(paths[(t, c)], n))
             to_run.append((m, order[: options.max_cells] if options.max_cells else order, len(order)))
     return results, to_run
 
@@ -184,6 +190,11 @@ def _without_runs(
 def _path(lines: frozenset[tuple[str, int]], file: str, first: int, last: int) -> tuple[int, ...]:
     """The lines of one function a cell (or its baseline) executes: the cell's path through it."""
     return tuple(sorted(n for f, n in lines if f == file and first <= n <= last))
+
+
+def _near(path: tuple[int, ...], line: int) -> tuple[int, ...]:
+    """The part of a cell's path through a target within NEAR lines of `line` (the path is sorted)."""
+    return path[bisect.bisect_left(path, line - NEAR) : bisect.bisect_right(path, line + NEAR)]
 
 
 def _paths(order: list[str], path: Callable[[str], tuple[int, ...]]) -> list[str]:
