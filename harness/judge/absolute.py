@@ -16,7 +16,12 @@
   an in-memory cell would compare a save with itself; a wrong revert mapping (internal names saved, a prefix
   doubled) is shared by every save of the release, and only the fixture shows it.
 
-Only headers are read for the first two, so a passing cell pays for no tensor hashing.
+- `shard-plan` (class `shard-layout`): a sharded save puts each tensor in the shard the in-memory save's planner
+  must (greedy packing in natural name order, judge.shard_plan), recomputed from the save's names and sizes. Only
+  where the saved names give the planner's order: a model loaded by from_pretrained, saved in its original format,
+  from a fixture whose load renames nothing (the planner sorts the in-memory names, before the revert).
+
+Only headers are read for the first two and `shard-plan`, so a passing cell pays for no tensor hashing.
 """
 
 from __future__ import annotations
@@ -30,12 +35,19 @@ from huggingface_hub.serialization._base import parse_size_to_int
 from offload_conformance.fixtures.manifest import FixtureError, read_manifest
 from offload_conformance.harness.judge.checkpoint import SafetensorsFile, UnreadableFile, is_index, read_safetensors
 from offload_conformance.harness.judge.compare import compare, weight_map_differences
+from offload_conformance.harness.judge.context import own_files
+from offload_conformance.harness.judge.shard_plan import plan_differences
 from offload_conformance.harness.outcomes import FailureClass as C
 from offload_conformance.harness.results import Difference
 
 # save_pretrained's own default, for a cell saved without `max_shard_size`.
 UPSTREAM_MAX_SHARD_SIZE = "50GB"
 EXAMPLES = 3
+# Fixture kinds (the generator's manifest) whose load gives tensors names other than the checkpoint's: the planner
+# sorts those in-memory names, so the saved names do not say its order. A `generated` fixture (transformers' own
+# class, written by its own save) has no kinds that say whether its load renames.
+RENAMING_KINDS = frozenset({"renamed", "one-to-many"})
+UNKNOWN_NAMING = "generated"
 
 
 def shard_headers(save_dir: Path) -> dict[str, SafetensorsFile]:
@@ -164,3 +176,28 @@ def round_trip(fixture_dir: Path, baseline_dir: Path, save_dir: Path) -> list[Di
         for d in compare(fixture_dir, save_dir, weights_only=True).differences
         if d.cls.is_content and not (d.cls is C.MISSING_TENSOR and d.tensor in dropped)
     ]
+
+
+@functools.lru_cache(maxsize=64)
+def _renames_on_load(fixture_dir: Path) -> bool | None:
+    """Whether the fixture's manifest says its load renames tensors; None: it cannot say (a hand-made checkpoint, a
+    generated fixture)."""
+    try:
+        kinds = set(read_manifest(fixture_dir).get("kinds", ()))  # type: ignore[call-overload]
+    except FixtureError:
+        return None
+    return None if UNKNOWN_NAMING in kinds else bool(RENAMING_KINDS & kinds)
+
+
+def shard_plan(
+    fixture_dir: Path, save_dir: Path, max_shard_size: int | str, variant: str | None, ignore: frozenset[str]
+) -> list[Difference]:
+    """The save's shard split against the one greedy packing in natural name order gives (judge.shard_plan), for
+    a fixture whose load keeps the checkpoint's names (experts fused aside); [] where that order is not known."""
+    if _renames_on_load(fixture_dir) is not False:
+        return []
+    limit = max_shard_size if isinstance(max_shard_size, int) else parse_size_to_int(max_shard_size)
+    own = own_files(variant)
+    shards = {name: shard for name, shard in shard_headers(save_dir).items() if own(name) and name not in ignore}
+    located = {t.name: (name, t.end - t.begin) for name, shard in shards.items() for t in shard.tensors}
+    return plan_differences(located, limit, shards) if shards else []

@@ -16,6 +16,7 @@ from offload_conformance.harness.judge.absolute import (
     round_trip,
     shard_headers,
     shard_oversize,
+    shard_plan,
 )
 from offload_conformance.harness.judge.compare import Comparison, compare
 from offload_conformance.harness.judge.context import directory_changed, judged_apart, own_files, reload_differences
@@ -106,6 +107,8 @@ def judge(
         own += dropped_on_load(fixture_dir, baseline.save_dir, run.save_dir)
         if cell.mode.name == BASELINE_MODE:
             own += round_trip(fixture_dir, baseline.save_dir, run.save_dir)
+    if fixture_dir is not None and original_format and max_shard_size is not None and _from_pretrained(cell):
+        own += shard_plan(fixture_dir, run.save_dir, max_shard_size, variant, ignored)  # type: ignore[arg-type]
     own += (budget or Budget()).violations(run.cost)
     if fixture_dir is not None and run.offload_dir is not None and _reads_in_place(cell):
         own += offload_copies(fixture_dir, run.offload_dir)
@@ -125,6 +128,13 @@ def _own_terms(run: Execution, max_shard_size: object, ignored: frozenset[str] =
     out = shard_oversize(run.save_dir, max_shard_size, ignored)  # type: ignore[arg-type]
     out += index_bookkeeping(run.save_dir, run.parameters, ignored)
     return out + list(run.model_changes)
+
+
+def _from_pretrained(cell: Cell) -> bool:
+    """Whether the saved model is one transformers' from_pretrained loaded: only there is the in-memory save's
+    shard plan upstream's contract (a model built from its config saves in module order)."""
+    mode = cell.mode
+    return mode.loader is Loader.TRANSFORMERS and mode.placement not in (Placement.FROM_CONFIG, Placement.CUSTOM_CODE)
 
 
 def _max_shard_size(cell: Cell, fixture_dir: Path | None) -> object:
