@@ -87,6 +87,10 @@ EXTRAS = (
     Extra(("qwen3_moe_as_float32",), ("disk-full", "disk-partial+offload_buffers", "experts-on-disk")),
     # A pytorch_model.bin checkpoint (registry.EXTRA_FIXTURES): every offloaded weight is rewritten on load.
     Extra(("llama_bin",), ("disk-full", "disk-partial+offload_buffers")),
+    # A 0-d parameter (CLIP's logit_scale) in accelerate's disk offload: accelerate stores it with a shape of its own.
+    # The reference only: upstream's save of accelerate's offload is a known crash, and accelerate's own state dict
+    # skips a root module's parameters (accelerate_state_dict_skips_root_params.py), logit_scale among them.
+    Extra(("gen_clip",), ("accelerate-disk", "accelerate-disk+offload_buffers"), impls=("reference",)),
     # A variant saved over an earlier sharded save without one: the earlier shards are the user's, not stale ones of
     # this save (upstream's cleanup must match its own variant's names only).
     Extra(
