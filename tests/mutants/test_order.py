@@ -4,13 +4,13 @@ decides what a survivor has been tested against."""
 from __future__ import annotations
 
 from offload_conformance.harness.plan import selection
-from offload_conformance.harness.tools.mutants.analysis import NEAR, _near, _path, _paths, _varied
+from offload_conformance.harness.tools.mutants.analysis import NEAR, _by_fixture, _near, _path, _paths, _varied
 
 
 def test_every_distinct_path_through_the_target_comes_before_any_repeat() -> None:
     order = ["a", "b", "c", "d", "e"]
     path = {"a": (1, 2), "b": (1, 2), "c": (1, 3), "d": (1, 2), "e": (4,)}
-    assert _paths(order, path.__getitem__) == ["a", "c", "e", "b", "d"]
+    assert _paths(order, path.__getitem__) == ["c", "e", "a", "b", "d"]  # the paths one cell takes first
 
 
 def test_the_way_past_a_line_is_the_path_within_near_lines_of_it() -> None:
@@ -20,6 +20,12 @@ def test_the_way_past_a_line_is_the_path_within_near_lines_of_it() -> None:
     assert _near(quantized, 103) != _near(plain, 103)  # 105, 106: the branch right after the line
     assert _near(plain, 200) == _near(quantized, 200) == ()  # nothing executed within NEAR lines: the same way
     assert (_near(quantized, 300 + NEAR), _near(plain, 300 + NEAR)) == ((300,), (300, 301))
+
+
+def test_fixtures_take_turns_the_rarest_first() -> None:
+    order = ["q1", "q2", "b1", "q3", "r1", "b2", "q4"]
+    assert _by_fixture(order, lambda c: c[0]) == ["r1", "b1", "q1", "b2", "q2", "q3", "q4"]
+    assert _by_fixture([], lambda c: c[0]) == []
 
 
 def test_a_path_is_the_lines_of_the_target_s_span_in_its_file() -> None:

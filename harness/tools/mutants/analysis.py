@@ -19,7 +19,7 @@ import random
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,7 +178,10 @@ def _without_runs(
             for c in reaching:
                 if (m.target, c) not in paths:
                     paths[(m.target, c)] = _path(reach.lines[c], real, span.first_line, span.last_line)
-            order = _paths(_varied([by_id[c] for c in reaching]), lambda c, t=m.target: paths[(t, c)])
+            # The fixtures in turn, the rarest first: a fixture in a few cells only is there for what no other has
+            # (two tie groups, a 0-d tensor, a .bin file), which the lines a cell executes do not show.
+            order = _by_fixture(_varied([by_id[c] for c in reaching]), lambda c: by_id[c].fixture.name)
+            order = _paths(order, lambda c, t=m.target: paths[(t, c)])
             # Then, ahead of those, the first cell of each distinct way through the mutated line's neighbourhood: a
             # branch a few lines on (a quantized model's check, a context's cleanup) tells a mutant apart where the
             # function's whole path, different in every context and option, no longer sorts those cells early.
@@ -197,16 +200,26 @@ def _near(path: tuple[int, ...], line: int) -> tuple[int, ...]:
     return path[bisect.bisect_left(path, line - NEAR) : bisect.bisect_right(path, line + NEAR)]
 
 
-def _paths(order: list[str], path: Callable[[str], tuple[int, ...]]) -> list[str]:
-    """`order` with the first cell of each distinct path through the target moved to the front: a mutant is told
-    apart where the function does something different (a model without conversions takes another branch of
-    revert_weight_conversion than a MoE), and the per-mutant cap must not cut those cells off."""
-    seen: set[tuple[int, ...]] = set()
-    first: list[str] = []
+def _by_fixture(order: list[str], fixture: Callable[[str], str]) -> list[str]:
+    """`order` dealt round-robin over the fixtures, the one with the fewest cells first: each fixture's cells keep
+    their order, and the cap takes as many cells of a fixture in two extras' cells as of one in hundreds."""
+    cells: dict[str, list[str]] = defaultdict(list)
     for c in order:
-        if path(c) not in seen:
-            seen.add(path(c))
-            first.append(c)
+        cells[fixture(c)].append(c)
+    turns = sorted(cells.values(), key=len)  # stable: as rare, first seen first
+    return [t[r] for r in range(max(map(len, turns), default=0)) for t in turns if r < len(t)]
+
+
+def _paths(order: list[str], path: Callable[[str], Hashable]) -> list[str]:
+    """`order` with the first cell of each distinct path through the target moved to the front, the rarest paths
+    first: a mutant is told apart where the function does something different (a model without conversions takes
+    another branch of revert_weight_conversion than a MoE; two tie groups another loop than one), and what few cells
+    do is what the per-mutant cap must not cut off when there are more distinct paths than the cap."""
+    groups: dict[Hashable, list[str]] = defaultdict(list)
+    for c in order:
+        groups[path(c)].append(c)
+    rank = {p: i for i, p in enumerate(groups)}  # first seen first, among paths as rare
+    first = [g[0] for p, g in sorted(groups.items(), key=lambda pg: (len(pg[1]), rank[pg[0]]))]
     leading = set(first)
     return first + [c for c in order if c not in leading]
 
