@@ -96,6 +96,9 @@ EXTRAS = (
     # exactly, and two fill 32.768KB, one byte less closes it after one.
     Extra(("llama_12_layers",), ("in-memory",), (SMALL_SHARDS,)),
     Extra(("qwen3_moe",), ("in-memory",), ("16.384KB", "32.767KB", "32.768KB"), impls=("upstream",)),
+    # device_map="auto" on a budget: the first half of the model in RAM, the rest on disk, the split inside the layer
+    # list (with twelve layers, layers.1 in RAM and layers.10 on disk: a device map's keys must not match by prefix).
+    Extra(("llama_12_layers", "qwen3_moe", "deepseek_v3"), ("disk-auto", "disk-auto+offload_buffers")),
     # A variant saved over an earlier sharded save without one: the earlier shards are the user's, not stale ones of
     # this save (upstream's cleanup must match its own variant's names only).
     Extra(

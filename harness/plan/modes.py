@@ -20,6 +20,9 @@ class Placement(StrEnum):
     IN_MEMORY = "in-memory"
     DISK_FULL = "disk-full"
     DISK_PARTIAL = "disk-partial"
+    # device_map="auto" with RAM for half the weights: accelerate fills the CPU in module order and puts the rest on
+    # disk, so the split falls inside the decoder's layer list (layers.1 in RAM, layers.10 on disk).
+    DISK_AUTO = "disk-auto"
     EXPERTS_ON_DISK = "experts-on-disk"
     ACCELERATE_CPU = "accelerate-cpu"
     ACCELERATE_DISK = "accelerate-disk"
@@ -79,6 +82,8 @@ class Mode:
                 return {"device_map": "auto", "max_memory": {"cpu": 1}, **common}
             case Placement.DISK_PARTIAL:
                 return {"device_map": partial_device_map(skeleton), **common}
+            case Placement.DISK_AUTO:
+                return {"device_map": "auto", "max_memory": {"cpu": weight_bytes(skeleton) // 2}, **common}
             case Placement.EXPERTS_ON_DISK:
                 return {"device_map": experts_device_map(skeleton, self.offload_buffers), **common}
             case Placement.MAP_ALL_DISK:
@@ -97,6 +102,12 @@ class Mode:
             cpu_offload(model, execution_device=cpu, offload_buffers=self.offload_buffers)
         elif self.placement is Placement.ACCELERATE_DISK:
             disk_offload(model, str(offload_folder), execution_device=cpu, offload_buffers=self.offload_buffers)
+
+
+def weight_bytes(skeleton: nn.Module) -> int:
+    """The bytes of the model's parameters and buffers (a skeleton on the meta device knows them)."""
+    tensors = [*skeleton.parameters(), *skeleton.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def _base(skeleton: nn.Module) -> tuple[str, nn.Module]:
@@ -212,6 +223,7 @@ def _modes() -> tuple[Mode, ...]:
     for placement, what in (
         (Placement.DISK_FULL, "whole model in offload_folder (device_map=auto, max_memory={'cpu': 1})"),
         (Placement.DISK_PARTIAL, "decoder layers on disk, embeddings/norm/head on cpu (explicit device_map)"),
+        (Placement.DISK_AUTO, "device_map=auto, max_memory: RAM for half the weights, the rest on disk"),
         (
             Placement.EXPERTS_ON_DISK,
             "only routed experts on disk (+ routers with offload_buffers); explicit device_map",
@@ -229,8 +241,8 @@ def _modes() -> tuple[Mode, ...]:
             "hand-written map: the first decoder layer's attention on disk, its other parts on cpu",
         ),
     ):
-        # A hand-written map runs in the default matrix where plan.extras says, not on every fixture.
-        default = placement not in HAND_WRITTEN and placement is not Placement.MAP_ALL_DISK
+        # A hand-written map, and disk-auto, run in the default matrix where plan.extras says, not on every fixture.
+        default = placement not in (*HAND_WRITTEN, Placement.MAP_ALL_DISK, Placement.DISK_AUTO)
         out.append(Mode(str(placement), placement, False, what, default=default))
         out.append(
             Mode(f"{placement}+offload_buffers", placement, True, f"{what}, offload_buffers=True", default=default)

@@ -13,7 +13,8 @@ from offload_conformance.fixtures import DEFAULT_FIXTURES, by_name, generate, ve
 from offload_conformance.fixtures.catalog import layout_for
 from offload_conformance.fixtures.coverage import KINDS, describe
 from offload_conformance.harness.judge.compare import compare
-from offload_conformance.harness.plan.modes import experts_device_map, partial_device_map
+from offload_conformance.harness.plan.modes import by_name as mode
+from offload_conformance.harness.plan.modes import experts_device_map, partial_device_map, weight_bytes
 
 UNQUANTIZED = [s for s in DEFAULT_FIXTURES if s.quantization == "none"]
 
@@ -81,6 +82,18 @@ def test_experts_device_map_sends_only_routed_experts_to_disk() -> None:
     assert dm["model.layers.1.mlp.shared_experts"] == "cpu"
     with_buffers = experts_device_map(_skeleton("deepseek_v3"), offload_buffers=True)
     assert with_buffers["model.layers.1.mlp.gate"] == "disk"  # the router holding e_score_correction_bias
+
+
+def test_disk_auto_gives_ram_for_half_the_weights(tmp_path: Path) -> None:
+    skeleton = _skeleton("llama_12_layers")
+    total = sum(p.numel() for p in skeleton.parameters()) * 2 + sum(b.numel() * 4 for b in skeleton.buffers())
+    assert weight_bytes(skeleton) == total  # bf16 parameters, float32 buffers (rotary inv_freq)
+    kwargs = mode("disk-auto").load_kwargs(skeleton, tmp_path)
+    assert (kwargs["device_map"], kwargs["max_memory"]) == ("auto", {"cpu": total // 2})
+    assert (
+        kwargs["offload_buffers"] is False
+        and mode("disk-auto+offload_buffers").load_kwargs(skeleton, tmp_path)["offload_buffers"]
+    )
 
 
 def test_partial_device_map_covers_every_module() -> None:
