@@ -43,6 +43,9 @@ class TensorState:
     shape: tuple[int, ...]
     device: str
     sha256: str  # of the values, read back from offload storage where offloaded; "" where there are none
+    # What offload storage gave for an offloaded tensor when not a tensor of its dtype and shape ("" when it was):
+    # a forward pass computes with that value.
+    stored: str = ""
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,10 @@ def tensors(model: torch.nn.Module) -> Iterator[tuple[str, TensorState]]:
     for name, t in named:
         value = _stored(name, maps) if t.device.type == "meta" else t
         sha = "" if value is None or value.device.type == "meta" else digest(value)
-        yield name, TensorState(str(t.dtype).removeprefix("torch."), tuple(t.shape), str(t.device), sha)
+        stored = ""
+        if value is not None and (value.dtype, tuple(value.shape)) != (t.dtype, tuple(t.shape)):
+            stored = f"{str(value.dtype).removeprefix('torch.')}{list(value.shape)}"
+        yield name, TensorState(str(t.dtype).removeprefix("torch."), tuple(t.shape), str(t.device), sha, stored)
         del value
 
 
@@ -248,9 +254,22 @@ def _change(what: str, names: list[str], tensor: bool = True) -> Difference:
     return Difference(FailureClass.MODEL_CHANGED, f"{what}: {eg}", tensor=names[0] if tensor else None)
 
 
+def misread(before: Snapshot) -> list[Difference]:
+    """Offloaded tensors that offload storage gives back with another dtype or shape than the model's (class
+    offload-read): what the model computes with is not the tensor it declares, before any save."""
+    wrong = sorted(n for n, t in before.tensors.items() if t.stored)
+    if not wrong:
+        return []
+    n, t = wrong[0], before.tensors[wrong[0]]
+    more = f" and {len(wrong) - 1} more" if len(wrong) > 1 else ""
+    what = f"offload storage gives {n} as {t.stored}, the model's tensor is {t.dtype}{list(t.shape)}{more}"
+    return [Difference(FailureClass.OFFLOAD_READ, what, tensor=n)]
+
+
 def changes(before: Snapshot, after: Snapshot) -> list[Difference]:
-    """How the model after the save differs from the model before it: one difference per kind of change."""
-    out: list[Difference] = []
+    """How the model after the save differs from the model before it: one difference per kind of change (and how
+    the model read wrong before it: misread)."""
+    out: list[Difference] = misread(before)
     b, a = before.tensors, after.tensors
     kinds: list[tuple[str, Callable[[TensorState, TensorState], bool]]] = [
         ("dtype changed", lambda x, y: x.dtype != y.dtype),

@@ -111,6 +111,7 @@ def test_every_class_has_a_case() -> None:
         FailureClass.RELOAD,
         FailureClass.DIRECTORY_CHANGED,
         FailureClass.MODEL_CHANGED,
+        FailureClass.OFFLOAD_READ,
         FailureClass.RESAVE,
         FailureClass.SHARD_OVERSIZE,
         FailureClass.DROPPED_ON_LOAD,

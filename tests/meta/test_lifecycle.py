@@ -25,7 +25,7 @@ from offload_conformance.harness.plan.faults import _change_a_weight, _strip_hoo
 from offload_conformance.harness.plan.modes import Step, by_name
 from offload_conformance.harness.results import SCHEMA_VERSION, Difference, Failure, Lifecycle
 from offload_conformance.harness.run.cell import parameter_count
-from offload_conformance.harness.run.lifecycle import before_save, changes, snapshot
+from offload_conformance.harness.run.lifecycle import before_save, changes, misread, snapshot, weights_maps
 from tests.ckpt import base_tensors, write
 
 CELL = Cell(DEFAULT_FIXTURES[0], by_name("disk-full"), "upstream")
@@ -62,6 +62,26 @@ def test_snapshot_reads_offloaded_values_and_an_untouched_model_has_not_changed(
     assert before.tensors["table"].dtype == "int64"
     assert before.logits and before.forward_skipped is None and "norm" in before.hooks
     assert changes(before, snapshot(model)) == []
+
+
+def test_an_offloaded_tensor_stored_as_another_dtype_or_shape_is_offload_read(tmp_path: Path) -> None:
+    """accelerate's disk offload labels each `.dat` with a dtype and shape in its index: a wrong label (a lost
+    float8 view, a 0-d tensor read back as one element) makes the model compute with another tensor than it
+    declares, before any save."""
+    from accelerate import disk_offload
+
+    model = Toy()
+    disk_offload(model, str(tmp_path), execution_device=torch.device("cpu"), offload_buffers=True)
+    assert misread(snapshot(model)) == []  # as stored
+    index = next(iter(weights_maps(model).values()))[0].dataset.index  # accelerate's one loader, shared
+    index["norm.weight"]["dtype"] = "int32"  # the same 4 bytes per element, read as another dtype
+    index["head.bias"]["shape"] = [4, 4]  # the same 16 elements, read as another shape
+    found = misread(before := snapshot(model))
+    assert [(d.cls, d.tensor) for d in found] == [(FailureClass.OFFLOAD_READ, "head.bias")]
+    assert found[0].detail == (
+        "offload storage gives head.bias as float32[4, 4], the model's tensor is float32[16] and 1 more"
+    )
+    assert changes(before, before) == found  # reported once, from the snapshot before the save
 
 
 def test_a_weight_changed_in_offload_storage_is_model_changed() -> None:
