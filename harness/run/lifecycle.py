@@ -14,7 +14,6 @@ Written here, not taken from reference_impl: the judge must not share code with 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -89,27 +88,38 @@ def weights_maps(model: torch.nn.Module) -> dict[str, list[Any]]:
     return out
 
 
-def _stored(name: str, maps: dict[str, list[Any]]) -> torch.Tensor | None:
-    """An offloaded tensor's value, from the nearest enclosing module whose hook has it in offload storage."""
+def _stored(name: str, maps: dict[str, list[Any]], keys: dict[int, frozenset[str]]) -> torch.Tensor | str | None:
+    """An offloaded tensor's value, from the nearest enclosing module whose hook has it in offload storage; None when
+    no map holds it. A key a map lists but cannot read, or reads as something not a tensor, is what that map gives
+    (a string saying so): a forward pass through the hooks would fail the same way, so it is not passed over."""
     parts = name.split(".")
     for cut in range(len(parts) - 1, -1, -1):
         module, rel = ".".join(parts[:cut]), ".".join(parts[cut:])
         for weights_map in maps.get(module, ()):
-            with contextlib.suppress(KeyError):
+            if id(weights_map) not in keys:
+                keys[id(weights_map)] = frozenset(weights_map)  # the keys it lists (a Mapping's `in` reads the value)
+            if rel not in keys[id(weights_map)]:
+                continue
+            try:
                 value = weights_map[rel]
-                if isinstance(value, torch.Tensor):
-                    return value
+            except Exception as e:
+                return f"unreadable ({type(e).__name__}: {e})"
+            return value if isinstance(value, torch.Tensor) else f"not a tensor ({type(value).__name__})"
     return None
 
 
 def tensors(model: torch.nn.Module) -> Iterator[tuple[str, TensorState]]:
     """Every parameter and buffer, streamed: each value read (from offload storage if need be), hashed, dropped."""
     maps = weights_maps(model)
+    keys: dict[int, frozenset[str]] = {}
     named = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
     for name, t in named:
-        value = _stored(name, maps) if t.device.type == "meta" else t
+        value = _stored(name, maps, keys) if t.device.type == "meta" else t
+        if isinstance(value, str):
+            stored, value = value, None
+        else:
+            stored = ""
         sha = "" if value is None or value.device.type == "meta" else digest(value)
-        stored = ""
         if value is not None and (value.dtype, tuple(value.shape)) != (t.dtype, tuple(t.shape)):
             stored = f"{str(value.dtype).removeprefix('torch.')}{list(value.shape)}"
         yield name, TensorState(str(t.dtype).removeprefix("torch."), tuple(t.shape), str(t.device), sha, stored)
@@ -255,8 +265,8 @@ def _change(what: str, names: list[str], tensor: bool = True) -> Difference:
 
 
 def misread(before: Snapshot) -> list[Difference]:
-    """Offloaded tensors that offload storage gives back with another dtype or shape than the model's (class
-    offload-read): what the model computes with is not the tensor it declares, before any save."""
+    """Offloaded tensors that offload storage gives back with another dtype or shape than the model's, or cannot
+    give at all (class offload-read): what the model computes with is not the tensor it declares, before any save."""
     wrong = sorted(n for n, t in before.tensors.items() if t.stored)
     if not wrong:
         return []

@@ -84,6 +84,26 @@ def test_an_offloaded_tensor_stored_as_another_dtype_or_shape_is_offload_read(tm
     assert changes(before, before) == found  # reported once, from the snapshot before the save
 
 
+def test_an_offloaded_tensor_its_storage_lists_but_cannot_read_is_offload_read(tmp_path: Path) -> None:
+    """A key the index lists whose read raises (an index entry without its dtype) or gives something not a tensor is
+    what storage gives: a forward pass would fail on it. A key no map lists is passed over, as before."""
+    from accelerate import disk_offload
+
+    model = Toy()
+    disk_offload(model, str(tmp_path), execution_device=torch.device("cpu"), offload_buffers=True)
+    loader = next(iter(weights_maps(model).values()))[0].dataset
+    del loader.index["norm.weight"]["dtype"]
+    loader.state_dict["table"] = "a dtype"  # an entry of the loader's in-memory part that is not a tensor
+    loader.all_keys.append("table")
+    found = misread(snapshot(model))
+    assert [(d.cls, d.tensor) for d in found] == [(FailureClass.OFFLOAD_READ, "norm.weight")]
+    assert found[0].detail == (
+        "offload storage gives norm.weight as unreadable (KeyError: 'dtype'), the model's tensor is float32[8]"
+        " and 1 more"
+    )
+    assert snapshot(model).tensors["table"].stored == "not a tensor (str)"
+
+
 def test_a_weight_changed_in_offload_storage_is_model_changed() -> None:
     model = _offloaded()
     before = snapshot(model)

@@ -4,13 +4,34 @@ decides what a survivor has been tested against."""
 from __future__ import annotations
 
 from offload_conformance.harness.plan import selection
-from offload_conformance.harness.tools.mutants.analysis import NEAR, _by_fixture, _near, _path, _paths, _varied
+from offload_conformance.harness.tools.mutants.analysis import (
+    NEAR,
+    _by_fixture,
+    _covering,
+    _near,
+    _path,
+    _paths,
+    _varied,
+)
 
 
 def test_every_distinct_path_through_the_target_comes_before_any_repeat() -> None:
     order = ["a", "b", "c", "d", "e"]
     path = {"a": (1, 2), "b": (1, 2), "c": (1, 3), "d": (1, 2), "e": (4,)}
     assert _paths(order, path.__getitem__) == ["c", "e", "a", "b", "d"]  # the paths one cell takes first
+
+
+def test_a_one_line_branch_among_many_paths_is_met_in_the_first_few_cells() -> None:
+    """255 cells take every combination of eight branches (lines 10-17), each a path of its own; one quantized cell
+    adds line 50 alone. Rarest paths first puts it last (every path is as rare); the cover takes it second."""
+    branches = {i: tuple(10 + b for b in range(8) if i >> b & 1) for i in range(1, 256)}
+    order = [f"p{i}" for i in branches] + ["quantized"]
+    path = {f"p{i}": (1, 2, 3, *lines) for i, lines in branches.items()} | {"quantized": (1, 2, 3, 50)}
+    assert _paths(order, path.__getitem__).index("quantized") == 255
+    covered = _covering(order, path.__getitem__)
+    assert covered[:2] == ["p255", "quantized"]  # every branch, then the one line no other cell executes
+    assert covered[2:] == order[:-2]  # the rest as they were: none adds a line
+    assert _covering(["a", "b"], {"a": (1,), "b": (1,)}.__getitem__) == ["a", "b"]
 
 
 def test_the_way_past_a_line_is_the_path_within_near_lines_of_it() -> None:

@@ -161,7 +161,8 @@ def _without_runs(
     overlay: Overlay,
 ) -> tuple[dict[str, MutantResult], list[tuple[Mutant, list[str], int]]]:
     """Equivalent and unreached mutants decided at once; the others with the cells reaching them in the order they
-    are run: one cell of each path through the target first (see _paths), then the rest varied (see _varied)."""
+    are run: one cell of each way past the mutated line (see _near), a cover of the target's lines (_covering), one
+    cell of each path through the target (_paths), then the rest, the fixtures in turn (_by_fixture, _varied)."""
     by_id = {c.cell_id: c for c in cells}
     results: dict[str, MutantResult] = {}
     to_run: list[tuple[Mutant, list[str], int]] = []
@@ -182,6 +183,10 @@ def _without_runs(
             # (two tie groups, a 0-d tensor, a .bin file), which the lines a cell executes do not show.
             order = _by_fixture(_varied([by_id[c] for c in reaching]), lambda c: by_id[c].fixture.name)
             order = _paths(order, lambda c, t=m.target: paths[(t, c)])
+            # Ahead of those, the cells that together execute every line any of them does, the most new lines first:
+            # a branch one line long (a quantized model's metadata) is a distinct path among hundreds, sorted by how
+            # rare it is, but the greedy cover takes it within the first few cells.
+            order = _covering(order, lambda c, t=m.target: paths[(t, c)])
             # Then, ahead of those, the first cell of each distinct way through the mutated line's neighbourhood: a
             # branch a few lines on (a quantized model's check, a context's cleanup) tells a mutant apart where the
             # function's whole path, different in every context and option, no longer sorts those cells early.
@@ -208,6 +213,25 @@ def _by_fixture(order: list[str], fixture: Callable[[str], str]) -> list[str]:
         cells[fixture(c)].append(c)
     turns = sorted(cells.values(), key=len)  # stable: as rare, first seen first
     return [t[r] for r in range(max(map(len, turns), default=0)) for t in turns if r < len(t)]
+
+
+def _covering(order: list[str], path: Callable[[str], tuple[int, ...]]) -> list[str]:
+    """`order` with a greedy cover of the target's lines moved to the front: each time the cell executing the most
+    lines not yet executed by those before it (the first in `order` among as many), until none adds a line."""
+    first: dict[tuple[int, ...], str] = {}
+    for c in order:
+        first.setdefault(path(c), c)  # a cell per distinct path: the cover is over paths
+    left = {c: frozenset(p) for p, c in first.items()}
+    covered: set[int] = set()
+    leading: list[str] = []
+    while left:
+        best = max(left, key=lambda c: len(left[c] - covered))  # max keeps the first of equals: `order` decides
+        if not left[best] - covered:
+            break
+        covered |= left.pop(best)
+        leading.append(best)
+    chosen = set(leading)
+    return leading + [c for c in order if c not in chosen]
 
 
 def _paths(order: list[str], path: Callable[[str], Hashable]) -> list[str]:
