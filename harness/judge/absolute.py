@@ -32,7 +32,7 @@ from pathlib import Path
 
 from huggingface_hub.serialization._base import parse_size_to_int
 
-from offload_conformance.fixtures.manifest import FixtureError, read_manifest
+from offload_conformance.fixtures.manifest import FixtureError, has_safetensors, read_manifest
 from offload_conformance.harness.judge.checkpoint import SafetensorsFile, UnreadableFile, is_index, read_safetensors
 from offload_conformance.harness.judge.compare import compare, weight_map_differences
 from offload_conformance.harness.judge.context import own_files
@@ -168,7 +168,7 @@ def dropped_on_load(fixture_dir: Path, baseline_dir: Path, save_dir: Path) -> li
 def round_trip(fixture_dir: Path, baseline_dir: Path, save_dir: Path) -> list[Difference]:
     """The fixture's tensors the save does not give back (names, dtypes, shapes, values): each as a `round-trip`
     difference naming the comparison's own class. Tensors dropped on load are that check's, not repeated here."""
-    if not any(fixture_dir.glob("*.safetensors")):
+    if not has_safetensors(fixture_dir):
         return []  # a pytorch_model.bin fixture: compare reads safetensors (its manifest still judges dropped-on-load)
     dropped = {n for n, _ in _not_in_baseline(fixture_dir, baseline_dir, _signature(baseline_dir))}
     return [

@@ -13,7 +13,8 @@ import itertools
 import json
 import re
 import struct
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -113,8 +114,10 @@ class Checkpoint:
             return f.read(entry.end - entry.begin)
 
 
-def read_safetensors(path: Path, digests: bool = True) -> SafetensorsFile:
-    """The file's header and tensors; `digests=False` reads the header only (sha256 left empty)."""
+def read_safetensors(path: Path, digests: bool | Callable[[TensorEntry], bool] = True) -> SafetensorsFile:
+    """The file's header and tensors; `digests=False` reads the header only (sha256 left empty), a predicate hashes
+    only the entries (given without their sha256) it selects."""
+    want = digests if callable(digests) else (lambda _entry: digests)
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(8)
@@ -142,20 +145,16 @@ def read_safetensors(path: Path, digests: bool = True) -> SafetensorsFile:
                 raise UnreadableFile(
                     f"{path.name}: {name} offsets [{begin}, {end}) outside the data ({data_len} bytes)"
                 )
-            sha = ""
-            if digests:
+            entry = TensorEntry(name, path.name, dtype, shape, begin, end, "")
+            if want(entry):
                 f.seek(8 + n + begin)
-                sha = hashlib.sha256(f.read(end - begin)).hexdigest()
-            entries.append((begin, end, name, dtype, shape, sha))
-    entries.sort()
-    for (_b0, e0, n0, *_), (b1, _e1, n1, *_) in itertools.pairwise(entries):
-        if b1 < e0:
-            raise UnreadableFile(f"{path.name}: tensors {n0} and {n1} overlap")
-    return SafetensorsFile(
-        name=path.name,
-        metadata=metadata,
-        tensors=tuple(TensorEntry(nm, path.name, dt, sh, b, e, dg) for b, e, nm, dt, sh, dg in entries),
-    )
+                entry = replace(entry, sha256=hashlib.sha256(f.read(end - begin)).hexdigest())
+            entries.append(entry)
+    entries.sort(key=lambda e: (e.begin, e.end, e.name))
+    for e0, e1 in itertools.pairwise(entries):
+        if e1.begin < e0.end:
+            raise UnreadableFile(f"{path.name}: tensors {e0.name} and {e1.name} overlap")
+    return SafetensorsFile(name=path.name, metadata=metadata, tensors=tuple(entries))
 
 
 def _members(path: Path, weights_only: bool, ignore: frozenset[str] = frozenset()) -> list[Path]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from offload_conformance.fixtures.manifest import FixtureError, read_manifest
+from offload_conformance.fixtures.manifest import FixtureError, has_safetensors, read_manifest
 from offload_conformance.harness.judge.checkpoint import UnreadableFile, read_safetensors
 from offload_conformance.harness.outcomes import FailureClass
 from offload_conformance.harness.results import Difference
@@ -25,7 +25,7 @@ def offload_copies(fixture_dir: Path, offload_dir: Path) -> list[Difference]:
     """One `offload-copy` difference naming the offloaded tensors whose bytes and shape are a checkpoint tensor's."""
     # A symlink is no copy: compressed-tensors' disk cache links the checkpoint's own file.
     files = sorted(p for p in offload_dir.glob("*.safetensors") if not p.is_symlink()) if offload_dir.is_dir() else []
-    if not files or not any(fixture_dir.glob("*.safetensors")):
+    if not files or not has_safetensors(fixture_dir):
         return []  # nothing offloaded, or a .bin checkpoint: no file the load could have read in place
     try:
         stored = read_manifest(fixture_dir)["tensors"]
@@ -38,10 +38,8 @@ def offload_copies(fixture_dir: Path, offload_dir: Path) -> list[Difference]:
     copies: list[tuple[str, str]] = []
     for path in files:
         try:
-            # The header first: a file with no tensor of a checkpoint tensor's shape (fused experts) is not hashed.
-            if not any(t.shape in shapes for t in read_safetensors(path, digests=False).tensors):
-                continue
-            tensors = read_safetensors(path).tensors
+            # Only a tensor of a checkpoint tensor's shape is hashed (not fused experts): the others are no copy.
+            tensors = read_safetensors(path, digests=lambda t: t.shape in shapes).tensors
         except (OSError, UnreadableFile):
             continue  # an offload file the load left unreadable shows in the save, not here
         copies += [

@@ -110,3 +110,14 @@ def test_a_bin_checkpoint_is_listed_and_never_read_in_place(tmp_path: Path) -> N
         FixtureSpec(name="x", architecture="llama", weights_format="bin", shard_size="24KB")
     with pytest.raises(SpecError, match="weights_format 'gguf' is not one of safetensors, bin"):
         FixtureSpec(name="x", architecture="llama", weights_format="gguf")
+
+
+def test_read_safetensors_hashes_only_the_entries_its_predicate_selects(tmp_path: Path) -> None:
+    """offload-copy hashes an offload file's tensors of a checkpoint tensor's shape only (fused experts are not)."""
+    from offload_conformance.harness.judge.checkpoint import read_safetensors
+
+    save_file({"a": torch.ones(2, 3), "b": torch.ones(4)}, tmp_path / "f.safetensors")
+    every = {t.name: t.sha256 for t in read_safetensors(tmp_path / "f.safetensors").tensors}
+    chosen = {t.name: t.sha256 for t in read_safetensors(tmp_path / "f.safetensors", lambda t: t.shape == (4,)).tensors}
+    assert chosen == {"a": "", "b": every["b"]} and every["a"] and every["b"] != every["a"]
+    assert {t.sha256 for t in read_safetensors(tmp_path / "f.safetensors", digests=False).tensors} == {""}
