@@ -53,6 +53,7 @@ CATALOG: dict[str, Region] = {
         Region("matrix", "docs/findings.md", f"{PACKAGE}.report.history:region_shape", "nox -s matrix"),
         Region("bench", "docs/cost.md", f"{PACKAGE}.tools.bench:region_shape", "nox -s bench"),
         Region("mutants", "docs/mutants.md", f"{PACKAGE}.tools.mutants.report:region_shape", "nox -s mutants"),
+        Region("mutants-scores", "README.md", f"{PACKAGE}.tools.mutants.report:region_shape", "nox -s mutants"),
         Region(
             "damage",
             "docs/reliability.md",

@@ -55,6 +55,13 @@ def _mutants(outputs: list[Path]) -> str:
     return report.region(Analysis.read(_one(outputs, "mutants.json")))
 
 
+def _mutants_scores(outputs: list[Path]) -> str:
+    from offload_conformance.harness.tools.mutants import report
+    from offload_conformance.harness.tools.mutants.model import Analysis
+
+    return report.scores_region(Analysis.read(_one(outputs, "mutants.json")))
+
+
 def _llmcompressor(outputs: list[Path]) -> str:
     from offload_conformance.harness.tools.llmcompressor import report
 
@@ -110,5 +117,6 @@ def update(tool: str, outputs: list[Path], command: str, root: Path) -> list[Pat
         raise RegionError(f"no region for {tool!r} (known: {', '.join(RENDER)})")
     written = [write(root, tool, RENDER[tool](outputs), command)]
     if tool == "mutants":
+        written.append(write(root, "mutants-scores", _mutants_scores(outputs), command))
         written.append(mutants_report(outputs, command, root))
     return written

@@ -147,6 +147,10 @@ def _render(name: str) -> str:
         from offload_conformance.harness.tools.mutants import report
 
         return report.region(_analysis())
+    if name == "mutants-scores":
+        from offload_conformance.harness.tools.mutants import report
+
+        return report.scores_region(_analysis())
     if name == "llmcompressor":
         from offload_conformance.harness.tools.llmcompressor import report
 
@@ -274,3 +278,22 @@ def test_docs_command_rewrites_the_tools_region_and_fails_in_one_line(tmp_path: 
     assert main(["docs", "nope", str(tmp_path / "out"), "--root", str(tmp_path)]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 2 and all(e.startswith("error: ") for e in errors), errors
+
+
+def test_a_mutants_run_rewrites_its_docs_region_readme_s_scores_and_its_whole_report(tmp_path: Path) -> None:
+    from offload_conformance.harness.tools.doc_regions import update
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "mutants.md").write_text("<!-- region:mutants -->\n<!-- /region:mutants -->\n")
+    (tmp_path / "README.md").write_text("# x\n<!-- region:mutants-scores -->\nold\n<!-- /region:mutants-scores -->\n")
+    (tmp_path / "out").mkdir()
+    _analysis().write(tmp_path / "out" / "mutants.json")
+    written = update("mutants", [tmp_path / "out"], "nox -s mutants", tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in written] == [
+        "docs/mutants.md",
+        "README.md",
+        "docs/results/mutants-transformers-unknown.md",
+    ]
+    readme = (tmp_path / "README.md").read_text()
+    assert "old" not in readme and "| **this harness** | 2 | 1 | 50.0% |" in readme
+    assert mismatches(_shape("mutants-scores"), readme) == []

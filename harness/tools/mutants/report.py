@@ -174,8 +174,11 @@ def region_shape() -> tuple[Table, ...]:
     return (SCORES_TABLE,)
 
 
-def region(a: Analysis) -> str:
-    """The harness's score beside each oracle's on the same mutants, what was not scored, and by package."""
+PACKAGES_SHOWN = ("transformers", "accelerate", "huggingface_hub")  # the versions README's scope line names
+
+
+def _scores(a: Analysis) -> str:
+    """The harness's score beside each oracle's on the same mutants: the table both regions lead with."""
     counts = a.counts()
     judged = counts[Status.KILLED.value] + counts[Status.SURVIVED.value]
     kills = [(f"**{HARNESS_LABEL}**", a.score)] + [(label, a.oracle_score(o)) for o, label in ORACLE_LABELS.items()]
@@ -183,6 +186,18 @@ def region(a: Analysis) -> str:
         [label, judged, NONE if score is None else round(score * judged), NONE if score is None else f"{score:.1%}"]
         for label, score in kills
     ]
+    return markdown_table(SCORES_TABLE, rows)
+
+
+def scores_region(a: Analysis) -> str:
+    """README's region: the scores table of the last full analysis, the rest in docs/mutants.md."""
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(a.environment.items()) if k in PACKAGES_SHOWN)
+    return "\n".join([scope_line(a) + (f" ({versions})." if versions else "."), "", _scores(a)])
+
+
+def region(a: Analysis) -> str:
+    """The harness's score beside each oracle's on the same mutants, what was not scored, and by package."""
+    counts = a.counts()
     packages: dict[str, list[MutantResult]] = {}
     for m in a.mutants:
         packages.setdefault(m.target.split(".")[0], []).append(m)
@@ -195,7 +210,7 @@ def region(a: Analysis) -> str:
     lines = [
         scope_line(a) + ".",
         "",
-        markdown_table(SCORES_TABLE, rows),
+        _scores(a),
         SCORE_NOTE,
         "",
         f"Not scored: {counts[Status.UNREACHED.value]} unreached ({plural(len(a.unreached), 'line')}),"
