@@ -165,15 +165,18 @@ def dropped_on_load(fixture_dir: Path, baseline_dir: Path, save_dir: Path) -> li
     return [Difference(C.DROPPED_ON_LOAD, what, tensor=dropped[0])]
 
 
-def round_trip(fixture_dir: Path, baseline_dir: Path, save_dir: Path) -> list[Difference]:
+def round_trip(
+    fixture_dir: Path, baseline_dir: Path, save_dir: Path, ignored: frozenset[str] = frozenset()
+) -> list[Difference]:
     """The fixture's tensors the save does not give back (names, dtypes, shapes, values): each as a `round-trip`
-    difference naming the comparison's own class. Tensors dropped on load are that check's, not repeated here."""
+    difference naming the comparison's own class. Tensors dropped on load are that check's, not repeated here; files
+    `ignored` are not the save's (judge.context)."""
     if not has_safetensors(fixture_dir):
         return []  # a pytorch_model.bin fixture: compare reads safetensors (its manifest still judges dropped-on-load)
     dropped = {n for n, _ in _not_in_baseline(fixture_dir, baseline_dir, _signature(baseline_dir))}
     return [
         Difference(C.ROUND_TRIP, f"round trip: {d.cls}: {d.detail}", tensor=d.tensor, file=d.file)
-        for d in compare(fixture_dir, save_dir, weights_only=True).differences
+        for d in compare(fixture_dir, save_dir, weights_only=True, ignore=ignored).differences
         if d.cls.is_content and not (d.cls is C.MISSING_TENSOR and d.tensor in dropped)
     ]
 

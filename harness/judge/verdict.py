@@ -106,7 +106,7 @@ def judge(
     if fixture_dir is not None and not dequantized and original_format:
         own += dropped_on_load(fixture_dir, baseline.save_dir, run.save_dir)
         if cell.mode.name == BASELINE_MODE:
-            own += round_trip(fixture_dir, baseline.save_dir, run.save_dir)
+            own += round_trip(fixture_dir, baseline.save_dir, run.save_dir, ignored)
     if fixture_dir is not None and original_format and max_shard_size is not None and _from_pretrained(cell):
         own += shard_plan(fixture_dir, run.save_dir, max_shard_size, variant, ignored)  # type: ignore[arg-type]
     own += (budget or Budget()).violations(run.cost)

@@ -19,6 +19,8 @@ class Context(StrEnum):
     OVER_SHARDED = "over-earlier-sharded"  # an earlier save with every tensor in a shard of its own
     OVER_VARIANT = "over-earlier-variant"  # an earlier sharded save of another variant (its files must survive)
     IN_PLACE = "in-place"  # saved back into the directory the model was loaded from (a copy of the fixture)
+    # Other formats' shards, as a Hub snapshot holds them (OTHER_FORMATS): the user's, which the save must leave.
+    BESIDE_OTHER_FORMATS = "beside-other-formats"
 
     @property
     def earlier_options(self) -> tuple[tuple[str, Any], ...] | None:
@@ -33,6 +35,21 @@ class Context(StrEnum):
 
 
 CONTEXTS = tuple(Context)
+
+# What `beside-other-formats` puts in the target before the save: the sharded pytorch_model.bin of an older repo and
+# Mistral's own consolidated shards, beside which users save the transformers format. Their names match the
+# `-XXXXX-of-YYYYY` of a shard, but not the save's weights name. The contents are no checkpoint: nothing may read
+# them (from_pretrained prefers the safetensors the save writes), and a save must not delete or change them.
+OTHER_FORMATS: dict[str, str] = {
+    "pytorch_model-00001-of-00002.bin": "a shard of another format\n",
+    "pytorch_model-00002-of-00002.bin": "a shard of another format\n",
+    "pytorch_model.bin.index.json": (
+        '{"metadata": {}, "weight_map": {"a": "pytorch_model-00001-of-00002.bin", '
+        '"b": "pytorch_model-00002-of-00002.bin"}}\n'
+    ),
+    "consolidated-00001-of-00002.safetensors": "a shard of another format\n",
+    "consolidated-00002-of-00002.safetensors": "a shard of another format\n",
+}
 
 
 class UnknownContext(ValueError):

@@ -91,6 +91,9 @@ EXTRAS = (
     # The reference only: upstream's save of accelerate's offload is a known crash, and accelerate's own state dict
     # skips a root module's parameters (accelerate_state_dict_skips_root_params.py), logit_scale among them.
     Extra(("gen_clip",), ("accelerate-disk", "accelerate-disk+offload_buffers"), impls=("reference",)),
+    # Beside another format's shards (a sharded pytorch_model.bin, Mistral's consolidated-*.safetensors, as Hub
+    # snapshots hold them): upstream's cleanup of stale shards must take its own weights name's only.
+    Extra(("llama",), ("in-memory", "disk-partial"), contexts=(Context.BESIDE_OTHER_FORMATS,)),
     # The one model class with `_keys_to_ignore_on_save` (MarianMTModel's position tables, registry.EXTRA_FIXTURES):
     # an offloaded save must leave them out too. upstream's default shard size only: at 24KB its offloaded saves
     # split the tensors otherwise, as every model's do.

@@ -317,6 +317,15 @@ def _clears_target_first(model: Any, save_directory: str, **options: Any) -> Non
     _reference(model, save_directory, **options)
 
 
+def _cleans_every_shard(model: Any, save_directory: str, **options: Any) -> None:
+    """Deletes every file named like a shard (`-XXXXX-of-YYYYY`) that it does not write, whatever its weights name:
+    upstream's cleanup with its `startswith(weights name)` test left out."""
+    _reference(model, save_directory, **options)
+    for p in Path(save_directory).iterdir():
+        if re.fullmatch(r".*-\d{5}-of-\d{5}\.(bin|safetensors)", p.name) and not p.name.startswith("model"):
+            p.unlink()  # the save's own shards (model-*) are its to keep
+
+
 def _ignores_variant(model: Any, save_directory: str, variant: str | None = None, **options: Any) -> None:
     _reference(model, save_directory, **options)
 
@@ -681,6 +690,13 @@ def _faults() -> tuple[Fault, ...]:
             raises=True,
             context=Context.IN_PLACE,
             save=_clears_target_first,
+        ),
+        Fault(
+            "cleans-every-shard",
+            "the cleanup of stale shards deletes another format's shards too (pytorch_model-*.bin, consolidated-*)",
+            F({C.FILE_SET}),
+            context=Context.BESIDE_OTHER_FORMATS,
+            save=_cleans_every_shard,
         ),
         Fault(
             "ignores-variant",

@@ -88,17 +88,28 @@ def weights_maps(model: torch.nn.Module) -> dict[str, list[Any]]:
     return out
 
 
+def _lists(weights_map: Any, rel: str, keys: dict[int, frozenset[str]]) -> bool:
+    """Whether offload storage lists `rel` under this map. A PrefixedDataset lists its dataset's full keys, so the
+    prefixes are followed down to the loader; a Mapping's own `in` would read the value (and hide its failure)."""
+    from accelerate.utils import PrefixedDataset
+
+    key = rel
+    while isinstance(weights_map, PrefixedDataset):
+        key, weights_map = weights_map.prefix + key, weights_map.dataset
+    if id(weights_map) not in keys:
+        keys[id(weights_map)] = frozenset(weights_map)
+    return key in keys[id(weights_map)]
+
+
 def _stored(name: str, maps: dict[str, list[Any]], keys: dict[int, frozenset[str]]) -> torch.Tensor | str | None:
     """An offloaded tensor's value, from the nearest enclosing module whose hook has it in offload storage; None when
-    no map holds it. A key a map lists but cannot read, or reads as something not a tensor, is what that map gives
+    no map lists it. A key a map lists but cannot read, or reads as something not a tensor, is what that map gives
     (a string saying so): a forward pass through the hooks would fail the same way, so it is not passed over."""
     parts = name.split(".")
     for cut in range(len(parts) - 1, -1, -1):
         module, rel = ".".join(parts[:cut]), ".".join(parts[cut:])
         for weights_map in maps.get(module, ()):
-            if id(weights_map) not in keys:
-                keys[id(weights_map)] = frozenset(weights_map)  # the keys it lists (a Mapping's `in` reads the value)
-            if rel not in keys[id(weights_map)]:
+            if not _lists(weights_map, rel, keys):
                 continue
             try:
                 value = weights_map[rel]

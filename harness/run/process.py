@@ -21,7 +21,7 @@ from offload_conformance.harness.execution import Execution
 from offload_conformance.harness.judge.checkpoint import file_digests
 from offload_conformance.harness.outcomes import Fp8OnCpu, Stage
 from offload_conformance.harness.plan.cells import Cell
-from offload_conformance.harness.plan.contexts import Context
+from offload_conformance.harness.plan.contexts import OTHER_FORMATS, Context
 from offload_conformance.harness.plan.shards import ShardSizeError, resolve
 from offload_conformance.harness.results import Difference, Failure, Lifecycle, SaveCost
 from offload_conformance.harness.run.cell import PRELOAD, serve
@@ -136,6 +136,10 @@ def execute(
         source_dir = save_dir
     elif earlier is not None:
         shutil.copytree(earlier, save_dir)
+    elif cell.context is Context.BESIDE_OTHER_FORMATS:
+        save_dir.mkdir()
+        for name, text in OTHER_FORMATS.items():
+            (save_dir / name).write_text(text)
     if cell.context is not Context.EMPTY:
         (workdir / BEFORE).write_text(json.dumps(file_digests(save_dir), indent=1))
     request = {

@@ -25,7 +25,7 @@ from offload_conformance.harness.plan.faults import _change_a_weight, _strip_hoo
 from offload_conformance.harness.plan.modes import Step, by_name
 from offload_conformance.harness.results import SCHEMA_VERSION, Difference, Failure, Lifecycle
 from offload_conformance.harness.run.cell import parameter_count
-from offload_conformance.harness.run.lifecycle import before_save, changes, misread, snapshot, weights_maps
+from offload_conformance.harness.run.lifecycle import _stored, before_save, changes, misread, snapshot, weights_maps
 from tests.ckpt import base_tensors, write
 
 CELL = Cell(DEFAULT_FIXTURES[0], by_name("disk-full"), "upstream")
@@ -91,7 +91,10 @@ def test_an_offloaded_tensor_its_storage_lists_but_cannot_read_is_offload_read(t
 
     model = Toy()
     disk_offload(model, str(tmp_path), execution_device=torch.device("cpu"), offload_buffers=True)
-    loader = next(iter(weights_maps(model).values()))[0].dataset
+    maps = weights_maps(model)
+    # The norm module's own map is a PrefixedDataset("norm.") over the loader: it lists the loader's full keys.
+    assert isinstance(_stored("norm.weight", {"norm": maps["norm"]}, {}), torch.Tensor)
+    loader = next(iter(maps.values()))[0].dataset
     del loader.index["norm.weight"]["dtype"]
     loader.state_dict["table"] = "a dtype"  # an entry of the loader's in-memory part that is not a tensor
     loader.all_keys.append("table")
