@@ -156,12 +156,13 @@ def provenance(command: str, root: Path, when: datetime | None = None) -> str:
     return f"<sub>Written by `{command}` on {stamp} at {_commit(root)} ({machine()}).</sub>"
 
 
-def write(root: Path, name: str, rendered: str, command: str) -> Path:
-    """Rewrite region `name` of its catalog file under `root` with `rendered`, under a provenance line."""
+def write(root: Path, name: str, rendered: str, command: str, stamp: str | None = None) -> Path:
+    """Rewrite region `name` of its catalog file under `root` with `rendered`, under a provenance line (`stamp`:
+    one already made, so that the regions one run writes name the same commit, not the first one's edit)."""
     if name not in CATALOG:
         raise RegionError(f"no region named {name!r} (known: {', '.join(sorted(CATALOG))})")
     path = root / CATALOG[name].path
-    replace(path, name, provenance(command, root) + "\n\n" + rendered.strip("\n"))
+    replace(path, name, (stamp or provenance(command, root)) + "\n\n" + rendered.strip("\n"))
     return path
 
 

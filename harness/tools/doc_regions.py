@@ -99,7 +99,7 @@ RENDER: dict[str, Callable[[list[Path]], str]] = {
 }
 
 
-def mutants_report(outputs: list[Path], command: str, root: Path) -> Path:
+def mutants_report(outputs: list[Path], command: str, root: Path, stamp: str | None = None) -> Path:
     """A full analysis's whole mutants.md, kept as docs/results/mutants-transformers-<version>.md."""
     from offload_conformance.harness.tools.mutants import report
     from offload_conformance.harness.tools.mutants.model import Analysis
@@ -107,7 +107,7 @@ def mutants_report(outputs: list[Path], command: str, root: Path) -> Path:
     analysis = Analysis.read(_one(outputs, "mutants.json"))
     path = root / "docs" / "results" / f"mutants-transformers-{analysis.environment.get('transformers', 'unknown')}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(provenance(command, root) + "\n\n" + report.markdown(analysis))
+    path.write_text((stamp or provenance(command, root)) + "\n\n" + report.markdown(analysis))
     return path
 
 
@@ -115,8 +115,9 @@ def update(tool: str, outputs: list[Path], command: str, root: Path) -> list[Pat
     """Render `tool`'s region from `outputs` and write it under `root`; the files written."""
     if tool not in RENDER:
         raise RegionError(f"no region for {tool!r} (known: {', '.join(RENDER)})")
-    written = [write(root, tool, RENDER[tool](outputs), command)]
+    stamp = provenance(command, root)  # before the first file changes: every file it writes names the same commit
+    written = [write(root, tool, RENDER[tool](outputs), command, stamp)]
     if tool == "mutants":
-        written.append(write(root, "mutants-scores", _mutants_scores(outputs), command))
-        written.append(mutants_report(outputs, command, root))
+        written.append(write(root, "mutants-scores", _mutants_scores(outputs), command, stamp))
+        written.append(mutants_report(outputs, command, root, stamp))
     return written

@@ -286,9 +286,17 @@ def test_a_mutants_run_rewrites_its_docs_region_readme_s_scores_and_its_whole_re
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "mutants.md").write_text("<!-- region:mutants -->\n<!-- /region:mutants -->\n")
     (tmp_path / "README.md").write_text("# x\n<!-- region:mutants-scores -->\nold\n<!-- /region:mutants-scores -->\n")
+    import subprocess
+
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "README.md", "docs"], check=True)
+    subprocess.run([*git, "commit", "-qm", "docs"], check=True)
     (tmp_path / "out").mkdir()
     _analysis().write(tmp_path / "out" / "mutants.json")
     written = update("mutants", [tmp_path / "out"], "nox -s mutants", tmp_path)
+    stamps = {p.read_text().split("<sub>Written by")[1].split("</sub>")[0] for p in written}
+    assert len(stamps) == 1 and "+dirty" not in stamps.pop()  # its own first file does not make the rest dirty
     assert [p.relative_to(tmp_path).as_posix() for p in written] == [
         "docs/mutants.md",
         "README.md",
