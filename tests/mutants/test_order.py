@@ -9,6 +9,7 @@ from offload_conformance.harness.tools.mutants.analysis import (
     _by_fixture,
     _covering,
     _near,
+    _not_erring_first,
     _path,
     _paths,
     _varied,
@@ -32,6 +33,12 @@ def test_a_one_line_branch_among_many_paths_is_met_in_the_first_few_cells() -> N
     assert covered[:2] == ["p255", "quantized"]  # every branch, then the one line no other cell executes
     assert covered[2:] == order[:-2]  # the rest as they were: none adds a line
     assert _covering(["a", "b"], {"a": (1,), "b": (1,)}.__getitem__) == ["a", "b"]
+
+
+def test_cells_that_err_unmutated_come_last() -> None:
+    """A cell that errors unmutated cannot show a mutant that makes it raise another exception."""
+    states = {"a": "error", "b": "pass", "c": "fail shard-layout", "d": "error"}
+    assert _not_erring_first(["a", "b", "c", "d"], states) == ["b", "c", "a", "d"]
 
 
 def test_the_way_past_a_line_is_the_path_within_near_lines_of_it() -> None:

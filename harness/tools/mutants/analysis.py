@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from offload_conformance.harness.outcomes import Oracle, OracleVerdict
+from offload_conformance.harness.outcomes import Oracle, OracleVerdict, Outcome
 from offload_conformance.harness.plan import selection
 from offload_conformance.harness.plan.cells import Cell, safe_name
 from offload_conformance.harness.tools.mutants import equivalents, operators, targets, unreached
@@ -182,6 +182,9 @@ def _without_runs(
             # The fixtures in turn, the rarest first: a fixture in a few cells only is there for what no other has
             # (two tie groups, a 0-d tensor, a .bin file), which the lines a cell executes do not show.
             order = _by_fixture(_varied([by_id[c] for c in reaching]), lambda c: by_id[c].fixture.name)
+            # A cell that errors unmutated tells a mutant apart only by no longer erroring (another exception is the
+            # same outcome): the cells that do not err lead, so each group below is represented by one of them.
+            order = _not_erring_first(order, reach.states)
             order = _paths(order, lambda c, t=m.target: paths[(t, c)])
             # Ahead of those, the cells that together execute every line any of them does, the most new lines first:
             # a branch one line long (a quantized model's metadata) is a distinct path among hundreds, sorted by how
@@ -213,6 +216,11 @@ def _by_fixture(order: list[str], fixture: Callable[[str], str]) -> list[str]:
         cells[fixture(c)].append(c)
     turns = sorted(cells.values(), key=len)  # stable: as rare, first seen first
     return [t[r] for r in range(max(map(len, turns), default=0)) for t in turns if r < len(t)]
+
+
+def _not_erring_first(order: list[str], states: dict[str, str]) -> list[str]:
+    """`order` with the cells whose unmutated run did not err first, each part in its order."""
+    return sorted(order, key=lambda c: states[c].partition(" ")[0] == Outcome.ERROR)  # CellResult.state's first word
 
 
 def _covering(order: list[str], path: Callable[[str], tuple[int, ...]]) -> list[str]:
