@@ -8,8 +8,8 @@ from offload_conformance.harness.tools.mutants.analysis import (
     NEAR,
     _by_fixture,
     _covering,
+    _erring,
     _near,
-    _not_erring_first,
     _path,
     _paths,
     _varied,
@@ -35,10 +35,15 @@ def test_a_one_line_branch_among_many_paths_is_met_in_the_first_few_cells() -> N
     assert _covering(["a", "b"], {"a": (1,), "b": (1,)}.__getitem__) == ["a", "b"]
 
 
-def test_cells_that_err_unmutated_come_last() -> None:
-    """A cell that errors unmutated cannot show a mutant that makes it raise another exception."""
-    states = {"a": "error", "b": "pass", "c": "fail shard-layout", "d": "error"}
-    assert _not_erring_first(["a", "b", "c", "d"], states) == ["b", "c", "a", "d"]
+def test_cells_that_err_unmutated_are_not_in_the_cover() -> None:
+    """A cell that errors unmutated cannot show a mutant that makes it raise another exception: the cover takes
+    the passing cell of the quantized branch, not the erring one that executes more lines."""
+    states = {"big": "pass", "q_err": "error", "q_ok": "pass", "plain": "fail shard-layout"}
+    path = {"big": (1, 2, 3), "q_err": (1, 50, 60, 61), "q_ok": (1, 50), "plain": (1, 2)}
+    erring = _erring(list(states), states)
+    assert erring == {"q_err"}
+    assert _covering(list(states), path.__getitem__, erring)[:2] == ["big", "q_ok"]
+    assert _covering(list(states), path.__getitem__)[:2] == ["q_err", "big"]  # without: the erring cell leads
 
 
 def test_the_way_past_a_line_is_the_path_within_near_lines_of_it() -> None:

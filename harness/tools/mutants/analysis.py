@@ -184,12 +184,13 @@ def _without_runs(
             order = _by_fixture(_varied([by_id[c] for c in reaching]), lambda c: by_id[c].fixture.name)
             # A cell that errors unmutated tells a mutant apart only by no longer erroring (another exception is the
             # same outcome): the cells that do not err lead, so each group below is represented by one of them.
-            order = _not_erring_first(order, reach.states)
+            erring = _erring(reaching, reach.states)
+            order = [c for c in order if c not in erring] + [c for c in order if c in erring]
             order = _paths(order, lambda c, t=m.target: paths[(t, c)])
             # Ahead of those, the cells that together execute every line any of them does, the most new lines first:
             # a branch one line long (a quantized model's metadata) is a distinct path among hundreds, sorted by how
             # rare it is, but the greedy cover takes it within the first few cells.
-            order = _covering(order, lambda c, t=m.target: paths[(t, c)])
+            order = _covering(order, lambda c, t=m.target: paths[(t, c)], erring)
             # Then, ahead of those, the first cell of each distinct way through the mutated line's neighbourhood: a
             # branch a few lines on (a quantized model's check, a context's cleanup) tells a mutant apart where the
             # function's whole path, different in every context and option, no longer sorts those cells early.
@@ -218,17 +219,21 @@ def _by_fixture(order: list[str], fixture: Callable[[str], str]) -> list[str]:
     return [t[r] for r in range(max(map(len, turns), default=0)) for t in turns if r < len(t)]
 
 
-def _not_erring_first(order: list[str], states: dict[str, str]) -> list[str]:
-    """`order` with the cells whose unmutated run did not err first, each part in its order."""
-    return sorted(order, key=lambda c: states[c].partition(" ")[0] == Outcome.ERROR)  # CellResult.state's first word
+def _erring(cells: list[str], states: dict[str, str]) -> frozenset[str]:
+    """The cells whose unmutated run erred (CellResult.state's first word)."""
+    return frozenset(c for c in cells if states[c].partition(" ")[0] == Outcome.ERROR)
 
 
-def _covering(order: list[str], path: Callable[[str], tuple[int, ...]]) -> list[str]:
+def _covering(
+    order: list[str], path: Callable[[str], tuple[int, ...]], leave: frozenset[str] = frozenset()
+) -> list[str]:
     """`order` with a greedy cover of the target's lines moved to the front: each time the cell executing the most
-    lines not yet executed by those before it (the first in `order` among as many), until none adds a line."""
+    lines not yet executed by those before it (the first in `order` among as many), until none adds a line. Cells
+    in `leave` (those that err unmutated: another exception is the same outcome) are not picked."""
     first: dict[tuple[int, ...], str] = {}
     for c in order:
-        first.setdefault(path(c), c)  # a cell per distinct path: the cover is over paths
+        if c not in leave:
+            first.setdefault(path(c), c)  # a cell per distinct path: the cover is over paths
     left = {c: frozenset(p) for p, c in first.items()}
     covered: set[int] = set()
     leading: list[str] = []
