@@ -178,6 +178,12 @@ class CellResult:
         return " ".join([self.outcome, ",".join(self.classes)]).strip()
 
 
+def erred(state: str) -> bool:
+    """Whether a `CellResult.state` (the mutants worker keeps it as text) is an error's: its first word is the
+    outcome."""
+    return state.partition(" ")[0] == Outcome.ERROR
+
+
 @dataclass(frozen=True)
 class BaselineResult:
     """The in-memory save a cell is compared with, and whether it round-trips the fixture's own weights."""

@@ -11,10 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from offload_conformance.harness.merge import merge
 from offload_conformance.harness.report.regions import RegionError, provenance, write
 from offload_conformance.harness.results import RunResult
+
+if TYPE_CHECKING:
+    from offload_conformance.harness.tools.mutants.model import Analysis
 
 
 def _one(outputs: list[Path], name: str) -> Path:
@@ -48,18 +52,10 @@ def _ledger(outputs: list[Path]) -> str:
     return report.region(json.loads(_one(outputs, "ledger.json").read_text()))
 
 
-def _mutants(outputs: list[Path]) -> str:
-    from offload_conformance.harness.tools.mutants import report
+def _analysis(outputs: list[Path]) -> Analysis:
     from offload_conformance.harness.tools.mutants.model import Analysis
 
-    return report.region(Analysis.read(_one(outputs, "mutants.json")))
-
-
-def _mutants_scores(outputs: list[Path]) -> str:
-    from offload_conformance.harness.tools.mutants import report
-    from offload_conformance.harness.tools.mutants.model import Analysis
-
-    return report.scores_region(Analysis.read(_one(outputs, "mutants.json")))
+    return Analysis.read(_one(outputs, "mutants.json"))
 
 
 def _llmcompressor(outputs: list[Path]) -> str:
@@ -91,7 +87,6 @@ def _matrix(outputs: list[Path]) -> str:
 RENDER: dict[str, Callable[[list[Path]], str]] = {
     "bench": _bench,
     "ledger": _ledger,
-    "mutants": _mutants,
     "llmcompressor": _llmcompressor,
     "damage": _damage,
     "sweep": _sweep,
@@ -99,25 +94,28 @@ RENDER: dict[str, Callable[[list[Path]], str]] = {
 }
 
 
-def mutants_report(outputs: list[Path], command: str, root: Path, stamp: str | None = None) -> Path:
+def mutants_report(analysis: Analysis, stamp: str, root: Path) -> Path:
     """A full analysis's whole mutants.md, kept as docs/results/mutants-transformers-<version>.md."""
     from offload_conformance.harness.tools.mutants import report
-    from offload_conformance.harness.tools.mutants.model import Analysis
 
-    analysis = Analysis.read(_one(outputs, "mutants.json"))
     path = root / "docs" / "results" / f"mutants-transformers-{analysis.environment.get('transformers', 'unknown')}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text((stamp or provenance(command, root)) + "\n\n" + report.markdown(analysis))
+    path.write_text(stamp + "\n\n" + report.markdown(analysis))
     return path
 
 
 def update(tool: str, outputs: list[Path], command: str, root: Path) -> list[Path]:
     """Render `tool`'s region from `outputs` and write it under `root`; the files written."""
-    if tool not in RENDER:
-        raise RegionError(f"no region for {tool!r} (known: {', '.join(RENDER)})")
+    if tool not in RENDER and tool != "mutants":  # mutants writes three documents from one read (below)
+        raise RegionError(f"no region for {tool!r} (known: {', '.join([*RENDER, 'mutants'])})")
     stamp = provenance(command, root)  # before the first file changes: every file it writes names the same commit
-    written = [write(root, tool, RENDER[tool](outputs), command, stamp)]
-    if tool == "mutants":
-        written.append(write(root, "mutants-scores", _mutants_scores(outputs), command, stamp))
-        written.append(mutants_report(outputs, command, root, stamp))
-    return written
+    if tool != "mutants":
+        return [write(root, tool, RENDER[tool](outputs), command, stamp)]
+    from offload_conformance.harness.tools.mutants import report
+
+    analysis = _analysis(outputs)  # read once: a full analysis's document is megabytes
+    return [
+        write(root, "mutants", report.region(analysis), command, stamp),
+        write(root, "mutants-scores", report.scores_region(analysis), command, stamp),
+        mutants_report(analysis, stamp, root),
+    ]

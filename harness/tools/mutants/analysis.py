@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from offload_conformance.harness.outcomes import Oracle, OracleVerdict, Outcome
+from offload_conformance.harness.outcomes import Oracle, OracleVerdict
 from offload_conformance.harness.plan import selection
 from offload_conformance.harness.plan.cells import Cell, safe_name
+from offload_conformance.harness.results import erred
 from offload_conformance.harness.tools.mutants import equivalents, operators, targets, unreached
 from offload_conformance.harness.tools.mutants.model import (
     Analysis,
@@ -220,8 +221,8 @@ def _by_fixture(order: list[str], fixture: Callable[[str], str]) -> list[str]:
 
 
 def _erring(cells: list[str], states: dict[str, str]) -> frozenset[str]:
-    """The cells whose unmutated run erred (CellResult.state's first word)."""
-    return frozenset(c for c in cells if states[c].partition(" ")[0] == Outcome.ERROR)
+    """The cells whose unmutated run erred."""
+    return frozenset(c for c in cells if erred(states[c]))
 
 
 def _covering(
@@ -499,7 +500,7 @@ def _judged(mutant: Mutant, reaching: list[str], reached: int, reach: Reach, don
         return _result(mutant, Status.SURVIVED, **rest)
     if any(r["timeout"] for r in changed):
         return _result(mutant, Status.TIMEOUT, reason="a cell timed out under the mutant", **rest)
-    crashed = all(r["state"].startswith("error") for r in records) and len(records) >= min(CRASH_CELLS, len(reaching))
+    crashed = all(erred(r["state"]) for r in records) and len(records) >= min(CRASH_CELLS, len(reaching))
     if crashed:
         return _result(mutant, Status.KILLED_BY_CRASH, reason=records[0].get("failure", ""), **rest)
     return _result(mutant, Status.KILLED, **rest)

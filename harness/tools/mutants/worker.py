@@ -134,6 +134,7 @@ def _lines(reach: dict[str, frozenset[int]]) -> dict[str, list[int]]:
 
 def _mutant(job: dict[str, Any]) -> dict[str, Any]:
     """The reaching cells one at a time; stop at the first verdict change a rerun confirms."""
+    from offload_conformance.harness.results import erred
     from offload_conformance.harness.run.process import read_execution
 
     runner, cells = _runner(job, 1)
@@ -163,7 +164,7 @@ def _mutant(job: dict[str, Any]) -> dict[str, Any]:
             record["confirmed"] = again["state"] == record["state"]
             changed = changed or record["confirmed"]
         records.append(record)
-        crashing = all(r["state"].startswith("error") for r in records)
+        crashing = all(erred(r["state"]) for r in records)
         if changed and not (crashing and len(records) < CRASH_CELLS):
             break
     return {"cells": records, "cell_seconds": time.perf_counter() - t0}
