@@ -28,3 +28,6 @@ class Execution:
     before: dict[str, str] | None = None  # the target's files before the save (name -> sha256); None: it was empty
     reloaded: str | None = None  # why the save, loaded back with from_pretrained, is not what it wrote; "" if it is
     offload_dir: Path | None = None  # the load's offload_folder, as the load left it
+    # sha256 of the loaded model's logits on a fixed input, before the save, in a forked child (lifecycle's forward
+    # pass in a cell; asked for in a baseline); None: not asked for, or the forward pass raised.
+    logits: str | None = None

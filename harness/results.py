@@ -89,10 +89,15 @@ class Lifecycle:
     model_checked: bool = False  # the model was compared before and after the save (also after a save that raised)
     forward_skipped: str | None = None  # why the forward-pass part of that comparison did not run
     resaved: bool = False  # the save was loaded back in the same mode and saved again (where: docs/design.md)
+    # The harness stopped the forward pass (it would have removed or moved a file): nothing to hold its logits to.
+    forward_refused: bool = False
 
     @classmethod
     def from_json(cls, d: dict[str, Any] | None) -> Lifecycle | None:
-        return None if d is None else cls(d["model_checked"], d.get("forward_skipped"), d.get("resaved", False))
+        if d is None:
+            return None
+        refused = d.get("forward_refused", False)
+        return cls(d["model_checked"], d.get("forward_skipped"), d.get("resaved", False), refused)
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,8 @@ def judge(
             return _error(run, common)
         # The layout of a save that never succeeded in memory is unknown: named tensors are the standard.
         source = compare(fixture_dir, run.save_dir, weights_only=True)
-        return _compared(source, fixture_dir, run, _own_terms(run, max_shard_size), common)
+        own = _own_terms(run, max_shard_size) + offload_forward(cell, run, baseline)
+        return _compared(source, fixture_dir, run, own, common)
     if baseline.failure is not None:
         # transformers' own load failed: no correct checkpoint to compare with, whatever the IUT. The
         # root cause comes first, the cell's own error after.
@@ -95,7 +96,7 @@ def judge(
         own += reload_differences(run.reloaded)
     result = compare(baseline.save_dir, run.save_dir, ignore=ignored)
     common["fused_groups"] = _fused_groups(run.save_dir, variant, max_shard_size)
-    own += _own_terms(run, max_shard_size, ignored)
+    own += _own_terms(run, max_shard_size, ignored) + offload_forward(cell, run, baseline)
     oversize = any(d.cls is FailureClass.SHARD_OVERSIZE for d in own)
     if oversize and shard_oversize(baseline.save_dir, max_shard_size):
         # The in-memory save breaks the limit itself (huggingface_hub plans views of one storage as one item:
@@ -128,6 +129,24 @@ def _own_terms(run: Execution, max_shard_size: object, ignored: frozenset[str] =
     out = shard_oversize(run.save_dir, max_shard_size, ignored)  # type: ignore[arg-type]
     out += index_bookkeeping(run.save_dir, run.parameters, ignored)
     return out + list(run.model_changes)
+
+
+def offload_forward(cell: Cell, run: Execution, baseline: Execution) -> list[Difference]:
+    """Class offload-forward: the model the cell loaded computes, before the save, other logits than its baseline
+    (the same checkpoint loaded in memory), or its forward pass raises where the baseline's runs. Both passes run
+    forked and single-threaded on the same input, so the digests are equal unless the computation differs: a hook
+    that does not load an offloaded weight or buffer, a weight read back as another value."""
+    if run.lifecycle is None or run.lifecycle.forward_refused or baseline.logits is None:
+        return []
+    if cell.mode.placement is Placement.CUSTOM_CODE:
+        return []  # the twin is a class of our own, holding tensors: it has no forward pass to compare
+    if run.logits == baseline.logits:
+        return []
+    if run.logits is None:
+        what = f"the forward pass fails here, and runs on the model loaded in memory: {run.lifecycle.forward_skipped}"
+    else:
+        what = "the forward pass gives other logits than on the model loaded in memory"
+    return [Difference(FailureClass.OFFLOAD_FORWARD, what)]
 
 
 def _from_pretrained(cell: Cell) -> bool:

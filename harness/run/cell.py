@@ -105,7 +105,7 @@ def _compared(before: Any, model: Any) -> dict[str, Any]:
     except Exception as e:
         traceback.print_exc()
         found = [Difference(FailureClass.MODEL_CHANGED, f"the model cannot be read after the save: {why(e)}")]
-    lifecycle = Lifecycle(model_checked=True, forward_skipped=before.forward_skipped)
+    lifecycle = Lifecycle(True, before.forward_skipped, forward_refused=before.forward_refused)
     return {**asdict(lifecycle), "changes": [asdict(d) for d in found]}
 
 
@@ -123,7 +123,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     from offload_conformance.harness.run.custom_code import CustomCodeUnsupported, custom_code_twin
     from offload_conformance.harness.run.fp8_on_cpu import fp8_loading
     from offload_conformance.harness.run.from_config import FromConfigUnsupported, from_config_twin
-    from offload_conformance.harness.run.lifecycle import before_save, snapshot
+    from offload_conformance.harness.run.lifecycle import before_save, forked_forward, snapshot
 
     fixture = Path(request["fixture_dir"])  # its manifest says how to load
     source = Path(request.get("source_dir") or fixture)  # what to load: the fixture, or a save to resave
@@ -180,6 +180,10 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
                 return report
         # Before the cost measurement starts and after it ends: the snapshots' reads are not the save's.
         before = snapshot(model) if request.get("lifecycle") else None
+        if before is not None:
+            report["logits"] = before.logits
+        elif request.get("logits"):
+            report["logits"] = forked_forward(model).logits
         if request.get("sync_before_save"):
             # The bench times the save alone: the load's offload files are written back first, so
             # their writeback does not compete with the save (nor land on a `cp` timed later).

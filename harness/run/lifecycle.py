@@ -54,6 +54,16 @@ class Snapshot:
     device_map: dict[str, str] | None
     logits: str | None  # sha256 of the forward pass's logits
     forward_skipped: str | None  # why there are no logits
+    forward_refused: bool = False  # the harness stopped the pass: it would have removed or moved a file
+
+
+@dataclass(frozen=True)
+class Forward:
+    """A forward pass on the fixed input (forward_logits): its logits' digest, or why there is none."""
+
+    logits: str | None
+    skipped: str | None = None
+    refused: bool = False  # stopped by the harness (ForwardChangesFiles), not raised by the model
 
 
 def digest(t: torch.Tensor) -> str:
@@ -188,8 +198,8 @@ def _no_removals() -> None:
         setattr(os, name, refusing(name))
 
 
-def _forked(fn: Callable[[], str], timeout: float) -> tuple[str | None, str | None]:
-    """fn() in a forked child: (its result, None) or (None, why it gave none). The parent's state is untouched."""
+def _forked(fn: Callable[[], str], timeout: float) -> Forward:
+    """A forward pass fn() (giving the logits' digest) in a forked child. The parent's state is untouched."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report and leave without running the parent's exit handlers
@@ -201,7 +211,7 @@ def _forked(fn: Callable[[], str], timeout: float) -> tuple[str | None, str | No
             _no_removals()
             payload = {"result": fn()}
         except BaseException as e:
-            payload = {"error": why(e)}
+            payload = {"error": why(e), "refused": isinstance(e, ForwardChangesFiles)}
         os.write(w, json.dumps(payload).encode())
         os._exit(0)
     os.close(w)
@@ -218,24 +228,31 @@ def _forked(fn: Callable[[], str], timeout: float) -> tuple[str | None, str | No
             chunks.append(chunk)
         else:
             os.kill(pid, signal.SIGKILL)
-            return None, f"the forward pass took more than {timeout:g}s"
+            return Forward(None, f"forward pass raised the forward pass took more than {timeout:g}s")
     finally:
         os.close(r)
         os.waitpid(pid, 0)
     try:
         payload = json.loads(b"".join(chunks))
     except ValueError:
-        return None, "the forward pass's process died"
-    return payload.get("result"), payload.get("error")
+        return Forward(None, "forward pass raised the forward pass's process died")
+    if "result" in payload:
+        return Forward(payload["result"])
+    return Forward(None, f"forward pass raised {payload['error']}", payload["refused"])
 
 
-def _in_process(model: torch.nn.Module) -> tuple[str | None, str | None]:
+def forked_forward(model: torch.nn.Module) -> Forward:
+    """The model's forward pass in a forked child: the model is left as it was, it has still never run one."""
+    return _forked(lambda: digest(forward_logits(model)), FORWARD_TIMEOUT)
+
+
+def _in_process(model: torch.nn.Module) -> Forward:
     """The forward pass here, single-threaded like the forked one (same kernels, bit-exact logits)."""
     torch.set_num_threads(1)
     try:
-        return digest(forward_logits(model)), None
+        return Forward(digest(forward_logits(model)))
     except Exception as e:
-        return None, why(e)
+        return Forward(None, f"forward pass raised {why(e)}")
 
 
 def snapshot(model: torch.nn.Module, before: Snapshot | None = None) -> Snapshot:
@@ -247,25 +264,24 @@ def snapshot(model: torch.nn.Module, before: Snapshot | None = None) -> Snapshot
     forward, in memory, which is not the save's doing."""
     states = dict(tensors(model))
     if before is None:
-        logits, error = _forked(lambda: digest(forward_logits(model)), FORWARD_TIMEOUT)
-        skipped = None if logits else f"forward pass raised {error}"
+        forward = forked_forward(model)
     elif before.logits:
-        logits, error = _in_process(model)
-        skipped = None if logits else f"forward pass raised {error}"
+        forward = _in_process(model)
         now = {n: str(t.device) for n, t in model.state_dict(keep_vars=True).items()}
         for name, state in states.items():
             if state.device == "meta" and now.get(name, "meta") != "meta":
                 states[name] = dataclasses.replace(state, device=now[name])
     else:
-        logits, skipped = None, before.forward_skipped
+        forward = Forward(None, before.forward_skipped, before.forward_refused)
     hooks = {name: _describe(m._hf_hook) for name, m in model.named_modules() if hasattr(m, "_hf_hook")}
     device_map = getattr(model, "hf_device_map", None)
     return Snapshot(
         states,
         hooks,
         {k: str(v) for k, v in device_map.items()} if isinstance(device_map, dict) else None,
-        logits,
-        skipped,
+        forward.logits,
+        forward.skipped,
+        forward.refused,
     )
 
 

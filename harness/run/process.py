@@ -114,13 +114,15 @@ def execute(
     source_dir: Path | None = None,
     oracles: bool = False,
     earlier: Path | None = None,
+    logits: bool = False,
 ) -> Execution:
     """Load and save one cell in a process of its own; never raises for anything the cell does.
     `sync_before_save`: write back all dirty data between the load and the save (the bench).
     `lifecycle`: compare the model before and after the save (model-changed). `source_dir`: load this
     checkpoint instead of the fixture (a resave), still as the fixture's manifest says. `oracles`: judge the save
     with the alternative oracles too (harness.run.oracles). `earlier`: a save the target holds before this one
-    (the cell's context says which); an in-place cell saves into a copy of the fixture it loads."""
+    (the cell's context says which); an in-place cell saves into a copy of the fixture it loads. `logits`: report
+    the digest of the loaded model's logits before the save (a baseline's: what an offloaded model's must equal)."""
     workdir = workdir.resolve()  # the cell must not depend on the working directory
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -158,6 +160,7 @@ def execute(
         "lifecycle": lifecycle,
         "source_dir": str(source_dir) if source_dir is not None else None,
         "oracles": oracles,
+        "logits": logits,
     }
     (workdir / "request.json").write_text(json.dumps(request, indent=2))
     t0 = time.perf_counter()
@@ -204,4 +207,5 @@ def read_execution(workdir: Path, seconds: float = 0.0) -> Execution | None:
         before=json.loads(before.read_text()) if before.exists() else None,
         reloaded=report.get("reloaded"),
         offload_dir=workdir / "offload",
+        logits=report.get("logits"),
     )

@@ -61,6 +61,7 @@ class Runner:
             lifecycle=lifecycle,
             oracles=oracles,
             earlier=earlier.save_dir if cell.earlier is not None and earlier is not None else None,
+            logits=kind == "baselines",  # a cell's come from its lifecycle check
         )
 
     def resave(self, cell: Cell, first: Execution) -> Execution:

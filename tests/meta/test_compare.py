@@ -112,6 +112,7 @@ def test_every_class_has_a_case() -> None:
         FailureClass.DIRECTORY_CHANGED,
         FailureClass.MODEL_CHANGED,
         FailureClass.OFFLOAD_READ,
+        FailureClass.OFFLOAD_FORWARD,
         FailureClass.RESAVE,
         FailureClass.SHARD_OVERSIZE,
         FailureClass.DROPPED_ON_LOAD,

@@ -4,6 +4,7 @@ own terms (shard-oversize, index bookkeeping, dropped-on-load), resave verdicts,
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,14 +19,22 @@ from offload_conformance.fixtures import DEFAULT_FIXTURES
 from offload_conformance.fixtures.manifest import write_manifest
 from offload_conformance.harness.execution import Execution
 from offload_conformance.harness.judge.absolute import dropped_on_load, index_bookkeeping, shard_oversize
-from offload_conformance.harness.judge.verdict import judge, resave_verdict
+from offload_conformance.harness.judge.verdict import judge, offload_forward, resave_verdict
 from offload_conformance.harness.outcomes import FailureClass, Grade, Outcome, Stage
 from offload_conformance.harness.plan.cells import Cell
 from offload_conformance.harness.plan.faults import _change_a_weight, _strip_hooks
 from offload_conformance.harness.plan.modes import Step, by_name
 from offload_conformance.harness.results import SCHEMA_VERSION, Difference, Failure, Lifecycle
 from offload_conformance.harness.run.cell import parameter_count
-from offload_conformance.harness.run.lifecycle import _stored, before_save, changes, misread, snapshot, weights_maps
+from offload_conformance.harness.run.lifecycle import (
+    _stored,
+    before_save,
+    changes,
+    forked_forward,
+    misread,
+    snapshot,
+    weights_maps,
+)
 from tests.ckpt import base_tensors, write
 
 CELL = Cell(DEFAULT_FIXTURES[0], by_name("disk-full"), "upstream")
@@ -162,6 +171,33 @@ def test_a_model_that_cannot_run_forward_says_why_and_is_still_compared() -> Non
     assert [d.detail for d in changes(before, snapshot(model))] == ["values changed: norm.weight"]
 
 
+def test_the_offloaded_forward_computes_the_in_memory_logits_until_a_hook_skips_a_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """offload-forward's two digests: the in-memory model's and the offloaded one's are equal, bit for bit; a hook
+    that does not load the offloaded weights (the mutant pre_forward:416, `self._onload_weights(module)` -> pass)
+    leaves the pass without them."""
+    from accelerate.hooks import AlignDevicesHook
+
+    in_memory = forked_forward(Toy())
+    assert in_memory.logits and forked_forward(_offloaded()).logits == in_memory.logits
+    monkeypatch.setattr(AlignDevicesHook, "pre_forward", lambda self, module, *args, **kwargs: (args, kwargs))
+    broken = forked_forward(_offloaded())
+    assert broken.logits is None and broken.skipped and not broken.refused
+
+
+def test_a_forward_pass_the_harness_stops_is_refused_not_failed(tmp_path: Path) -> None:
+    """A forward pass that would remove a file (compressed-tensors converting accelerate's disk offload) is stopped
+    in the child: refused, which offload-forward does not hold against the model."""
+    doomed = tmp_path / "offload.dat"
+    doomed.write_text("x")
+    model = Toy()
+    model.forward = lambda input_ids: os.remove(doomed)  # type: ignore[method-assign,assignment]
+    refused = snapshot(model)
+    assert (refused.logits, refused.forward_refused) == (None, True) and doomed.exists()
+    os.remove(doomed)  # the guard is the child's only
+
+
 @pytest.mark.parametrize(("step", "modes_seen"), [(Step.FORWARD, [False]), (Step.TRAIN_EVAL, [True])])
 def test_each_step_runs_its_forward_in_its_mode_and_leaves_the_model_in_eval(step: Step, modes_seen: list) -> None:
     """+train-eval is the forward pass in train mode between train() and eval(); +forward stays in eval mode."""
@@ -278,6 +314,24 @@ def test_shard_oversize_holds_an_iut_to_the_limit_the_in_memory_save_keeps(tmp_p
     over = Execution(write(tmp_path / "c", base_tensors(), **big), "", 1.0)  # type: ignore[arg-type]
     result = judge(SMALL_SHARDS, run, over, Grade.BYTES)
     assert (result.outcome, result.grade, result.classes) == (Outcome.PASS, Grade.BYTES, ())
+
+
+def test_offload_forward_holds_the_cells_forward_to_its_baselines(tmp_path: Path) -> None:
+    """The cell's logits (its lifecycle's forward pass) against its baseline's: other logits, or a pass that raises
+    where the baseline's runs, fail the cell whatever its grade; nothing to compare passes nothing over."""
+    base = _saved(tmp_path, "b", logits="aa")
+    same = judge(CELL, _saved(tmp_path, "a", lifecycle=Lifecycle(True), logits="aa"), base, Grade.BYTES)
+    assert (same.outcome, same.classes) == (Outcome.PASS, ())
+    other = judge(CELL, _saved(tmp_path, "c", lifecycle=Lifecycle(True), logits="bb"), base, Grade.BYTES)
+    assert (other.outcome, other.grade, other.classes) == (Outcome.FAIL, Grade.BYTES, ("offload-forward",))
+    assert other.detail == "the forward pass gives other logits than on the model loaded in memory"
+    raised = Lifecycle(True, forward_skipped="forward pass raised KeyError: 'lm_head.weight'")
+    (found,) = offload_forward(CELL, _saved(tmp_path, "d", lifecycle=raised), base)
+    assert found.cls is FailureClass.OFFLOAD_FORWARD and found.detail.endswith("KeyError: 'lm_head.weight'")
+    refused = Lifecycle(True, forward_skipped="forward pass raised ForwardChangesFiles: ...", forward_refused=True)
+    assert offload_forward(CELL, _saved(tmp_path, "e", lifecycle=refused), base) == []
+    assert offload_forward(CELL, _saved(tmp_path, "f", lifecycle=raised), _saved(tmp_path, "g")) == []  # baseline: none
+    assert offload_forward(CELL, _saved(tmp_path, "h", logits="bb"), base) == []  # no lifecycle check in this run
 
 
 def test_resave_verdict(tmp_path: Path) -> None:
