@@ -105,7 +105,7 @@ def _compared(before: Any, model: Any) -> dict[str, Any]:
     except Exception as e:
         traceback.print_exc()
         found = [Difference(FailureClass.MODEL_CHANGED, f"the model cannot be read after the save: {why(e)}")]
-    lifecycle = Lifecycle(True, before.forward_skipped, forward_refused=before.forward_refused)
+    lifecycle = Lifecycle(True, before.forward.skipped, forward_refused=before.forward.refused)
     return {**asdict(lifecycle), "changes": [asdict(d) for d in found]}
 
 
@@ -181,7 +181,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         # Before the cost measurement starts and after it ends: the snapshots' reads are not the save's.
         before = snapshot(model) if request.get("lifecycle") else None
         if before is not None:
-            report["logits"] = before.logits
+            report["logits"] = before.forward.logits
         elif request.get("logits"):
             report["logits"] = forked_forward(model).logits
         if request.get("sync_before_save"):

@@ -48,22 +48,20 @@ class TensorState:
 
 
 @dataclass(frozen=True)
+class Forward:
+    """A forward pass on the fixed input (forward_logits): its logits' digest, or why there is none."""
+
+    logits: str | None  # sha256 of the logits
+    skipped: str | None = None  # why there are no logits
+    refused: bool = False  # stopped by the harness (ForwardChangesFiles), not raised by the model
+
+
+@dataclass(frozen=True)
 class Snapshot:
     tensors: dict[str, TensorState]  # every parameter and buffer name, tied names included
     hooks: dict[str, str]  # module name -> its accelerate hook(s), described
     device_map: dict[str, str] | None
-    logits: str | None  # sha256 of the forward pass's logits
-    forward_skipped: str | None  # why there are no logits
-    forward_refused: bool = False  # the harness stopped the pass: it would have removed or moved a file
-
-
-@dataclass(frozen=True)
-class Forward:
-    """A forward pass on the fixed input (forward_logits): its logits' digest, or why there is none."""
-
-    logits: str | None
-    skipped: str | None = None
-    refused: bool = False  # stopped by the harness (ForwardChangesFiles), not raised by the model
+    forward: Forward
 
 
 def digest(t: torch.Tensor) -> str:
@@ -265,23 +263,21 @@ def snapshot(model: torch.nn.Module, before: Snapshot | None = None) -> Snapshot
     states = dict(tensors(model))
     if before is None:
         forward = forked_forward(model)
-    elif before.logits:
+    elif before.forward.logits:
         forward = _in_process(model)
         now = {n: str(t.device) for n, t in model.state_dict(keep_vars=True).items()}
         for name, state in states.items():
             if state.device == "meta" and now.get(name, "meta") != "meta":
                 states[name] = dataclasses.replace(state, device=now[name])
     else:
-        forward = Forward(None, before.forward_skipped, before.forward_refused)
+        forward = before.forward
     hooks = {name: _describe(m._hf_hook) for name, m in model.named_modules() if hasattr(m, "_hf_hook")}
     device_map = getattr(model, "hf_device_map", None)
     return Snapshot(
         states,
         hooks,
         {k: str(v) for k, v in device_map.items()} if isinstance(device_map, dict) else None,
-        forward.logits,
-        forward.skipped,
-        forward.refused,
+        forward,
     )
 
 
@@ -338,10 +334,9 @@ def changes(before: Snapshot, after: Snapshot) -> list[Difference]:
         out.append(_change(what, other, False))
     if before.device_map != after.device_map:
         out.append(Difference(FailureClass.MODEL_CHANGED, f"hf_device_map {after.device_map}, was {before.device_map}"))
-    if before.logits and not after.logits:
-        out.append(
-            Difference(FailureClass.MODEL_CHANGED, f"the forward pass fails after the save: {after.forward_skipped}")
-        )
-    elif before.logits and after.logits != before.logits:
+    was, now = before.forward, after.forward
+    if was.logits and not now.logits:
+        out.append(Difference(FailureClass.MODEL_CHANGED, f"the forward pass fails after the save: {now.skipped}"))
+    elif was.logits and now.logits != was.logits:
         out.append(Difference(FailureClass.MODEL_CHANGED, "the forward pass gives other logits after the save"))
     return out

@@ -27,6 +27,7 @@ from offload_conformance.harness.plan.modes import Step, by_name
 from offload_conformance.harness.results import SCHEMA_VERSION, Difference, Failure, Lifecycle
 from offload_conformance.harness.run.cell import parameter_count
 from offload_conformance.harness.run.lifecycle import (
+    Forward,
     _stored,
     before_save,
     changes,
@@ -69,7 +70,7 @@ def test_snapshot_reads_offloaded_values_and_an_untouched_model_has_not_changed(
     before = snapshot(model)
     assert before.tensors["norm.weight"].device == "meta" and before.tensors["norm.weight"].sha256
     assert before.tensors["table"].dtype == "int64"
-    assert before.logits and before.forward_skipped is None and "norm" in before.hooks
+    assert before.forward.logits and before.forward.skipped is None and "norm" in before.hooks
     assert changes(before, snapshot(model)) == []
 
 
@@ -165,7 +166,7 @@ def test_a_model_that_cannot_run_forward_says_why_and_is_still_compared() -> Non
     model = Toy()
     model.forward = lambda input_ids: (_ for _ in ()).throw(RuntimeError("needs a GPU kernel"))  # type: ignore[method-assign]
     before = snapshot(model)
-    assert before.logits is None and before.forward_skipped == "forward pass raised RuntimeError: needs a GPU kernel"
+    assert before.forward == Forward(None, "forward pass raised RuntimeError: needs a GPU kernel")
     with torch.no_grad():
         model.norm.weight += 1
     assert [d.detail for d in changes(before, snapshot(model))] == ["values changed: norm.weight"]
@@ -193,8 +194,8 @@ def test_a_forward_pass_the_harness_stops_is_refused_not_failed(tmp_path: Path) 
     doomed.write_text("x")
     model = Toy()
     model.forward = lambda input_ids: os.remove(doomed)  # type: ignore[method-assign,assignment]
-    refused = snapshot(model)
-    assert (refused.logits, refused.forward_refused) == (None, True) and doomed.exists()
+    refused = snapshot(model).forward
+    assert (refused.logits, refused.refused) == (None, True) and doomed.exists()
     os.remove(doomed)  # the guard is the child's only
 
 
