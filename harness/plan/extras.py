@@ -98,6 +98,10 @@ EXTRAS = (
     # an offloaded save must leave them out too. upstream's default shard size only: at 24KB its offloaded saves
     # split the tensors otherwise, as every model's do.
     Extra(("gen_marian",), ("disk-partial", "disk-full")),
+    # The in-memory cells of the generated extras: only there does a cell hold the in-memory save to its fixture
+    # (round-trip), which shows a load-and-save conversion fault that every save of the fixture repeats (CLIP's scoped
+    # renamings: `WeightTransform._scoped_match`, which the harness's comparison of two saves cannot see).
+    Extra(("gen_clip", "gen_marian"), ("in-memory",)),
     # The in-memory save's shard plan (judge.shard_plan) where the order of numbered names decides it, and at the
     # exact sizes where one more byte moves a boundary of qwen3_moe's plan: its 16 KiB tensors fill a 16.384KB shard
     # exactly, and two fill 32.768KB, one byte less closes it after one.

@@ -3,17 +3,30 @@ decides what a survivor has been tested against."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
+
+from offload_conformance.fixtures import DEFAULT_FIXTURES
 from offload_conformance.harness.plan import selection
+from offload_conformance.harness.plan.cells import Cell
+from offload_conformance.harness.plan.modes import by_name
 from offload_conformance.harness.tools.mutants.analysis import (
     NEAR,
+    Options,
+    Reach,
+    _ahead,
     _by_fixture,
     _covering,
     _erring,
+    _firsts,
+    _in_memory,
     _near,
     _path,
     _paths,
     _varied,
+    _without_runs,
 )
+from offload_conformance.harness.tools.mutants.model import Mutant, Target
 
 
 def test_every_distinct_path_through_the_target_comes_before_any_repeat() -> None:
@@ -80,3 +93,48 @@ def test_early_cells_see_every_mode_then_every_mode_again_with_other_axes() -> N
     assert {dict(c.save_options).get("max_shard_size") for c in order[:12]} >= {None, "24KB"}
     assert len({(c.context, c.save_options) for c in order[:24]}) >= 4  # contexts and options early, not last
     assert len({c.fixture.name for c in early}) <= 8  # a few models early: their baselines are rerun
+
+
+def test_where_the_in_memory_save_runs_the_line_an_in_memory_cell_leads() -> None:
+    """A fault on a line the in-memory save executes is in the baseline's save too: comparing with it shows nothing
+    the two saves share, only an in-memory cell's round-trip to the fixture does. Those cells lead, one per way past
+    the line; where only the offloaded save executes it (its baseline does not), nothing moves."""
+    fixture = DEFAULT_FIXTURES[0]
+    cells = [Cell(fixture, by_name(m), impl) for m in ("disk-full", "in-memory") for impl in ("upstream", "reference")]
+    by_id = {c.cell_id: c for c in cells}
+    order = list(by_id)
+    saved = {cells[0].baseline.cell_id: frozenset({("f.py", 7)})}  # every cell here has that one baseline
+    memory = _in_memory(order, by_id, saved, ("f.py", 7), frozenset())
+    assert memory == [c.cell_id for c in cells[2:]]
+    assert _ahead(order, _firsts(memory, lambda c: ()))[:1] == [cells[2].cell_id]  # one way past it: one leads
+    assert _in_memory(order, by_id, saved, ("f.py", 8), frozenset()) == []  # the offloaded save's line only
+    assert _in_memory(order, by_id, saved, ("f.py", 7), frozenset({cells[2].cell_id})) == [cells[3].cell_id]
+
+
+def test_a_mutant_on_a_line_of_the_in_memory_save_meets_an_in_memory_cell_first(tmp_path: Path) -> None:
+    """The whole order (_without_runs): the offloaded cells come first by the other rules (their rarer paths), until
+    the baseline executes the mutated line; then the in-memory cell leads."""
+    fixture = DEFAULT_FIXTURES[0]
+    offloaded = [Cell(fixture, by_name(m), "upstream") for m in ("disk-full", "disk-partial")]
+    memory = Cell(fixture, by_name("in-memory"), "upstream")
+    cells = [*offloaded, memory]
+    source = tmp_path / "pkg" / "mod.py"
+    source.parent.mkdir()
+    source.write_text("def f():\n" + "    x = 1\n" * 9)
+    file = str(source)
+    target = Target("pkg.mod.f", "pkg", "pkg/mod.py", "f", 1, 10)
+    mutant = Mutant("pkg.mod.f:5:const:0", target.name, target.file, 5, "const", "`1` -> `2`", 0, 1, "2")
+    overlay = SimpleNamespace(original=lambda name: source)
+
+    def order(baseline_runs_it: bool) -> list[str]:
+        base = memory.baseline.cell_id
+        baseline_lines = {base: frozenset({(file, 5)} if baseline_runs_it else set())}
+        lines = {c.cell_id: frozenset({(file, 5)}) for c in cells}  # every cell (or its baseline) executes line 5
+        lines[offloaded[0].cell_id] |= {(file, 6)}  # a branch of its own past it
+        reach = Reach({c.cell_id: "pass" for c in cells}, {}, lines, {}, baseline_lines, {}, 0.0)
+        options = Options(out=tmp_path / "out")
+        _, to_run = _without_runs(options, {target.name: target}, [mutant], cells, reach, {}, {}, overlay)  # type: ignore[arg-type]
+        return to_run[0][1]
+
+    assert order(False)[0] != memory.cell_id
+    assert order(True)[0] == memory.cell_id

@@ -28,6 +28,7 @@ from typing import Any
 from offload_conformance.harness.outcomes import Oracle, OracleVerdict
 from offload_conformance.harness.plan import selection
 from offload_conformance.harness.plan.cells import Cell, safe_name
+from offload_conformance.harness.plan.modes import BASELINE_MODE
 from offload_conformance.harness.results import erred
 from offload_conformance.harness.tools.mutants import equivalents, operators, targets, unreached
 from offload_conformance.harness.tools.mutants.model import (
@@ -162,8 +163,9 @@ def _without_runs(
     overlay: Overlay,
 ) -> tuple[dict[str, MutantResult], list[tuple[Mutant, list[str], int]]]:
     """Equivalent and unreached mutants decided at once; the others with the cells reaching them in the order they
-    are run: one cell of each way past the mutated line (see _near), a cover of the target's lines (_covering), one
-    cell of each path through the target (_paths), then the rest, the fixtures in turn (_by_fixture, _varied)."""
+    are run: where the in-memory save executes the line, an in-memory cell of each way past it (_in_memory); one
+    cell of each way past the mutated line (see _near), a cover of the target's lines (_covering), one cell of each
+    path through the target (_paths), then the rest, the fixtures in turn (_by_fixture, _varied)."""
     by_id = {c.cell_id: c for c in cells}
     results: dict[str, MutantResult] = {}
     to_run: list[tuple[Mutant, list[str], int]] = []
@@ -196,6 +198,11 @@ def _without_runs(
             # branch a few lines on (a quantized model's check, a context's cleanup) tells a mutant apart where the
             # function's whole path, different in every context and option, no longer sorts those cells early.
             order = _paths(order, lambda c, t=m.target, n=m.line: _near(paths[(t, c)], n))
+            # Ahead of all, where the in-memory save executes the line: a fault there is in each cell's baseline
+            # too, and no comparison with the baseline shows what both saves share; the in-memory cells hold that
+            # save to the fixture itself (round-trip). The first of each way past the line among them.
+            saving = _in_memory(order, by_id, reach.baseline_lines, (real, m.line), erring)
+            order = _ahead(order, _firsts(saving, lambda c, t=m.target, n=m.line: _near(paths[(t, c)], n)))
             to_run.append((m, order[: options.max_cells] if options.max_cells else order, len(order)))
     return results, to_run
 
@@ -244,8 +251,7 @@ def _covering(
             break
         covered |= left.pop(best)
         leading.append(best)
-    chosen = set(leading)
-    return leading + [c for c in order if c not in chosen]
+    return _ahead(order, leading)
 
 
 def _paths(order: list[str], path: Callable[[str], Hashable]) -> list[str]:
@@ -253,13 +259,39 @@ def _paths(order: list[str], path: Callable[[str], Hashable]) -> list[str]:
     first: a mutant is told apart where the function does something different (a model without conversions takes
     another branch of revert_weight_conversion than a MoE; two tie groups another loop than one), and what few cells
     do is what the per-mutant cap must not cut off when there are more distinct paths than the cap."""
+    return _ahead(order, _firsts(order, path))
+
+
+def _firsts(order: list[str], path: Callable[[str], Hashable]) -> list[str]:
+    """The first cell of each distinct path in `order`, the rarest paths first (first seen first among as rare)."""
     groups: dict[Hashable, list[str]] = defaultdict(list)
     for c in order:
         groups[path(c)].append(c)
-    rank = {p: i for i, p in enumerate(groups)}  # first seen first, among paths as rare
-    first = [g[0] for p, g in sorted(groups.items(), key=lambda pg: (len(pg[1]), rank[pg[0]]))]
-    leading = set(first)
-    return first + [c for c in order if c not in leading]
+    rank = {p: i for i, p in enumerate(groups)}
+    return [g[0] for p, g in sorted(groups.items(), key=lambda pg: (len(pg[1]), rank[pg[0]]))]
+
+
+def _ahead(order: list[str], leading: list[str]) -> list[str]:
+    """`order` with `leading` (cells of it) moved to the front, in their order."""
+    chosen = set(leading)
+    return leading + [c for c in order if c not in chosen]
+
+
+def _in_memory(
+    order: list[str],
+    by_id: dict[str, Cell],
+    baseline_lines: dict[str, frozenset[tuple[str, int]]],
+    line: tuple[str, int],
+    leave: frozenset[str],
+) -> list[str]:
+    """The in-memory cells of `order` (not in `leave`) whose baseline, the in-memory save, executes `line`."""
+    return [
+        c
+        for c in order
+        if by_id[c].mode.name == BASELINE_MODE
+        and c not in leave
+        and line in baseline_lines.get(by_id[c].baseline.cell_id, frozenset())
+    ]
 
 
 def _run_mutants(
