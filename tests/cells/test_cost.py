@@ -37,8 +37,9 @@ def test_read_amplification_is_counted(costs: dict) -> None:
 
 def test_peak_rss_of_the_save_is_measured(costs: dict) -> None:
     hoard = costs[("disk-full+offload_buffers", "tests.broken_impls:hoard_memory")]
-    assert hoard.cost.extra_rss >= 64 * 2**20
-    assert hoard.cost.extra_anon >= 64 * 2**20  # the sampler sees anonymous memory too
+    # 64 MiB held, less what the process frees meanwhile (CI measured 80 KiB less once, under load): 63 MiB at least.
+    assert hoard.cost.extra_rss >= 63 * 2**20
+    assert hoard.cost.extra_anon >= 63 * 2**20  # the sampler sees anonymous memory too
     assert hoard.classes == ("memory-budget",)
     ref = costs[("disk-full+offload_buffers", "reference")]
     assert ref.outcome == "pass" and ref.cost.extra_rss < 32 * 2**20
