@@ -57,6 +57,9 @@ class FailureClass(StrEnum):
     DIRECTORY_CHANGED = "directory-changed"  # a save that raised did not leave the target directory as it was
     MODEL_CHANGED = "model-changed"  # the model after the save differs from the model before it
     OFFLOAD_READ = "offload-read"  # an offloaded tensor reads back from offload storage as another dtype or shape
+    # The model as loaded holds in memory a tensor its placement offloads (its RAM spent anyway), or a tensor the
+    # placement keeps in memory is meta (harness.run.placement).
+    PLACEMENT = "placement"
     # The model as loaded for the save computes other logits than the same checkpoint loaded in memory (its
     # baseline), or its forward pass raises where that one runs: what the save reads is not what a user computes with.
     OFFLOAD_FORWARD = "offload-forward"
@@ -88,7 +91,13 @@ CONTENT_CLASSES = frozenset(
 COST_CLASSES = frozenset({FailureClass.READ_AMPLIFICATION, FailureClass.MEMORY_BUDGET, FailureClass.OFFLOAD_COPY})
 # Judged on the cell itself, not against the in-memory save: they fail a cell whatever its grade.
 LIFECYCLE_CLASSES = frozenset(
-    {FailureClass.MODEL_CHANGED, FailureClass.OFFLOAD_READ, FailureClass.OFFLOAD_FORWARD, FailureClass.RESAVE}
+    {
+        FailureClass.MODEL_CHANGED,
+        FailureClass.OFFLOAD_READ,
+        FailureClass.PLACEMENT,
+        FailureClass.OFFLOAD_FORWARD,
+        FailureClass.RESAVE,
+    }
 )
 
 

@@ -94,17 +94,18 @@ def parameter_count(model: Any) -> int:
     return total
 
 
-def _compared(before: Any, model: Any) -> dict[str, Any]:
-    """The lifecycle part of a cell's report: how the model after the save differs from `before`."""
+def _compared(before: Any, model: Any, placed: list[Any]) -> dict[str, Any]:
+    """The lifecycle part of a cell's report: how the model as loaded was placed (`placed`, harness.run.placement)
+    and how the model after the save differs from `before`."""
     from offload_conformance.harness.outcomes import FailureClass
     from offload_conformance.harness.results import Difference, Lifecycle
     from offload_conformance.harness.run.lifecycle import changes, snapshot, why
 
     try:
-        found = changes(before, snapshot(model, before))
+        found = placed + changes(before, snapshot(model, before))
     except Exception as e:
         traceback.print_exc()
-        found = [Difference(FailureClass.MODEL_CHANGED, f"the model cannot be read after the save: {why(e)}")]
+        found = [*placed, Difference(FailureClass.MODEL_CHANGED, f"the model cannot be read after the save: {why(e)}")]
     lifecycle = Lifecycle(True, before.forward.skipped, forward_refused=before.forward.refused)
     return {**asdict(lifecycle), "changes": [asdict(d) for d in found]}
 
@@ -124,6 +125,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     from offload_conformance.harness.run.fp8_on_cpu import fp8_loading
     from offload_conformance.harness.run.from_config import FromConfigUnsupported, from_config_twin
     from offload_conformance.harness.run.lifecycle import before_save, forked_forward, snapshot
+    from offload_conformance.harness.run.placement import misplaced
 
     fixture = Path(request["fixture_dir"])  # its manifest says how to load
     source = Path(request.get("source_dir") or fixture)  # what to load: the fixture, or a save to resave
@@ -180,6 +182,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
                 return report
         # Before the cost measurement starts and after it ends: the snapshots' reads are not the save's.
         before = snapshot(model) if request.get("lifecycle") else None
+        placed = misplaced(model, mode) if before is not None else []
         if before is not None:
             report["logits"] = before.forward.logits
         elif request.get("logits"):
@@ -199,7 +202,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
                 report["save_seconds"] = time.perf_counter() - t0
         finally:
             if before is not None:  # also after a save that raised: it must leave the model as it found it
-                report["lifecycle"] = _compared(before, model)
+                report["lifecycle"] = _compared(before, model, placed)
         report["cost"] = asdict(cost[0])
     except ImportError as e:
         # This environment lacks what loading the fixture needs (e.g. a quantizer's package):
@@ -242,6 +245,7 @@ PRELOAD = [
     "safetensors.torch",
     "offload_conformance.harness.run.cell",
     "offload_conformance.harness.run.lifecycle",
+    "offload_conformance.harness.run.placement",
     "offload_conformance.harness.run.from_config",
     "offload_conformance.harness.run.custom_code",
     "offload_conformance.harness.run.oracles",
