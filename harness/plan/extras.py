@@ -106,6 +106,10 @@ EXTRAS = (
     # exact sizes where one more byte moves a boundary of qwen3_moe's plan: its 16 KiB tensors fill a 16.384KB shard
     # exactly, and two fill 32.768KB, one byte less closes it after one.
     Extra(("llama_12_layers",), ("in-memory",), (SMALL_SHARDS,)),
+    # The same plan in a save that sorts the names itself (the reference, of accelerate's offload): the one cell that
+    # kills `dot_natural_key:1506:remove-call:0` and `revert_weight_conversion:2057:remove-call:1` (layers.10 sorted
+    # before layers.2 moves a shard boundary), survivors of the full analysis.
+    Extra(("llama_12_layers",), ("accelerate-disk+offload_buffers",), (SMALL_SHARDS,), impls=("reference",)),
     Extra(("qwen3_moe",), ("in-memory",), ("16.384KB", "32.767KB", "32.768KB"), impls=("upstream",)),
     # device_map="auto" on a budget: the first half of the model in RAM, the rest on disk, the split inside the layer
     # list (with twelve layers, layers.1 in RAM and layers.10 on disk: a device map's keys must not match by prefix).
