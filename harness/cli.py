@@ -159,10 +159,10 @@ def _parser() -> argparse.ArgumentParser:
     mu.add_argument(
         "--max-cells",
         type=int,
-        default=16,
+        default=32,
         metavar="N",
-        help="cells a mutant runs at most: one of each path through its function first, then every mode, IUT and"
-        " shard size (0: all that reach it; default 16)",
+        help="cells a mutant runs at most: one of each path through its function first, then a cell of each fixture"
+        " not met, then every mode, IUT and shard size (0: all that reach it; default 32)",
     )
     mu.add_argument(
         "--mutant", action="append", metavar="PATTERN", help="only mutants whose id matches (fnmatch; repeatable)"

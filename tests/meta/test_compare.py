@@ -105,8 +105,8 @@ def test_each_class_is_named_exactly(
 def test_every_class_has_a_case() -> None:
     covered = set().union(*(c[2] for c in CASES)) | {"index"}  # index: see the sharded tests below
     # Cost classes: tests/cells/test_cost.py. Classes judged beside the comparison (the model around the save,
-    # a save on its own terms, resave): tests/meta/test_lifecycle.py (placement: tests/meta/test_placement.py); of a save into a directory that held files
-    # (reload, directory-changed): tests/meta/test_contexts.py.
+    # a save on its own terms, resave): tests/meta/test_lifecycle.py, placement tests/meta/test_placement.py; of a
+    # save into a directory that held files (reload, directory-changed): tests/meta/test_contexts.py.
     beside = {
         FailureClass.RELOAD,
         FailureClass.DIRECTORY_CHANGED,

@@ -23,6 +23,7 @@ from offload_conformance.harness.tools.mutants.analysis import (
     _near,
     _path,
     _paths,
+    _second_look,
     _varied,
     _without_runs,
 )
@@ -72,6 +73,18 @@ def test_fixtures_take_turns_the_rarest_first() -> None:
     order = ["q1", "q2", "b1", "q3", "r1", "b2", "q4"]
     assert _by_fixture(order, lambda c: c[0]) == ["r1", "b1", "q1", "b2", "q2", "q3", "q4"]
     assert _by_fixture([], lambda c: c[0]) == []
+
+
+def test_after_the_first_look_each_fixture_not_met_comes_once_the_rarest_first() -> None:
+    """The first look, chosen by lines, met only fixture a; a cell of b and one of c (not the erring one) follow it,
+    b first (one cell), before a's cells again. The qwen3_moe_as_float32 cells killed three survivors of
+    `OffloadedWeightsLoader.__getitem__:186`-`187` (`dtype`, `offload-read`) that 16 cells of 960 had not met."""
+    order = [f"a{i}" for i in range(1, 21)] + ["c0", "c1", "b1", "c2"]
+    fixture = lambda c: c[0]  # noqa: E731
+    looked = _second_look(order, 16, fixture, frozenset({"c0"}))
+    assert looked == [f"a{i}" for i in range(1, 17)] + ["b1", "c1", "a17", "a18", "a19", "a20", "c0", "c2"]
+    assert _second_look(order, 24, fixture, frozenset()) == order  # every fixture met in the first look
+    assert _second_look(order, 0, fixture, frozenset()) == ["b1", "c0"] + [c for c in order if c not in ("b1", "c0")]
 
 
 def test_a_path_is_the_lines_of_the_target_s_span_in_its_file() -> None:

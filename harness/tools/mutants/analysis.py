@@ -51,6 +51,7 @@ Progress = Callable[[int, int, MutantResult], None]
 
 ROTATION = 4  # fixtures in a mutant's first round of cells (see _varied)
 NEAR = 12  # lines either side of a mutant whose executed subset makes a cell's way past it distinct (see _near)
+FIRST_LOOK = 16  # a mutant's cells chosen by the lines they execute; then each fixture not met yet (see _second_look)
 
 
 class AnalysisError(ValueError):
@@ -69,9 +70,9 @@ class Options:
     seed: int = 0
     shard: str | None = None  # K/N: this CI job's part of the mutants
     timeout: float = 30.0  # per cell (they take about 0.3 s); a mutated loop that never ends is a `timeout`
-    # Cells a mutant runs at most (0: every cell reaching it): one of each kind comes first (see _varied), so a
-    # survivor has met every mode and save option its line sees; the report says how many of how many it ran.
-    max_cells: int = 16
+    # Cells a mutant runs at most (0: every cell reaching it): the ways past its line and through its function, then
+    # each fixture not met (_second_look), then every kind (_varied); the report says how many of how many it ran.
+    max_cells: int = 32
     mutants: tuple[str, ...] = ()  # fnmatch patterns over mutant ids: analyse only these (e.g. to rerun survivors)
     reach_from: Path | None = None  # an earlier analysis's --out: its reach run is reused (same cells and files)
     jobs: int = 2
@@ -165,7 +166,8 @@ def _without_runs(
     """Equivalent and unreached mutants decided at once; the others with the cells reaching them in the order they
     are run: where the in-memory save executes the line, an in-memory cell of each way past it (_in_memory); one
     cell of each way past the mutated line (see _near), a cover of the target's lines (_covering), one cell of each
-    path through the target (_paths), then the rest, the fixtures in turn (_by_fixture, _varied)."""
+    path through the target (_paths); after FIRST_LOOK cells, a cell of each fixture not met (_second_look); then the
+    rest, the fixtures in turn (_by_fixture, _varied)."""
     by_id = {c.cell_id: c for c in cells}
     results: dict[str, MutantResult] = {}
     to_run: list[tuple[Mutant, list[str], int]] = []
@@ -203,6 +205,7 @@ def _without_runs(
             # save to the fixture itself (round-trip). The first of each way past the line among them.
             saving = _in_memory(order, by_id, reach.baseline_lines, (real, m.line), erring)
             order = _ahead(order, _firsts(saving, lambda c, t=m.target, n=m.line: _near(paths[(t, c)], n)))
+            order = _second_look(order, FIRST_LOOK, lambda c: by_id[c].fixture.name, erring)
             to_run.append((m, order[: options.max_cells] if options.max_cells else order, len(order)))
     return results, to_run
 
@@ -225,6 +228,23 @@ def _by_fixture(order: list[str], fixture: Callable[[str], str]) -> list[str]:
         cells[fixture(c)].append(c)
     turns = sorted(cells.values(), key=len)  # stable: as rare, first seen first
     return [t[r] for r in range(max(map(len, turns), default=0)) for t in turns if r < len(t)]
+
+
+def _second_look(order: list[str], first: int, fixture: Callable[[str], str], leave: frozenset[str]) -> list[str]:
+    """`order` with, after its first `first` cells, the first cell (not in `leave`) of each fixture those did not
+    meet, the fixture with the fewest cells first. The lines a cell executes do not show what its model holds: a
+    persistent buffer under offload_buffers (DeepSeek's), a checkpoint loaded in another dtype; with more fixtures than
+    the first look has cells, a survivor of it meets every model before any of them again."""
+    counts: dict[str, int] = defaultdict(int)
+    for c in order:
+        counts[fixture(c)] += 1
+    met = {fixture(c) for c in order[:first]}
+    picks: dict[str, str] = {}
+    for c in order[first:]:
+        if c not in leave and fixture(c) not in met:
+            picks.setdefault(fixture(c), c)
+    rarest = sorted(picks, key=lambda f: counts[f])  # stable: as rare, first met first
+    return order[:first] + _ahead(order[first:], [picks[f] for f in rarest])
 
 
 def _erring(cells: list[str], states: dict[str, str]) -> frozenset[str]:
