@@ -281,10 +281,15 @@ def snapshot(model: torch.nn.Module, before: Snapshot | None = None) -> Snapshot
     )
 
 
-def _change(what: str, names: list[str], tensor: bool = True) -> Difference:
+def examples(names: list[str]) -> str:
+    """The first EXAMPLES of `names` (sorted; "" is the model itself), then how many more."""
     names = sorted(n or "<model>" for n in names)
-    eg = ", ".join(names[:EXAMPLES]) + (f" and {len(names) - EXAMPLES} more" if len(names) > EXAMPLES else "")
-    return Difference(FailureClass.MODEL_CHANGED, f"{what}: {eg}", tensor=names[0] if tensor else None)
+    return ", ".join(names[:EXAMPLES]) + (f" and {len(names) - EXAMPLES} more" if len(names) > EXAMPLES else "")
+
+
+def _change(what: str, names: list[str], tensor: bool = True) -> Difference:
+    first = sorted(n or "<model>" for n in names)[0]
+    return Difference(FailureClass.MODEL_CHANGED, f"{what}: {examples(names)}", tensor=first if tensor else None)
 
 
 def misread(before: Snapshot) -> list[Difference]:

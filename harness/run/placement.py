@@ -21,8 +21,8 @@ import torch
 from offload_conformance.harness.outcomes import FailureClass
 from offload_conformance.harness.plan.modes import Mode, Placement
 from offload_conformance.harness.results import Difference
+from offload_conformance.harness.run.lifecycle import examples
 
-EXAMPLES = 3
 IN_MEMORY = frozenset({Placement.IN_MEMORY, Placement.FROM_CONFIG, Placement.CUSTOM_CODE})
 WHOLE_MODEL = frozenset({Placement.ACCELERATE_CPU, Placement.ACCELERATE_DISK})  # every tensor offloaded
 
@@ -77,12 +77,6 @@ def _same_tensor(names: list[str], tensors: dict[str, torch.Tensor]) -> dict[str
     return {n: first.setdefault(id(tensors[n]), n) for n in names}
 
 
-def _named(what: str, names: list[str]) -> str:
-    names = sorted(names)
-    more = f" and {len(names) - EXAMPLES} more" if len(names) > EXAMPLES else ""
-    return f"{what}: {', '.join(names[:EXAMPLES])}{more}"
-
-
 def misplaced(model: torch.nn.Module, mode: Mode) -> list[Difference]:
     """Tensors the load holds in memory though their placement offloads them, and tensors it keeps in memory that
     are `meta`, judged per tensor object (a tie kept in memory under one name is in memory, whatever the other)."""
@@ -100,14 +94,15 @@ def misplaced(model: torch.nn.Module, mode: Mode) -> list[Difference]:
         if all(off for _, off in names):
             resident = [n for (n, _), m in zip(names, meta, strict=True) if not m]
             held += resident
-            nbytes += sum(tensors[n].numel() * tensors[n].element_size() for n in resident[:1])
+            if resident:  # one tensor object: its bytes once, whatever the names
+                nbytes += tensors[resident[0]].numel() * tensors[resident[0]].element_size()
         elif all(meta):
             lost += [n for n, off in names if not off]
     out = []
     if held:
         what = f"the load holds in memory {nbytes} bytes its placement offloads (not meta in the module)"
-        out.append(Difference(FailureClass.PLACEMENT, _named(what, held), tensor=sorted(held)[0]))
+        out.append(Difference(FailureClass.PLACEMENT, f"{what}: {examples(held)}", tensor=sorted(held)[0]))
     if lost:
         what = "tensors the placement keeps in memory are meta (never loaded)"
-        out.append(Difference(FailureClass.PLACEMENT, _named(what, lost), tensor=sorted(lost)[0]))
+        out.append(Difference(FailureClass.PLACEMENT, f"{what}: {examples(lost)}", tensor=sorted(lost)[0]))
     return out
