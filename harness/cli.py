@@ -167,12 +167,6 @@ def _parser() -> argparse.ArgumentParser:
     mu.add_argument(
         "--mutant", action="append", metavar="PATTERN", help="only mutants whose id matches (fnmatch; repeatable)"
     )
-    mu.add_argument(
-        "--reach-from",
-        type=Path,
-        metavar="DIR",
-        help="reuse the unmutated run of an earlier analysis (its --out) instead of running it again",
-    )
     mu.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="mutants run in parallel")
     mu.add_argument("--equivalents", type=Path, help="equivalent mutants: lines of 'MUTANT-ID  # reason'")
     mu.add_argument("--min-score", type=float, metavar="X", help="exit 1 when the score is below X")
@@ -637,7 +631,6 @@ def _mutants(args: argparse.Namespace) -> int:
         equivalents=args.equivalents or equivalents.SHIPPED,
         max_cells=args.max_cells,
         mutants=tuple(args.mutant or ()),
-        reach_from=args.reach_from.resolve() if args.reach_from else None,
     )
     try:
         if args.list:

@@ -31,6 +31,16 @@ UNREACHED_LINE = 5
 EQUIVALENT = "toy_offload_save.save:3:remove-stmt:0"  # `copied` is never read
 
 
+def _analyse(root: Path, out: str, *more: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(root / "site"), "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "offload_conformance.harness", "mutants", "--target", "toy_offload_save.save"]
+    command += ["--impl", "toy_offload_save:save", "--fixture", "qwen3_moe", "--mode", "disk-full"]
+    command += ["--equivalents", str(root / "equivalent.txt"), "--out", str(root / out), *more]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((root / out / "mutants.json").read_text())
+
+
 @pytest.fixture(scope="module")
 def analysis(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     root = tmp_path_factory.mktemp("mutants")
@@ -38,14 +48,9 @@ def analysis(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     site.mkdir(parents=True)
     (site / "__init__.py").write_text(TOY)
     (root / "equivalent.txt").write_text(f"{EQUIVALENT}  # `copied` is never read\n")
-    env = {**os.environ, "PYTHONPATH": str(root / "site"), "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "offload_conformance.harness", "mutants", "--target", "toy_offload_save.save"]
-    command += ["--impl", "toy_offload_save:save", "--fixture", "qwen3_moe", "--mode", "disk-full"]
-    command += ["--equivalents", str(root / "equivalent.txt"), "--out", str(root / "out")]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
+    doc = _analyse(root, "out")
     assert (site / "__init__.py").read_text() == TOY, "the installed package was edited"
-    return json.loads((root / "out" / "mutants.json").read_text()), root
+    return doc, root
 
 
 def _by_id(doc: dict) -> dict[str, dict]:
@@ -82,3 +87,12 @@ def test_a_line_no_cell_executes_is_unreached_with_its_condition(analysis: tuple
 def test_mutants_on_lines_every_cell_runs_are_never_unreached(analysis: tuple[dict, Path]) -> None:
     reached = [m for m in analysis[0]["mutants"] if m["line"] in (2, 6, 7)]
     assert reached and not [m["id"] for m in reached if m["status"] == "unreached"]
+
+
+def test_a_second_analysis_takes_the_reach_run_from_the_cache_and_judges_alike(analysis: tuple[dict, Path]) -> None:
+    doc, root = analysis
+    assert not doc["timing"]["reach_cached"], "the first analysis of a new package text ran its reach run"
+    again = _analyse(root, "again", "--mutant", KILLABLE)
+    assert again["timing"]["reach_cached"]
+    (mutant,) = again["mutants"]
+    assert (mutant["status"], mutant["changes"]) == ("killed", _by_id(doc)[KILLABLE]["changes"])

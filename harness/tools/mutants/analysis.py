@@ -2,7 +2,8 @@
 
 1. Targets resolve in the installed packages; each gives its mutants (operators.py).
 2. The reach run: every cell and baseline on the unmutated overlay, with coverage of the targets' files and the
-   alternative oracles. Its verdicts are what each mutant is compared with; its lines decide reach.
+   alternative oracles. Its verdicts are what each mutant is compared with; its lines decide reach. It is kept
+   between analyses in the same environment (reach_cache.py).
 3. Each mutant that is neither listed equivalent nor unreached runs in a worker on an overlay with the mutant
    applied, on the cells that execute its line (or whose baseline does), most varied fixtures first.
 """
@@ -30,7 +31,7 @@ from offload_conformance.harness.plan import selection
 from offload_conformance.harness.plan.cells import Cell, safe_name
 from offload_conformance.harness.plan.modes import BASELINE_MODE
 from offload_conformance.harness.results import erred
-from offload_conformance.harness.tools.mutants import equivalents, operators, targets, unreached
+from offload_conformance.harness.tools.mutants import equivalents, operators, reach_cache, targets, unreached
 from offload_conformance.harness.tools.mutants.model import (
     Analysis,
     CellChange,
@@ -74,7 +75,6 @@ class Options:
     # each fixture not met (_second_look), then every kind (_varied); the report says how many of how many it ran.
     max_cells: int = 32
     mutants: tuple[str, ...] = ()  # fnmatch patterns over mutant ids: analyse only these (e.g. to rerun survivors)
-    reach_from: Path | None = None  # an earlier analysis's --out: its reach run is reused (same cells and files)
     jobs: int = 2
     equivalents: Path = equivalents.SHIPPED
 
@@ -90,6 +90,7 @@ class Reach:
     baseline_lines: dict[str, frozenset[tuple[str, int]]]
     fixture_dirs: dict[str, str]
     seconds: float
+    cached: bool  # taken from reach_cache, not run
 
 
 def _generated(options: Options) -> tuple[list[Target], list[Any], dict[str, str], list[Mutant], list[Overlay]]:
@@ -137,7 +138,7 @@ def analyse(options: Options, progress: Progress | None = None) -> Analysis:
         for overlay in overlays:
             shutil.rmtree(overlay.root, ignore_errors=True)
     ordered = tuple(results[m.id] for m in chosen)
-    timing = Timing(time.perf_counter() - t0, reach.seconds, *seconds, len(to_run))
+    timing = Timing(time.perf_counter() - t0, reach.seconds, *seconds, len(to_run), reach_cached=reach.cached)
     return Analysis(
         environment=_environment(found),
         cells=tuple(c.cell_id for c in cells),
@@ -418,10 +419,12 @@ def _reach(zygote: Zygote, overlay: Overlay, options: Options, cells: list[Cell]
     fixture_dirs = _fixture_dirs(cells)
     files = sorted({t.file for t in found})
     measure = [str(overlay.path(f)) for f in files] + [str(overlay.original(f)) for f in files]
+    measured = {os.path.realpath(f) for f in measure}
     planned = [c.cell_id for c in cells]
-    if options.reach_from is not None:
-        done = _reused(options.reach_from / "work" / "reach", planned, measure, fixture_dirs)
-    else:
+    cache_key = reach_cache.key(planned, fixture_dirs, options.timeout, overlay.packages)
+    done = reach_cache.load(cache_key, measured)
+    cached = done is not None
+    if done is None:
         job = _job(
             overlay,
             options,
@@ -433,8 +436,9 @@ def _reach(zygote: Zygote, overlay: Overlay, options: Options, cells: list[Cell]
             fixture_dirs=fixture_dirs,
         )
         done = _start(zygote, job, limit=len(cells) * options.timeout + 600)
-    if "cells" not in done:
-        raise AnalysisError(f"the unmutated run failed: {done.get('crash') or done.get('worker_timeout')}")
+        if "cells" not in done:
+            raise AnalysisError(f"the unmutated run failed: {done.get('crash') or done.get('worker_timeout')}")
+        reach_cache.store(cache_key, done, measured)
     baseline_lines = {b: _real(v["reach"]) for b, v in done["baselines"].items()}
     lines = {}
     controls = {c.cell_id: c.baseline.cell_id for c in cells}
@@ -449,23 +453,8 @@ def _reach(zygote: Zygote, overlay: Overlay, options: Options, cells: list[Cell]
         baseline_lines=baseline_lines,
         fixture_dirs=fixture_dirs,
         seconds=time.perf_counter() - t0,
+        cached=cached,
     )
-
-
-def _reused(previous: Path, planned: list[str], measure: list[str], fixture_dirs: dict[str, str]) -> dict[str, Any]:
-    """`--reach-from DIR`: the reach run of an earlier analysis (DIR its --out), if it ran these very cells on these
-    fixtures and measured the same installed files; its baselines' saves are reused from there."""
-    try:
-        job = json.loads((previous / "job.json").read_text())
-        done: dict[str, Any] = json.loads((previous / WORKER_FILE).read_text())
-    except (OSError, ValueError) as e:
-        raise AnalysisError(f"--reach-from: no reach run in {previous.parent.parent} ({e})") from None
-    installed = {os.path.realpath(f) for f in measure}
-    if job.get("cells") != planned or job.get("fixture_dirs") != fixture_dirs:
-        raise AnalysisError(f"--reach-from {previous.parent.parent}: its reach run had other cells or fixtures")
-    if not installed <= {os.path.realpath(f) for f in job.get("measure", ())}:
-        raise AnalysisError(f"--reach-from {previous.parent.parent}: it did not measure every target file of this run")
-    return done
 
 
 def _real(reach: dict[str, list[int]]) -> frozenset[tuple[str, int]]:

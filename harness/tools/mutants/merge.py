@@ -121,6 +121,7 @@ def _timing(parts: list[tuple[str, Analysis]]) -> Timing | None:
         import_seconds=sum(t.import_seconds for t in present),
         cell_seconds=sum(t.cell_seconds for t in present),
         mutants_run=sum(t.mutants_run for t in present),
+        reach_cached=all(t.reach_cached for t in present),
     )
 
 

@@ -111,6 +111,7 @@ class Timing:
     import_seconds: float  # summed over mutant workers: interpreter start and imports of the overlay
     cell_seconds: float  # summed over mutant workers: cells and baselines executed
     mutants_run: int  # mutants that needed a worker (not unreached, not equivalent)
+    reach_cached: bool = False  # the reach run was taken from an earlier analysis's (reach_cache.py)
 
     @property
     def mutants_per_minute(self) -> float:

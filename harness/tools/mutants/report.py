@@ -112,8 +112,9 @@ def timing_line(t: Timing) -> str:
     share = import_share(t)
     busy = t.import_seconds + t.cell_seconds
     share_text = NONE if share is None else f"{share:.0%}"
+    reach = f"reach run {'from the cache ' if t.reach_cached else ''}{t.reach_seconds:.1f} s"
     return (
-        f"{t.total_seconds:.1f} s total, reach run {t.reach_seconds:.1f} s, import share {share_text}"
+        f"{t.total_seconds:.1f} s total, {reach}, import share {share_text}"
         f" ({t.import_seconds:.1f} s of {busy:.1f} s in mutant workers),"
         f" {t.mutants_per_minute:.1f} mutants/minute ({t.mutants_run} mutants run)"
     )
