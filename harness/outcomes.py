@@ -56,7 +56,8 @@ class FailureClass(StrEnum):
     RELOAD = "reload"  # the directory after the save, loaded back with from_pretrained, is not what the save wrote
     DIRECTORY_CHANGED = "directory-changed"  # a save that raised did not leave the target directory as it was
     MODEL_CHANGED = "model-changed"  # the model after the save differs from the model before it
-    OFFLOAD_READ = "offload-read"  # an offloaded tensor reads back from offload storage as another dtype or shape
+    # An offloaded tensor reads back from offload storage as another dtype or shape, or that storage does not list it
+    OFFLOAD_READ = "offload-read"
     # The model as loaded holds in memory a tensor its placement offloads (its RAM spent anyway), or a tensor the
     # placement keeps in memory is meta (harness.run.placement).
     PLACEMENT = "placement"

@@ -109,14 +109,21 @@ def _lists(weights_map: Any, rel: str, keys: dict[int, frozenset[str]]) -> bool:
     return key in keys[id(weights_map)]
 
 
+UNLISTED = "not listed by its modules' offload storage"
+
+
 def _stored(name: str, maps: dict[str, list[Any]], keys: dict[int, frozenset[str]]) -> torch.Tensor | str | None:
     """An offloaded tensor's value, from the nearest enclosing module whose hook has it in offload storage; None when
-    no map lists it. A key a map lists but cannot read, or reads as something not a tensor, is what that map gives
-    (a string saying so): a forward pass through the hooks would fail the same way, so it is not passed over."""
+    no hook of its modules has storage. A key a map lists but cannot read, or reads as something not a tensor, is
+    what that map gives (a string saying so): a forward pass through the hooks would fail the same way, so it is not
+    passed over. So is a meta tensor that storage does not list (UNLISTED): a storage is a mapping, and what it does
+    not list is lost to whatever walks it, or, not held at all, to a forward pass."""
     parts = name.split(".")
+    stored = False
     for cut in range(len(parts) - 1, -1, -1):
         module, rel = ".".join(parts[:cut]), ".".join(parts[cut:])
         for weights_map in maps.get(module, ()):
+            stored = True
             if not _lists(weights_map, rel, keys):
                 continue
             try:
@@ -124,7 +131,7 @@ def _stored(name: str, maps: dict[str, list[Any]], keys: dict[int, frozenset[str
             except Exception as e:
                 return f"unreadable ({type(e).__name__}: {e})"
             return value if isinstance(value, torch.Tensor) else f"not a tensor ({type(value).__name__})"
-    return None
+    return UNLISTED if stored else None
 
 
 def tensors(model: torch.nn.Module) -> Iterator[tuple[str, TensorState]]:

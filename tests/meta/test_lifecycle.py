@@ -27,6 +27,7 @@ from offload_conformance.harness.plan.modes import Step, by_name
 from offload_conformance.harness.results import SCHEMA_VERSION, Difference, Failure, Lifecycle
 from offload_conformance.harness.run.cell import parameter_count
 from offload_conformance.harness.run.lifecycle import (
+    UNLISTED,
     Forward,
     _stored,
     before_save,
@@ -96,7 +97,7 @@ def test_an_offloaded_tensor_stored_as_another_dtype_or_shape_is_offload_read(tm
 
 def test_an_offloaded_tensor_its_storage_lists_but_cannot_read_is_offload_read(tmp_path: Path) -> None:
     """A key the index lists whose read raises (an index entry without its dtype) or gives something not a tensor is
-    what storage gives: a forward pass would fail on it. A key no map lists is passed over, as before."""
+    what storage gives: a forward pass would fail on it."""
     from accelerate import disk_offload
 
     model = Toy()
@@ -115,6 +116,22 @@ def test_an_offloaded_tensor_its_storage_lists_but_cannot_read_is_offload_read(t
         " and 1 more"
     )
     assert snapshot(model).tensors["table"].stored == "not a tensor (str)"
+
+
+def test_an_offloaded_tensor_its_storage_does_not_list_is_offload_read(tmp_path: Path) -> None:
+    """accelerate's OffloadedWeightsLoader lists its index's keys (`all_keys`); one that holds a tensor but does not
+    list it loses it to whatever walks the storage (the mutant OffloadedWeightsLoader.__init__:167:remove-stmt:0
+    lists none). A meta tensor under no hook with storage is not this check's (placement's)."""
+    from accelerate import disk_offload
+
+    model = Toy()
+    disk_offload(model, str(tmp_path), execution_device=torch.device("cpu"), offload_buffers=True)
+    loader = next(iter(weights_maps(model).values()))[0].dataset
+    loader.all_keys.remove("norm.weight")
+    found = misread(snapshot(model))
+    assert [(d.cls, d.tensor) for d in found] == [(FailureClass.OFFLOAD_READ, "norm.weight")]
+    assert found[0].detail == f"offload storage gives norm.weight as {UNLISTED}, the model's tensor is float32[8]"
+    assert _stored("norm.weight", {}, {}) is None
 
 
 def test_a_weight_changed_in_offload_storage_is_model_changed() -> None:

@@ -21,6 +21,7 @@ from offload_conformance.harness.tools.mutants.analysis import (
     _firsts,
     _in_memory,
     _near,
+    _offloads_least,
     _path,
     _paths,
     _second_look,
@@ -81,10 +82,27 @@ def test_after_the_first_look_each_fixture_not_met_comes_once_the_rarest_first()
     `OffloadedWeightsLoader.__getitem__:186`-`187` (`dtype`, `offload-read`) that 16 cells of 960 had not met."""
     order = [f"a{i}" for i in range(1, 21)] + ["c0", "c1", "b1", "c2"]
     fixture = lambda c: c[0]  # noqa: E731
-    looked = _second_look(order, 16, fixture, frozenset({"c0"}))
+    same = lambda c: 0  # noqa: E731
+    looked = _second_look(order, 16, fixture, frozenset({"c0"}), same)
     assert looked == [f"a{i}" for i in range(1, 17)] + ["b1", "c1", "a17", "a18", "a19", "a20", "c0", "c2"]
-    assert _second_look(order, 24, fixture, frozenset()) == order  # every fixture met in the first look
-    assert _second_look(order, 0, fixture, frozenset()) == ["b1", "c0"] + [c for c in order if c not in ("b1", "c0")]
+    assert _second_look(order, 24, fixture, frozenset(), same) == order  # every fixture met in the first look
+    assert _second_look(order, 0, fixture, frozenset(), same) == ["b1", "c0"] + [
+        c for c in order if c not in ("b1", "c0")
+    ]
+
+
+def test_the_second_look_takes_the_cell_that_offloads_the_most_of_its_fixture() -> None:
+    """qwen3_moe_as_float32's disk-full cell, not its first cell: that one kills `__getitem__:186`-`187` (a bf16
+    weight read back from the checkpoint for a float32 model), its experts-on-disk cells resave those weights in
+    float32. Then buffers: DeepSeek's bias reaches the hook only under offload_buffers."""
+    modes = [by_name(m) for m in ("experts-on-disk", "disk-partial+offload_buffers", "disk-full", "map-all-disk")]
+    assert sorted(modes, key=_offloads_least)[0].name == "disk-full"
+    buffers = [by_name(m) for m in ("experts-on-disk", "experts-on-disk+offload_buffers")]
+    assert min(buffers, key=_offloads_least).name == "experts-on-disk+offload_buffers"
+    order = ["a1", "b-experts", "b-full", "b-partial"]
+    rank = {"b-experts": 1, "b-full": 0, "b-partial": 1}
+    looked = _second_look(order, 1, lambda c: c[0], frozenset(), lambda c: rank.get(c, 0))
+    assert looked == ["a1", "b-full", "b-experts", "b-partial"]
 
 
 def test_a_path_is_the_lines_of_the_target_s_span_in_its_file() -> None:

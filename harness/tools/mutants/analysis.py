@@ -29,7 +29,7 @@ from typing import Any
 from offload_conformance.harness.outcomes import Oracle, OracleVerdict
 from offload_conformance.harness.plan import selection
 from offload_conformance.harness.plan.cells import Cell, safe_name
-from offload_conformance.harness.plan.modes import BASELINE_MODE
+from offload_conformance.harness.plan.modes import BASELINE_MODE, Mode, Placement
 from offload_conformance.harness.results import erred
 from offload_conformance.harness.tools.mutants import equivalents, operators, reach_cache, targets, unreached
 from offload_conformance.harness.tools.mutants.model import (
@@ -52,6 +52,8 @@ Progress = Callable[[int, int, MutantResult], None]
 
 ROTATION = 4  # fixtures in a mutant's first round of cells (see _varied)
 NEAR = 12  # lines either side of a mutant whose executed subset makes a cell's way past it distinct (see _near)
+# The placements that put every tensor of the model in offload storage (the second look's first choice).
+WHOLE_ON_DISK = frozenset({Placement.DISK_FULL, Placement.MAP_ALL_DISK, Placement.ACCELERATE_DISK})
 FIRST_LOOK = 16  # a mutant's cells chosen by the lines they execute; then each fixture not met yet (see _second_look)
 
 
@@ -206,7 +208,9 @@ def _without_runs(
             # save to the fixture itself (round-trip). The first of each way past the line among them.
             saving = _in_memory(order, by_id, reach.baseline_lines, (real, m.line), erring)
             order = _ahead(order, _firsts(saving, lambda c, t=m.target, n=m.line: _near(paths[(t, c)], n)))
-            order = _second_look(order, FIRST_LOOK, lambda c: by_id[c].fixture.name, erring)
+            order = _second_look(
+                order, FIRST_LOOK, lambda c: by_id[c].fixture.name, erring, lambda c: _offloads_least(by_id[c].mode)
+            )
             to_run.append((m, order[: options.max_cells] if options.max_cells else order, len(order)))
     return results, to_run
 
@@ -231,21 +235,32 @@ def _by_fixture(order: list[str], fixture: Callable[[str], str]) -> list[str]:
     return [t[r] for r in range(max(map(len, turns), default=0)) for t in turns if r < len(t)]
 
 
-def _second_look(order: list[str], first: int, fixture: Callable[[str], str], leave: frozenset[str]) -> list[str]:
-    """`order` with, after its first `first` cells, the first cell (not in `leave`) of each fixture those did not
-    meet, the fixture with the fewest cells first. The lines a cell executes do not show what its model holds: a
-    persistent buffer under offload_buffers (DeepSeek's), a checkpoint loaded in another dtype; with more fixtures than
-    the first look has cells, a survivor of it meets every model before any of them again."""
+def _second_look(
+    order: list[str], first: int, fixture: Callable[[str], str], leave: frozenset[str], rank: Callable[[str], Any]
+) -> list[str]:
+    """`order` with, after its first `first` cells, one cell (not in `leave`) of each fixture those did not meet, the
+    fixture with the fewest cells first; of a fixture's cells, the first of the lowest `rank`. The lines a cell
+    executes do not show what its model holds: a persistent buffer under offload_buffers (DeepSeek's), a checkpoint
+    loaded in another dtype; with more fixtures than the first look has cells, a survivor of it meets every model
+    before any of them again."""
     counts: dict[str, int] = defaultdict(int)
     for c in order:
         counts[fixture(c)] += 1
     met = {fixture(c) for c in order[:first]}
     picks: dict[str, str] = {}
     for c in order[first:]:
-        if c not in leave and fixture(c) not in met:
-            picks.setdefault(fixture(c), c)
+        f = fixture(c)
+        if c not in leave and f not in met and (f not in picks or rank(c) < rank(picks[f])):
+            picks[f] = c
     rarest = sorted(picks, key=lambda f: counts[f])  # stable: as rare, first met first
     return order[:first] + _ahead(order[first:], [picks[f] for f in rarest])
+
+
+def _offloads_least(mode: Mode) -> tuple[bool, bool]:
+    """The second look's rank: the whole model on disk first, buffers offloaded too first. What a model holds shows
+    where the most of it goes through offload storage (a checkpoint's bf16 weights read back for a float32 model, a
+    persistent buffer onloaded by the hook)."""
+    return mode.placement not in WHOLE_ON_DISK, not mode.offload_buffers
 
 
 def _erring(cells: list[str], states: dict[str, str]) -> frozenset[str]:
