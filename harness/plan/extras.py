@@ -85,6 +85,9 @@ EXTRAS = (
     # A bf16 checkpoint loaded in float32 (registry.EXTRA_FIXTURES): offloaded weights are cast on every read, as the
     # offload index's dtype says.
     Extra(("qwen3_moe_as_float32",), ("disk-full", "disk-partial+offload_buffers", "experts-on-disk")),
+    # No offload_folder (a model transformers need not convert): accelerate's loader then has an index and no folder,
+    # the one load that kills `OffloadedWeightsLoader.__init__:157:drop-operand:2` and `:157:compare:2`.
+    Extra(("llama",), ("map-all-disk+no_offload_folder",)),
     # A pytorch_model.bin checkpoint (registry.EXTRA_FIXTURES): every offloaded weight is rewritten on load.
     Extra(("llama_bin",), ("disk-full", "disk-partial+offload_buffers")),
     # A 0-d parameter (CLIP's logit_scale) in accelerate's disk offload: accelerate stores it with a shape of its own.

@@ -68,10 +68,15 @@ class Mode:
     loader: Loader = Loader.TRANSFORMERS
     # In the matrix when no --mode is given (the step variants cost a forward pass each: see _modes).
     default: bool = True
+    # False: from_pretrained gets no offload_folder. transformers then offloads only what it can read from the
+    # checkpoint's own files, and refuses (ValueError) a model whose weights it must rewrite first.
+    offload_folder: bool = True
 
     def load_kwargs(self, skeleton: nn.Module, offload_folder: Path) -> dict[str, object]:
         """from_pretrained keyword arguments; `skeleton` is the model built on the meta device."""
-        common: dict[str, object] = {"offload_folder": str(offload_folder), "offload_buffers": self.offload_buffers}
+        common: dict[str, object] = {"offload_buffers": self.offload_buffers}
+        if self.offload_folder:
+            common["offload_folder"] = str(offload_folder)
         match self.placement:
             case Placement.IN_MEMORY | Placement.ACCELERATE_CPU | Placement.ACCELERATE_DISK:
                 return {}
@@ -247,6 +252,17 @@ def _modes() -> tuple[Mode, ...]:
         out.append(
             Mode(f"{placement}+offload_buffers", placement, True, f"{what}, offload_buffers=True", default=default)
         )
+    # The whole model on disk with no offload_folder: every weight read in place from the checkpoint's files.
+    out.append(
+        Mode(
+            f"{Placement.MAP_ALL_DISK}+no_offload_folder",
+            Placement.MAP_ALL_DISK,
+            False,
+            'hand-written map: device_map={"": "disk"}, no offload_folder (weights read from the checkpoint in place)',
+            default=False,  # in the default matrix where plan.extras says: a model whose weights convert refuses it
+            offload_folder=False,
+        )
+    )
     # accelerate's own loading, with the device maps of the transformers disk modes (harness.run.accelerate_load).
     out += [
         Mode(

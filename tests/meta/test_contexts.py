@@ -224,6 +224,9 @@ def test_hand_written_maps_put_on_disk_what_they_say() -> None:
     assert disk("map-layer-split") == {"model.layers.0.self_attn": "disk"}
     split = mode("map-layer-split").load_kwargs(skeleton, Path("/nowhere"))["device_map"]
     assert split["model.layers.0.mlp"] == "cpu"  # type: ignore[index]  # the same layer's other half
+    in_place = mode("map-all-disk+no_offload_folder").load_kwargs(skeleton, Path("/nowhere"))
+    assert in_place == {"device_map": {"": "disk"}, "offload_buffers": False}  # no offload_folder at all
+    assert mode("map-all-disk").load_kwargs(skeleton, Path("/nowhere"))["offload_folder"] == "/nowhere"
 
 
 def test_a_router_map_is_not_planned_for_a_model_without_experts() -> None:
