@@ -133,6 +133,10 @@ EXTRAS = (
     # train() / a forward pass in train mode / eval() on the model in memory: whether the step alone changes what is
     # saved (a compressed-tensors model's forward decompresses it), apart from what offloading adds.
     Extra(("llama", "llama_fp8", "qwen3_moe", "deepseek_v3"), ("in-memory+train-eval",)),
+    # `resize_token_embeddings(len(tokenizer))` with nothing added, as scripts run it unconditionally: on an offloaded
+    # model it puts a new hook on the embedding in place of the old (add_hook_to_module's replacing branch, which
+    # kills `add_hook_to_module:164:drop-operand:0` and `:169:swap-args:1`); a tied head too. In memory: the control.
+    Extra(("llama", "qwen3_moe_tied"), ("disk-full+resize-embeddings", "in-memory+resize-embeddings")),
     # The save's tied-weight handling (issue 22): two tie groups (gen_bert), ties every name of which matches a tie
     # pattern (gen_rt_detr_v2); views of one storage (hrm_text) saved under the in-memory names over small shards,
     # where huggingface_hub plans a storage left uncloned as one item.

@@ -56,6 +56,9 @@ class Step(StrEnum):
     # train() / a forward pass in train mode / eval(): transformers 5.25.0 re-kernelizes on each switch (use_kernels
     # on by default) inside keep_accelerate_hooks, which swaps the forwards of offloaded modules.
     TRAIN_EVAL = "+train-eval"
+    # model.resize_token_embeddings(vocab_size): the idiom `resize_token_embeddings(len(tokenizer))` run with no token
+    # added, which on an offloaded model replaces the embedding's hook by a new one.
+    RESIZE = "+resize-embeddings"
 
 
 @dataclass(frozen=True)
@@ -292,9 +295,9 @@ def _modes() -> tuple[Mode, ...]:
             loader=m.loader,
             default=f"{m.name}{step}" in DEFAULT_STEPS,
         )
-        for step in (Step.FORWARD, Step.TRAIN_EVAL)
+        for step in (Step.FORWARD, Step.TRAIN_EVAL, Step.RESIZE)
         for m in list(out)
-        if step is Step.TRAIN_EVAL or m.placement is not Placement.IN_MEMORY
+        if step is not Step.FORWARD or m.placement is not Placement.IN_MEMORY
     ]
     # Not offload modes: the save of a model the conversion engine never loaded, holding the in-memory model's tensors.
     # Their baseline is the plain in-memory save, as for every mode. Out of the default matrix and the sweep.
@@ -328,7 +331,11 @@ LOADER_DESCRIPTIONS = {
     Loader.DISPATCH: "accelerate: init_empty_weights + load_checkpoint_and_dispatch",
     Loader.LOAD_CHECKPOINT: "accelerate: init_empty_weights + load_checkpoint_in_model + dispatch_model",
 }
-STEP_DESCRIPTIONS = {Step.FORWARD: "a forward pass", Step.TRAIN_EVAL: "train(), a forward pass in train mode, eval()"}
+STEP_DESCRIPTIONS = {
+    Step.FORWARD: "a forward pass",
+    Step.TRAIN_EVAL: "train(), a forward pass in train mode, eval()",
+    Step.RESIZE: "resize_token_embeddings to the vocabulary's own size",
+}
 DEFAULT_STEPS = frozenset({"disk-full+offload_buffers+forward", "disk-full+offload_buffers+train-eval"})
 
 

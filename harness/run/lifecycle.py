@@ -152,11 +152,14 @@ def tensors(model: torch.nn.Module) -> Iterator[tuple[str, TensorState]]:
         del value
 
 
+def _text_config(model: torch.nn.Module) -> Any:
+    config = model.config  # type: ignore[union-attr]
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
 def forward_logits(model: torch.nn.Module) -> torch.Tensor:
     """Logits of a forward pass on a fixed input (the same token ids in every cell of a fixture)."""
-    config = model.config  # type: ignore[union-attr]
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    vocab = int(getattr(text, "vocab_size", None) or 2)
+    vocab = int(getattr(_text_config(model), "vocab_size", None) or 2)
     ids = ((torch.arange(FORWARD_TOKENS) * 7 + 3) % vocab).unsqueeze(0)
     with torch.no_grad():
         out = model(input_ids=ids)
@@ -176,6 +179,8 @@ def before_save(model: torch.nn.Module, step: Step) -> None:
             model.eval()
     elif step is Step.FORWARD:
         forward_logits(model)
+    elif step is Step.RESIZE:
+        model.resize_token_embeddings(_text_config(model).vocab_size)  # type: ignore[operator]
 
 
 def why(e: BaseException) -> str:

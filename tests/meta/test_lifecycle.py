@@ -228,6 +228,14 @@ def test_each_step_runs_its_forward_in_its_mode_and_leaves_the_model_in_eval(ste
     assert seen == modes_seen  # no step, no forward
 
 
+def test_the_resize_step_resizes_the_embeddings_to_the_vocabulary_s_own_size() -> None:
+    model = Toy()
+    sizes: list[int] = []
+    model.resize_token_embeddings = sizes.append  # type: ignore[attr-defined, assignment]
+    before_save(model, Step.RESIZE)
+    assert sizes == [16]
+
+
 def test_parameter_count_counts_a_tie_once() -> None:
     model = Toy()
     assert parameter_count(model) == sum(p.numel() for p in model.parameters())
