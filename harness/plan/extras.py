@@ -105,6 +105,15 @@ EXTRAS = (
     # (round-trip), which shows a load-and-save conversion fault that every save of the fixture repeats (CLIP's scoped
     # renamings: `WeightTransform._scoped_match`, which the harness's comparison of two saves cannot see).
     Extra(("gen_clip", "gen_marian"), ("in-memory",)),
+    # The same for scoped conversions (a sub-model's renamings and converters apply under its prefix only): nine
+    # mutants of `_scoped_match`, `WeightTransform.copy`, `rename_source_key` and `revert_weight_conversion` survive
+    # every other fixture, where no transform is scoped or no scoped one matches.
+    Extra(("gen_inkling2_loop",), ("in-memory",), impls=("upstream",)),
+    # A model built by from_config has no recorded conversions, so its save reverts the model type's default mapping
+    # (transformers#48075's path): AltCLIP's is one renaming, llama's none, and the branches of
+    # revert_weight_conversion that choose between them only run here (six survivors of the full analysis).
+    Extra(("gen_altclip",), ("from-config",), impls=("upstream",)),
+    Extra(("llama",), ("from-config",), (SMALL_SHARDS,), impls=("upstream",)),
     # The in-memory save's shard plan (judge.shard_plan) where the order of numbered names decides it, and at the
     # exact sizes where one more byte moves a boundary of qwen3_moe's plan: its 16 KiB tensors fill a 16.384KB shard
     # exactly, and two fill 32.768KB, one byte less closes it after one.
