@@ -116,20 +116,52 @@ def _reach(job: dict[str, Any]) -> dict[str, Any]:
 
     runner.execute = execute  # type: ignore[method-assign]
     result = runner.run(planned)
+    shared = preloaded(job["measure"])
     records = [_record(r, executions[f"cells/{r.cell_id}"], r.seconds) for r in result.cells]
     for record in records:
-        record["reach"] = _lines(read_reach(executions[f"cells/{record['cell']}"].save_dir.parent))
+        record["reach"] = _lines(read_reach(executions[f"cells/{record['cell']}"].save_dir.parent), shared)
     baselines = {}
     for key, execution in executions.items():
         kind, _, cell_id = key.partition("/")
         if kind == "baselines":
             workdir = execution.save_dir.parent
-            baselines[cell_id] = {"workdir": str(workdir), "reach": _lines(read_reach(workdir))}
+            baselines[cell_id] = {"workdir": str(workdir), "reach": _lines(read_reach(workdir), shared)}
     return {"cells": records, "baselines": baselines, "cell_seconds": time.perf_counter() - t0}
 
 
-def _lines(reach: dict[str, frozenset[int]]) -> dict[str, list[int]]:
-    return {f: sorted(lines) for f, lines in reach.items()}
+# Run in a fresh interpreter: what the fork server every cell is forked from executes before any fork.
+_PRELOAD_REACH = """
+import json, sys
+import coverage
+cov = coverage.Coverage(data_file=None, include=json.loads(sys.argv[1]), config_file=False, branch=False)
+cov.start()
+from offload_conformance.harness.run.cell import PRELOAD
+for module in PRELOAD:
+    __import__(module)
+cov.stop()
+data = cov.get_data()
+print(json.dumps({f: sorted(data.lines(f) or ()) for f in data.measured_files()}))
+"""
+
+
+def preloaded(measure: list[str]) -> dict[str, frozenset[int]]:
+    """The lines of `measure` executed before a cell forks: the imports of the fork server (a default argument, a
+    decorator) and its warm-up (harness.run.warm builds transformers' conversion mapping once, so the ops' __init__
+    run there). Every cell inherits that work, and a mutant there changes every cell; a cell's own coverage, started
+    after the fork, does not see it. Nothing when it cannot be measured."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", _PRELOAD_REACH, json.dumps(measure)], capture_output=True, text=True, timeout=600
+    )
+    if done.returncode != 0 or not done.stdout.strip():
+        return {}
+    return {f: frozenset(lines) for f, lines in json.loads(done.stdout.strip().splitlines()[-1]).items()}
+
+
+def _lines(reach: dict[str, frozenset[int]], shared: dict[str, frozenset[int]]) -> dict[str, list[int]]:
+    files = set(reach) | set(shared) if reach else set()  # a cell that recorded nothing died first: none of it ran
+    return {f: sorted(reach.get(f, frozenset()) | shared.get(f, frozenset())) for f in files}
 
 
 def _mutant(job: dict[str, Any]) -> dict[str, Any]:
