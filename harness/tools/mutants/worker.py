@@ -129,18 +129,16 @@ def _reach(job: dict[str, Any]) -> dict[str, Any]:
     return {"cells": records, "baselines": baselines, "cell_seconds": time.perf_counter() - t0}
 
 
-# Run in a fresh interpreter: what the fork server every cell is forked from executes before any fork.
+# Run in a fresh interpreter, under reach.recorded (REACH_ENV set): what the fork server every cell is forked from
+# executes before any fork.
 _PRELOAD_REACH = """
-import json, sys
-import coverage
-cov = coverage.Coverage(data_file=None, include=json.loads(sys.argv[1]), config_file=False, branch=False)
-cov.start()
-from offload_conformance.harness.run.cell import PRELOAD
-for module in PRELOAD:
-    __import__(module)
-cov.stop()
-data = cov.get_data()
-print(json.dumps({f: sorted(data.lines(f) or ()) for f in data.measured_files()}))
+import sys
+from pathlib import Path
+from offload_conformance.harness.run.reach import recorded
+with recorded(Path(sys.argv[1])):
+    from offload_conformance.harness.run.cell import PRELOAD
+    for module in PRELOAD:
+        __import__(module)
 """
 
 
@@ -150,13 +148,15 @@ def preloaded(measure: list[str]) -> dict[str, frozenset[int]]:
     run there). Every cell inherits that work, and a mutant there changes every cell; a cell's own coverage, started
     after the fork, does not see it. Nothing when it cannot be measured."""
     import subprocess
+    import tempfile
 
-    done = subprocess.run(
-        [sys.executable, "-c", _PRELOAD_REACH, json.dumps(measure)], capture_output=True, text=True, timeout=600
-    )
-    if done.returncode != 0 or not done.stdout.strip():
-        return {}
-    return {f: frozenset(lines) for f, lines in json.loads(done.stdout.strip().splitlines()[-1]).items()}
+    from offload_conformance.harness.run.reach import REACH_ENV
+    from offload_conformance.harness.run.reach import read as read_reach
+
+    with tempfile.TemporaryDirectory() as workdir:
+        env = {**os.environ, REACH_ENV: json.dumps(measure)}
+        subprocess.run([sys.executable, "-c", _PRELOAD_REACH, workdir], env=env, capture_output=True, timeout=600)
+        return read_reach(Path(workdir))
 
 
 def _lines(reach: dict[str, frozenset[int]], shared: dict[str, frozenset[int]]) -> dict[str, list[int]]:
