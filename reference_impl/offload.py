@@ -18,6 +18,14 @@ class OffloadError(RuntimeError):
     """An offloaded tensor that cannot be read back."""
 
 
+def cast_on_read(stored: torch.dtype, held: torch.dtype) -> bool:
+    """Whether offload storage in `stored` for a tensor the model holds in `held` is one accelerate's hooks cast on
+    every read (set_module_tensor_to_device casts a value to the parameter's dtype): load_checkpoint_in_model(dtype=)
+    offloads a weight as its checkpoint stores it. Only a float of another width: an entry rewritten to a dtype of the
+    same width (bfloat16 for float16) reads other values from the same bytes, and nothing tells the two apart."""
+    return stored.is_floating_point and held.is_floating_point and stored.itemsize != held.itemsize
+
+
 def weights_maps(module: nn.Module) -> list[Mapping[str, torch.Tensor]]:
     hook = getattr(module, "_hf_hook", None)
     if hook is None:
@@ -58,11 +66,13 @@ def read_offloaded(model: nn.Module, name: str) -> torch.Tensor:
         # Look it up by reading it: `key in weights_map` would load the tensor a second time
         # (Mapping.__contains__ is implemented with __getitem__).
         try:
-            return weights_map[key]
+            value = weights_map[key]
         except KeyError:
             continue
         except Exception as e:  # a damaged offload folder: one line naming the tensor
             raise OffloadError(f"reading offloaded {name} failed: {type(e).__name__}: {e}") from None
+        held = owner_of(model, name).dtype
+        return value.to(held) if isinstance(value, torch.Tensor) and cast_on_read(value.dtype, held) else value
     raise OffloadError(f"{name} is on the meta device but no accelerate hook holds its data")
 
 

@@ -17,7 +17,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
-from offload_conformance.reference_impl.offload import OffloadError, hooked_maps, owner_of, unwrap
+from offload_conformance.reference_impl.offload import OffloadError, cast_on_read, hooked_maps, owner_of, unwrap
 from offload_conformance.reference_impl.storage import Recent
 from offload_conformance.reference_impl.writer import DTYPES_BY_CODE
 
@@ -132,14 +132,16 @@ def _check_dat(name: str, key: str, entry: dict[str, Any], expected: torch.Tenso
             f"offloaded {name}: file {file} is missing" + (f" (it links to {path})" if file.is_symlink() else "")
         )
     _readable(name, path)
-    # accelerate maps the raw bytes as the entry's dtype: another one reads other values (the bytes' size may match).
-    if entry.get("dtype") and entry["dtype"] != str(expected.dtype).removeprefix("torch."):
+    # accelerate maps the raw bytes as the entry's dtype: another one reads other values (the bytes' size may match),
+    # unless its hooks cast what it reads (a checkpoint loaded in another dtype; the file's size checks the width).
+    stored = getattr(torch, entry.get("dtype") or "", expected.dtype)
+    if not isinstance(stored, torch.dtype) or (stored != expected.dtype and not cast_on_read(stored, expected.dtype)):
         raise OffloadError(f"offloaded {name}: index says dtype {entry['dtype']}, the model holds {expected.dtype}")
     shape = tuple(entry.get("shape", ()))
     if shape != tuple(expected.shape) and not (shape == (1,) and expected.dim() == 0):
         raise OffloadError(f"offloaded {name}: index says shape {list(shape)}, the model holds {list(expected.shape)}")
     # A 0-d tensor is stored as one element; an empty one as one byte (numpy cannot map an empty file).
-    want = max(expected.numel() * expected.element_size(), 1 if expected.dim() else expected.element_size())
+    want = max(expected.numel() * stored.itemsize, 1 if expected.dim() else stored.itemsize)
     if path.stat().st_size != want:
         raise OffloadError(f"offloaded {name}: {path} has {path.stat().st_size} bytes, {want} expected (truncated?)")
 

@@ -114,5 +114,7 @@ class Locator:
                     return None
                 return FileSpan(Path(path), start + begin, end - begin)
             folder = getattr(store, "save_folder", None)
+            if entry.get("dtype", "") not in ("", str(tensor.dtype).removeprefix("torch.")):
+                return None  # stored in another dtype, cast on read (offload.cast_on_read): read through accelerate
             return FileSpan(Path(folder) / f"{key}.dat", 0, nbytes) if folder else None
         return None

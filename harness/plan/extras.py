@@ -85,6 +85,12 @@ EXTRAS = (
     # A bf16 checkpoint loaded in float32 (registry.EXTRA_FIXTURES): offloaded weights are cast on every read, as the
     # offload index's dtype says.
     Extra(("qwen3_moe_as_float32",), ("disk-full", "disk-partial+offload_buffers", "experts-on-disk")),
+    # The same through accelerate's own loading with `dtype=` (harness.run.accelerate_load): accelerate offloads the
+    # checkpoint's bf16 as it is and its hooks cast each read, so the save reads bf16 for float32 parameters.
+    Extra(
+        ("qwen3_moe_as_float32",),
+        ("dispatch-disk-full+offload_buffers", "dispatch-disk-partial", "load_checkpoint-disk-full"),
+    ),
     # No offload_folder (a model transformers need not convert): accelerate's loader then has an index and no folder,
     # the one load that kills `OffloadedWeightsLoader.__init__:157:drop-operand:2` and `:157:compare:2`.
     Extra(("llama",), ("map-all-disk+no_offload_folder",)),
@@ -111,8 +117,9 @@ EXTRAS = (
     Extra(("gen_inkling2_loop",), ("in-memory",), impls=("upstream",)),
     # A model built by from_config has no recorded conversions, so its save reverts the model type's default mapping
     # (transformers#48075's path): AltCLIP's is one renaming, llama's none, and the branches of
-    # revert_weight_conversion that choose between them only run here (six survivors of the full analysis).
-    Extra(("gen_altclip",), ("from-config",), impls=("upstream",)),
+    # revert_weight_conversion that choose between them only run here (six survivors of the full analysis). BERT's
+    # modules named `LayerNorm` are what the legacy renamings (gamma/beta), left out of such a revert, would rename.
+    Extra(("gen_altclip", "gen_bert"), ("from-config",), impls=("upstream",)),
     Extra(("llama",), ("from-config",), (SMALL_SHARDS,), impls=("upstream",)),
     # The in-memory save's shard plan (judge.shard_plan) where the order of numbered names decides it, and at the
     # exact sizes where one more byte moves a boundary of qwen3_moe's plan: its 16 KiB tensors fill a 16.384KB shard
@@ -142,6 +149,10 @@ EXTRAS = (
     # train() / a forward pass in train mode / eval() on the model in memory: whether the step alone changes what is
     # saved (a compressed-tensors model's forward decompresses it), apart from what offloading adds.
     Extra(("llama", "llama_fp8", "qwen3_moe", "deepseek_v3"), ("in-memory+train-eval",)),
+    # accelerate's undo of its own offloading before a save from RAM (remove_hook_from_submodules): each hook puts its
+    # weights back where init_hook recorded them (original_devices), through set_module_tensor_to_device. Not on a
+    # tied model: the undo unties it (accelerate_remove_hooks_unties_tied_weights.py).
+    Extra(("llama", "qwen3_moe"), ("accelerate-cpu+offload_buffers+remove-hooks", "accelerate-disk+remove-hooks")),
     # `resize_token_embeddings(len(tokenizer))` with nothing added, as scripts run it unconditionally: on an offloaded
     # model it puts a new hook on the embedding in place of the old (add_hook_to_module's replacing branch, which
     # kills `add_hook_to_module:164:drop-operand:0` and `:169:swap-args:1`); a tied head too. In memory: the control.

@@ -59,6 +59,9 @@ class Step(StrEnum):
     # model.resize_token_embeddings(vocab_size): the idiom `resize_token_embeddings(len(tokenizer))` run with no token
     # added, which on an offloaded model replaces the embedding's hook by a new one.
     RESIZE = "+resize-embeddings"
+    # accelerate.hooks.remove_hook_from_submodules: accelerate's documented undo of cpu_offload / disk_offload, which
+    # puts every offloaded weight back on the device it had (the hook's original_devices) before a save from RAM.
+    REMOVE_HOOKS = "+remove-hooks"
 
 
 @dataclass(frozen=True)
@@ -295,9 +298,12 @@ def _modes() -> tuple[Mode, ...]:
             loader=m.loader,
             default=f"{m.name}{step}" in DEFAULT_STEPS,
         )
-        for step in (Step.FORWARD, Step.TRAIN_EVAL, Step.RESIZE)
+        for step in (Step.FORWARD, Step.TRAIN_EVAL, Step.RESIZE, Step.REMOVE_HOOKS)
         for m in list(out)
         if step is not Step.FORWARD or m.placement is not Placement.IN_MEMORY
+        # Only where the weights were in RAM before the hooks: removing a device map's hooks leaves its disk weights
+        # on the meta device they were loaded on (a broken model, not a save).
+        if step is not Step.REMOVE_HOOKS or m.placement in (Placement.ACCELERATE_CPU, Placement.ACCELERATE_DISK)
     ]
     # Not offload modes: the save of a model the conversion engine never loaded, holding the in-memory model's tensors.
     # Their baseline is the plain in-memory save, as for every mode. Out of the default matrix and the sweep.
@@ -335,6 +341,7 @@ STEP_DESCRIPTIONS = {
     Step.FORWARD: "a forward pass",
     Step.TRAIN_EVAL: "train(), a forward pass in train mode, eval()",
     Step.RESIZE: "resize_token_embeddings to the vocabulary's own size",
+    Step.REMOVE_HOOKS: "accelerate's remove_hook_from_submodules (the offloaded weights back in RAM)",
 }
 DEFAULT_STEPS = frozenset({"disk-full+offload_buffers+forward", "disk-full+offload_buffers+train-eval"})
 

@@ -160,7 +160,8 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
                 with fp8_loading(request.get("fp8_on_cpu", "keep"), source):
                     model = auto.from_pretrained(source, dtype=dtype, **kwargs)
             else:
-                model = accelerate_loaded(auto, source, dtype, mode, kwargs, offload.parent)
+                stored = getattr(torch, spec["dtype"])  # type: ignore[index]
+                model = accelerate_loaded(auto, source, (stored, dtype), mode, kwargs, offload.parent)
             if mode.placement is Placement.FROM_CONFIG:
                 model = from_config_twin(auto, model, dtype)
             elif mode.placement is Placement.CUSTOM_CODE:

@@ -134,6 +134,12 @@ def _stored(name: str, maps: dict[str, list[Any]], keys: dict[int, frozenset[str
     return UNLISTED if stored else None
 
 
+def _cast_by_hook(stored: torch.dtype, held: torch.dtype) -> bool:
+    """A float stored for a float of another width: accelerate's hooks cast each read to the parameter's dtype (a
+    checkpoint loaded with `dtype=` keeps its own dtype in offload storage). The same width is a rewritten entry."""
+    return stored.is_floating_point and held.is_floating_point and stored.itemsize != held.itemsize
+
+
 def tensors(model: torch.nn.Module) -> Iterator[tuple[str, TensorState]]:
     """Every parameter and buffer, streamed: each value read (from offload storage if need be), hashed, dropped."""
     maps = weights_maps(model)
@@ -145,6 +151,8 @@ def tensors(model: torch.nn.Module) -> Iterator[tuple[str, TensorState]]:
             stored, value = value, None
         else:
             stored = ""
+            if value is not None and _cast_by_hook(value.dtype, t.dtype):
+                value = value.to(t.dtype)  # what the hook gives the forward pass (and a save must write)
         sha = "" if value is None or value.device.type == "meta" else digest(value)
         if value is not None and (value.dtype, tuple(value.shape)) != (t.dtype, tuple(t.shape)):
             stored = f"{str(value.dtype).removeprefix('torch.')}{list(value.shape)}"
@@ -181,6 +189,10 @@ def before_save(model: torch.nn.Module, step: Step) -> None:
         forward_logits(model)
     elif step is Step.RESIZE:
         model.resize_token_embeddings(_text_config(model).vocab_size)  # type: ignore[operator]
+    elif step is Step.REMOVE_HOOKS:
+        from accelerate.hooks import remove_hook_from_submodules
+
+        remove_hook_from_submodules(model)
 
 
 def why(e: BaseException) -> str:

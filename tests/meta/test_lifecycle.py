@@ -95,6 +95,22 @@ def test_an_offloaded_tensor_stored_as_another_dtype_or_shape_is_offload_read(tm
     assert changes(before, before) == found  # reported once, from the snapshot before the save
 
 
+def test_an_offloaded_float_stored_in_another_width_is_read_as_the_hook_casts_it(tmp_path: Path) -> None:
+    """accelerate's load with `dtype=` keeps a checkpoint's bf16 in offload storage for a float32 parameter and its
+    hooks cast every read: that is no offload-read, and the value read is the cast one, the in-memory model's."""
+    from accelerate import disk_offload
+
+    model = Toy()
+    expected = snapshot(model).tensors["norm.weight"].sha256  # LayerNorm's ones: exact in bf16
+    disk_offload(model, str(tmp_path), execution_device=torch.device("cpu"), offload_buffers=True)
+    index = next(iter(weights_maps(model).values()))[0].dataset.index
+    index["norm.weight"]["dtype"] = "bfloat16"  # as load_checkpoint_in_model(dtype=float32) writes a bf16 weight
+    (tmp_path / "norm.weight.dat").write_bytes(torch.ones(8, dtype=torch.bfloat16).view(torch.int16).numpy().tobytes())
+    after = snapshot(model)
+    assert misread(after) == []
+    assert after.tensors["norm.weight"].sha256 == expected
+
+
 def test_an_offloaded_tensor_its_storage_lists_but_cannot_read_is_offload_read(tmp_path: Path) -> None:
     """A key the index lists whose read raises (an index entry without its dtype) or gives something not a tensor is
     what storage gives: a forward pass would fail on it."""
@@ -423,6 +439,8 @@ def test_forward_modes_and_resave_where_the_default_matrix_has_them() -> None:
         ("disk-full+offload_buffers+forward", ()),
         ("disk-full+offload_buffers+train-eval", ()),
         ("in-memory+train-eval", ()),  # plan.extras: the step alone, on a few fixtures
+        ("accelerate-cpu+offload_buffers+remove-hooks", ()),  # plan.extras: accelerate's undo, on llama and qwen3_moe
+        ("accelerate-disk+remove-hooks", ()),
     }
     asked = plan(Selection(fixtures=("qwen3_moe",), modes=("disk-full+forward",)))
     assert {c.save_options for c in asked} == {(), (("max_shard_size", "24KB"),)}

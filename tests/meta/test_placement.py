@@ -115,3 +115,15 @@ def test_an_in_memory_model_holds_everything() -> None:
 
 def test_a_mode_that_offloads_with_no_map_says_nothing() -> None:
     assert _details(Toy(), "disk-full") == []
+
+
+def test_after_accelerate_s_undo_every_weight_is_held_in_memory() -> None:
+    """`+remove-hooks` (remove_hook_from_submodules) puts an accelerate-cpu model's weights back in RAM: that is its
+    placement, not one that offloads them (the step's cells failed `placement` for every IUT)."""
+    from accelerate.hooks import remove_hook_from_submodules
+
+    model = Toy()
+    cpu_offload(model, execution_device=torch.device("cpu"), offload_buffers=True)
+    remove_hook_from_submodules(model)
+    assert _details(model, "accelerate-cpu+offload_buffers+remove-hooks") == []
+    assert _details(model, "accelerate-cpu+offload_buffers") != []  # the same model, held to the offloading mode

@@ -180,3 +180,31 @@ def test_a_symlinked_accelerate_dat_file_is_named_by_its_own_name(tmp_path: Path
     with pytest.raises(OffloadError) as e:
         save_pretrained(model, tmp_path / "saved")
     assert str(dat) in str(e.value), e.value
+
+
+def test_an_accelerate_dat_entry_of_another_width_is_cast_on_read(tmp_path: Path) -> None:
+    """The counterpart of the refusal above: accelerate's load_checkpoint_and_dispatch(dtype=torch.float32) of a bf16
+    checkpoint offloads each weight as the checkpoint stores it (index dtype bfloat16, a bf16-sized `.dat`) and its
+    hooks cast every read to float32. The reference saves what the same checkpoint loaded in memory in float32 saves
+    (it refused: 'index says dtype bfloat16, the model holds torch.float32')."""
+    from accelerate import init_empty_weights, load_checkpoint_and_dispatch
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    src = generate(by_name("llama"))
+    with init_empty_weights():
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(src), dtype=torch.float32)
+    model.tie_weights()
+    model = load_checkpoint_and_dispatch(
+        model, str(src), device_map={"": "disk"}, offload_folder=str(tmp_path / "off"), dtype=torch.float32
+    )
+    (index,) = indexes(model)
+    assert {e["dtype"] for e in index.values()} == {"bfloat16"}  # stored as the checkpoint holds it
+    save_pretrained(model, tmp_path / "saved")
+    AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32).save_pretrained(tmp_path / "in-memory")
+    saved, expected = (
+        load_file(tmp_path / "saved" / "model.safetensors"),
+        load_file(tmp_path / "in-memory" / "model.safetensors"),
+    )
+    assert saved.keys() == expected.keys()
+    assert all(saved[k].dtype == torch.float32 and torch.equal(saved[k], expected[k]) for k in expected)
