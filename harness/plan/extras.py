@@ -94,6 +94,9 @@ EXTRAS = (
     # No offload_folder (a model transformers need not convert): accelerate's loader then has an index and no folder,
     # the one load that kills `OffloadedWeightsLoader.__init__:157:drop-operand:2` and `:157:compare:2`.
     Extra(("llama",), ("map-all-disk+no_offload_folder",)),
+    # Into an offload_folder that exists (a TemporaryDirectory, as scripts pass it): transformers' makedirs must
+    # accept it (kills `accelerate_disk_offload:478:const:0`, exist_ok=False).
+    Extra(("llama", "qwen3_moe"), ("disk-full+existing_offload_folder",)),
     # A pytorch_model.bin checkpoint (registry.EXTRA_FIXTURES): every offloaded weight is rewritten on load.
     Extra(("llama_bin",), ("disk-full", "disk-partial+offload_buffers")),
     # A 0-d parameter (CLIP's logit_scale) in accelerate's disk offload: accelerate stores it with a shape of its own.

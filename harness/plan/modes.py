@@ -47,6 +47,16 @@ class Loader(StrEnum):
     LOAD_CHECKPOINT = "load_checkpoint"  # load_checkpoint_in_model, then dispatch_model
 
 
+class OffloadFolder(StrEnum):
+    """The offload_folder from_pretrained is given."""
+
+    NEW = "new"  # a path that does not exist yet: transformers creates it
+    EXISTING = "existing"  # an empty directory that exists (a TemporaryDirectory, a folder reused between loads)
+    # None: transformers then offloads only what it can read from the checkpoint's own files, and refuses
+    # (ValueError) a model whose weights it must rewrite first.
+    NONE = "none"
+
+
 class Step(StrEnum):
     """What a user does between the load and the save; the mode's name ends with it. The baseline stays the plain
     in-memory save: neither step may change a weight or a buffer of the fixtures' models."""
@@ -74,14 +84,12 @@ class Mode:
     loader: Loader = Loader.TRANSFORMERS
     # In the matrix when no --mode is given (the step variants cost a forward pass each: see _modes).
     default: bool = True
-    # False: from_pretrained gets no offload_folder. transformers then offloads only what it can read from the
-    # checkpoint's own files, and refuses (ValueError) a model whose weights it must rewrite first.
-    offload_folder: bool = True
+    offload_folder: OffloadFolder = OffloadFolder.NEW
 
     def load_kwargs(self, skeleton: nn.Module, offload_folder: Path) -> dict[str, object]:
         """from_pretrained keyword arguments; `skeleton` is the model built on the meta device."""
         common: dict[str, object] = {"offload_buffers": self.offload_buffers}
-        if self.offload_folder:
+        if self.offload_folder is not OffloadFolder.NONE:
             common["offload_folder"] = str(offload_folder)
         match self.placement:
             case Placement.IN_MEMORY | Placement.ACCELERATE_CPU | Placement.ACCELERATE_DISK:
@@ -266,7 +274,19 @@ def _modes() -> tuple[Mode, ...]:
             False,
             'hand-written map: device_map={"": "disk"}, no offload_folder (weights read from the checkpoint in place)',
             default=False,  # in the default matrix where plan.extras says: a model whose weights convert refuses it
-            offload_folder=False,
+            offload_folder=OffloadFolder.NONE,
+        )
+    )
+    # The whole model on disk into an offload_folder that exists already, empty (as a TemporaryDirectory is).
+    out.append(
+        Mode(
+            f"{Placement.DISK_FULL}+existing_offload_folder",
+            Placement.DISK_FULL,
+            False,
+            "whole model in offload_folder (device_map=auto, max_memory={'cpu': 1}), the folder an existing empty"
+            " directory",
+            default=False,  # in the default matrix where plan.extras says
+            offload_folder=OffloadFolder.EXISTING,
         )
     )
     # accelerate's own loading, with the device maps of the transformers disk modes (harness.run.accelerate_load).

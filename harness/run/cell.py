@@ -118,7 +118,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
 
     from offload_conformance.fixtures.manifest import read_manifest
     from offload_conformance.harness.plan.impls import resolve
-    from offload_conformance.harness.plan.modes import Loader, Placement, applies, by_name
+    from offload_conformance.harness.plan.modes import Loader, OffloadFolder, Placement, applies, by_name
     from offload_conformance.harness.run.accelerate_load import AccelerateLoadUnsupported, accelerate_loaded
     from offload_conformance.harness.run.cost import measured
     from offload_conformance.harness.run.custom_code import CustomCodeUnsupported, custom_code_twin
@@ -153,6 +153,8 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             report["unsupported"] = asdict(Failure(Stage.LOAD, "NothingToOffload", what))
             return report
         kwargs = mode.load_kwargs(skeleton, offload)
+        if mode.offload_folder is OffloadFolder.EXISTING:
+            offload.mkdir(parents=True)
         del skeleton
         t0 = time.perf_counter()
         try:
