@@ -79,13 +79,18 @@ def save_pretrained(
     variant: str | None = None,
     save_original_format: bool = True,
     state_dict: dict[str, torch.Tensor] | None = None,
+    is_main_process: bool = True,
 ) -> None:
     """Write what `model.save_pretrained(save_directory, max_shard_size=..., variant=...,
-    save_original_format=..., state_dict=...)` writes for the same model held in memory, whatever of it is
-    offloaded. Into a directory holding an earlier save, this variant's weight files and index come out as
-    a save into an empty directory writes them (_kept); a model loaded from that directory still reads its
-    offloaded tensors afterwards (_follow)."""
+    save_original_format=..., state_dict=..., is_main_process=...)` writes for the same model held in memory,
+    whatever of it is offloaded. Into a directory holding an earlier save, this variant's weight files and index
+    come out as a save into an empty directory writes them (_kept); a model loaded from that directory still reads
+    its offloaded tensors afterwards (_follow). On a process that is not the main one of a distributed run
+    (`is_main_process=False`) nothing is written or removed: the directory is only created, as upstream does."""
     target = _check(model, save_directory)
+    if not is_main_process:
+        target.mkdir(parents=True, exist_ok=True)
+        return
     files = WeightFiles(variant)
     # What a caller would hand the model's own save_pretrained (an override of it runs: save_config).
     options: dict[str, object] = {"max_shard_size": max_shard_size}

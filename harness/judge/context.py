@@ -53,8 +53,9 @@ def judged_apart(
     return frozenset(untouched), out
 
 
-def directory_changed(save_dir: Path, before: dict[str, str]) -> list[Difference]:
-    """A save that raised: the target's files must be exactly those it had."""
+def directory_changed(save_dir: Path, before: dict[str, str], why: str = "the save raised") -> list[Difference]:
+    """A save that raised (or one that must write nothing, `why`): the target's files must be exactly those it
+    had."""
     after = file_digests(save_dir) if save_dir.is_dir() else {}
     changed = sorted(n for n in before.keys() | after.keys() if before.get(n) != after.get(n))
     if not changed:
@@ -62,7 +63,7 @@ def directory_changed(save_dir: Path, before: dict[str, str]) -> list[Difference
     how = {n: "removed" if n not in after else "added" if n not in before else "rewritten" for n in changed}
     eg = ", ".join(f"{n} {how[n]}" for n in changed[:EXAMPLES])
     more = f" and {len(changed) - EXAMPLES} more" if len(changed) > EXAMPLES else ""
-    what = f"the save raised and left the directory changed: {eg}{more}"
+    what = f"{why} and left the directory changed: {eg}{more}"
     return [Difference(C.DIRECTORY_CHANGED, what, file=changed[0])]
 
 

@@ -89,6 +89,8 @@ def judge(
         )
     if run.failure is not None:
         return _error(run, common)
+    if not dict(cell.save_options).get("is_main_process", True):
+        return _not_main_process(run, require, common)
     ignored: frozenset[str] = frozenset()
     own = []
     if run.before is not None:
@@ -115,6 +117,15 @@ def judge(
         own += offload_copies(fixture_dir, run.offload_dir)
     differences = _merged(result.differences, own)
     return _verdict(result.grade, differences, require, len(differences) > len(result.differences), common)
+
+
+def _not_main_process(run: Execution, require: Grade, common: dict[str, Any]) -> CellResult:
+    """A save on a process that is not the main one (is_main_process=False, every rank of a distributed run but one)
+    writes, deletes and changes nothing: the target after it holds what it held before (nothing, in an empty
+    context; its in-memory baseline must be as empty, but a fault there is upstream's own and shows as this)."""
+    found = directory_changed(run.save_dir, run.before or {}, "a save with is_main_process=False")
+    differences = tuple(found) + tuple(run.model_changes)
+    return _verdict(Grade.BYTES, differences, require, bool(differences), common)
 
 
 def _reads_in_place(cell: Cell) -> bool:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from offload_conformance.harness.plan.cells import DEFAULT_SHARDS, SMALL_SHARDS
 from offload_conformance.harness.plan.contexts import Context
-from offload_conformance.harness.plan.options import SAVE_OPTIONS
+from offload_conformance.harness.plan.options import NOT_MAIN_PROCESS, SAVE_OPTIONS
 from offload_conformance.harness.plan.shards import PER_TENSOR, SPLIT_GROUPS
 
 SAVING_MODES = ("in-memory", "disk-partial", "disk-full+offload_buffers", "experts-on-disk")
@@ -49,6 +49,14 @@ EXTRAS = (
     ),
     Extra(("qwen3_moe", "deepseek_v3", "mixtral", "llama", "hrm_text"), SAVING_MODES, options=SAVE_OPTIONS),
     Extra(("qwen3_moe", "deepseek_v3", "llama"), SAVING_MODES, (SMALL_SHARDS,), options=(SAVE_OPTIONS[0],)),
+    # A process that is not the main one, over an earlier sharded save: upstream's cleanup of stale shards must not
+    # run there (the main process's save replaces them).
+    Extra(
+        ("qwen3_moe", "llama"),
+        ("in-memory", "disk-partial"),
+        contexts=(Context.OVER_SHARDED,),
+        options=(NOT_MAIN_PROCESS,),
+    ),
     Extra(("qwen3_moe", "qwen3_moe_tied", "mixtral", "deepseek_v3", "deepseek_v4"), SAVING_MODES, (PER_TENSOR,)),
     # Device maps users write by hand: a tied head apart from its embedding, routers on disk with their buffers in
     # RAM (or not), the whole model by name, a layer split below the layer level.

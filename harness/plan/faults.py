@@ -326,6 +326,10 @@ def _cleans_every_shard(model: Any, save_directory: str, **options: Any) -> None
             p.unlink()  # the save's own shards (model-*) are its to keep
 
 
+def _saves_on_every_process(model: Any, save_directory: str, is_main_process: bool = True, **options: Any) -> None:
+    _reference(model, save_directory, **options)
+
+
 def _ignores_variant(model: Any, save_directory: str, variant: str | None = None, **options: Any) -> None:
     _reference(model, save_directory, **options)
 
@@ -697,6 +701,14 @@ def _faults() -> tuple[Fault, ...]:
             F({C.FILE_SET}),
             context=Context.BESIDE_OTHER_FORMATS,
             save=_cleans_every_shard,
+        ),
+        Fault(
+            "saves-on-every-process",
+            "is_main_process=False not honoured: a process that is not the main one writes, and cleans the target",
+            F({C.DIRECTORY_CHANGED}),
+            save_options=(("is_main_process", False),),
+            context=Context.OVER_SHARDED,
+            save=_saves_on_every_process,
         ),
         Fault(
             "ignores-variant",

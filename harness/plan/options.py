@@ -14,7 +14,10 @@ from typing import Any
 Saver = Callable[..., None]
 
 OWN_STATE_DICT = "own"  # state_dict=own: the model's own state_dict() passed explicitly, as wrappers pass it
-SAVE_OPTIONS = ("variant=v1", "save_original_format=False", f"state_dict={OWN_STATE_DICT}")
+# is_main_process=False: every process of a distributed run but one calls save_pretrained with it, and must write,
+# delete and change nothing (judge.verdict).
+NOT_MAIN_PROCESS = "is_main_process=False"
+SAVE_OPTIONS = ("variant=v1", "save_original_format=False", f"state_dict={OWN_STATE_DICT}", NOT_MAIN_PROCESS)
 
 
 class OptionError(ValueError):
@@ -22,7 +25,8 @@ class OptionError(ValueError):
 
 
 def parse(text: str) -> tuple[str, Any]:
-    """`variant=NAME`, `save_original_format=True|False` or `state_dict=own`, as a (keyword, value) pair."""
+    """`variant=NAME`, `save_original_format=True|False`, `state_dict=own` or `is_main_process=True|False`, as a
+    (keyword, value) pair."""
     key, sep, value = text.partition("=")
     if not sep or not value:
         raise OptionError(f"--save-option {text!r}: expected KEY=VALUE, one of {', '.join(SAVE_OPTIONS)}")
@@ -30,7 +34,7 @@ def parse(text: str) -> tuple[str, Any]:
         if not value.replace("_", "").replace("-", "").isalnum():
             raise OptionError(f"--save-option {text!r}: a variant is letters, digits, '-' and '_'")
         return key, value
-    if key == "save_original_format":
+    if key in ("save_original_format", "is_main_process"):
         if value not in ("True", "False"):
             raise OptionError(f"--save-option {text!r}: expected True or False")
         return key, value == "True"

@@ -16,7 +16,15 @@ from offload_conformance.harness.plan.modes import by_name as mode
 from offload_conformance.harness.run.runner import run_cells
 from offload_conformance.harness.tools.killtable import KILL_MODE
 
-NEW_PLACES = ("*over-earlier*", "*in-place", "*variant=*", "*save_original_format=*", "*state_dict=*", "*=per-tensor*")
+NEW_PLACES = (
+    "*over-earlier*",
+    "*in-place",
+    "*variant=*",
+    "*save_original_format=*",
+    "*state_dict=*",
+    "*is_main_process=*",
+    "*=per-tensor*",
+)
 PLACED = [f for f in FAULTS.values() if f.context != "empty" or f.save_options or f.shard_size]
 
 
