@@ -64,6 +64,9 @@ def judge(
         if execution.unsupported is not None:
             detail = f"{prefix}{execution.unsupported}"
             return CellResult(outcome=Outcome.UNSUPPORTED, grade=None, classes=(), detail=detail, **common)
+    if not dict(cell.save_options).get("is_main_process", True):
+        # Held to writing nothing: what the in-memory save did (or failed to do) plays no part.
+        return _error(run, common) if run.failure is not None else _not_main_process(run, require, common)
     if baseline.failure is not None and baseline.failure.stage is Stage.SAVE and fixture_dir is not None:
         # transformers loaded the fixture but could not save it in memory: the source checkpoint judges.
         against = f"source checkpoint: in-memory save raised {baseline.failure.type}: {baseline.failure.message}"
@@ -89,8 +92,6 @@ def judge(
         )
     if run.failure is not None:
         return _error(run, common)
-    if not dict(cell.save_options).get("is_main_process", True):
-        return _not_main_process(run, require, common)
     ignored: frozenset[str] = frozenset()
     own = []
     if run.before is not None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from offload_conformance.fixtures import DEFAULT_FIXTURES
 from offload_conformance.harness.execution import Execution
+from offload_conformance.harness.judge.checkpoint import file_digests
 from offload_conformance.harness.judge.verdict import judge
 from offload_conformance.harness.outcomes import Grade, Outcome, Stage
 from offload_conformance.harness.plan.cells import Cell
@@ -79,3 +80,22 @@ def test_where_the_in_memory_load_failed_nothing_is_compared(tmp_path: Path) -> 
     result = judge(CELL, _saved(tmp_path, "a"), no_load, Grade.BYTES, fixture_dir=source)
     assert result.outcome is Outcome.ERROR and result.detail.startswith("baseline failed: load raised RuntimeError")
     assert result.judged_against == "in-memory save"
+
+
+def test_a_save_that_is_not_the_main_process_s_must_leave_the_directory_as_it_was(tmp_path: Path) -> None:
+    """is_main_process=False: nothing written, removed or changed, whatever the in-memory save did (a baseline that
+    raised at save sent the cell to be judged against the source checkpoint: `pass shard-layout`)."""
+    cell = Cell(DEFAULT_FIXTURES[0], by_name("disk-full"), "upstream", (("is_main_process", False),))
+    earlier = write(tmp_path / "earlier", base_tensors())
+    before = {p.name: "x" for p in earlier.iterdir()}
+    crashed = Execution(tmp_path / "none", "log", 1.0, failure=Failure(Stage.SAVE, "FileNotFoundError", "no dir"))
+    source = base_tensors()
+    del source["model.norm.weight"]  # the checkpoint loaded is not the one the directory holds
+    fixture = write(tmp_path / "fixture", source)
+    kept = Execution(earlier, "", 1.0, before=file_digests(earlier))
+    result = judge(cell, kept, crashed, Grade.BYTES, fixture_dir=fixture)
+    assert (result.outcome, result.classes) == (Outcome.PASS, ())
+    changed = Execution(earlier, "", 1.0, before=before)  # every file rewritten since
+    result = judge(cell, changed, _saved(tmp_path, "b"), Grade.BYTES, fixture_dir=earlier)
+    assert (result.outcome, result.classes) == (Outcome.FAIL, ("directory-changed",))
+    assert "a save with is_main_process=False and left the directory changed" in result.detail
