@@ -326,18 +326,14 @@ def _cleans_every_shard(model: Any, save_directory: str, **options: Any) -> None
             p.unlink()  # the save's own shards (model-*) are its to keep
 
 
-def _saves_on_every_process(model: Any, save_directory: str, is_main_process: bool = True, **options: Any) -> None:
-    _reference(model, save_directory, **options)
+def _ignoring(option: str) -> Saver:
+    """The reference's save with the save option `option` dropped: saved as if it had not been given."""
 
+    def save(model: Any, save_directory: str, **options: Any) -> None:
+        options.pop(option, None)
+        _reference(model, save_directory, **options)
 
-def _ignores_variant(model: Any, save_directory: str, variant: str | None = None, **options: Any) -> None:
-    _reference(model, save_directory, **options)
-
-
-def _ignores_original_format(
-    model: Any, save_directory: str, save_original_format: bool = True, **options: Any
-) -> None:
-    _reference(model, save_directory, **options)
+    return save
 
 
 def _given_meta_as_zeros(model: Any, save_directory: str, state_dict: StateDict | None = None, **options: Any) -> None:
@@ -708,14 +704,14 @@ def _faults() -> tuple[Fault, ...]:
             F({C.DIRECTORY_CHANGED}),
             save_options=(("is_main_process", False),),
             context=Context.OVER_SHARDED,
-            save=_saves_on_every_process,
+            save=_ignoring("is_main_process"),
         ),
         Fault(
             "ignores-variant",
             "variant= not applied to the file names",
             F({C.SHARD_LAYOUT}),
             save_options=(("variant", "v1"),),
-            save=_ignores_variant,
+            save=_ignoring("variant"),
         ),
         Fault(
             "ignores-original-format",
@@ -724,7 +720,7 @@ def _faults() -> tuple[Fault, ...]:
             F({"fused"}),
             save_options=(("save_original_format", False),),
             also=(("renamed", F({C.PERMUTED})),),
-            save=_ignores_original_format,
+            save=_ignoring("save_original_format"),
         ),
         Fault(
             "given-meta-as-zeros",

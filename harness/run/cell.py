@@ -133,6 +133,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     offload = Path(request["offload_dir"])
     out = Path(request["save_dir"])
     spec = read_manifest(fixture)["spec"]
+    stored = getattr(torch, spec["dtype"])  # type: ignore[index]  # the checkpoint's
     dtype = getattr(torch, spec.get("load_dtype") or spec["dtype"])  # type: ignore[index, union-attr]
     # Hand-written fixtures are causal LMs; a generated one names the Auto class that builds it.
     auto = getattr(transformers, spec.get("auto_class", "AutoModelForCausalLM"))  # type: ignore[union-attr]
@@ -162,7 +163,6 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
                 with fp8_loading(request.get("fp8_on_cpu", "keep"), source):
                     model = auto.from_pretrained(source, dtype=dtype, **kwargs)
             else:
-                stored = getattr(torch, spec["dtype"])  # type: ignore[index]
                 model = accelerate_loaded(auto, source, (stored, dtype), mode, kwargs, offload.parent)
             if mode.placement is Placement.FROM_CONFIG:
                 model = from_config_twin(auto, model, dtype)

@@ -136,7 +136,9 @@ def _stored(name: str, maps: dict[str, list[Any]], keys: dict[int, frozenset[str
 
 def _cast_by_hook(stored: torch.dtype, held: torch.dtype) -> bool:
     """A float stored for a float of another width: accelerate's hooks cast each read to the parameter's dtype (a
-    checkpoint loaded with `dtype=` keeps its own dtype in offload storage). The same width is a rewritten entry."""
+    checkpoint loaded with `dtype=` keeps its own dtype in offload storage). The same width is a rewritten entry.
+    The reference's rule too (reference_impl.offload.cast_on_read), written again here: the judge shares no code with
+    what it judges."""
     return stored.is_floating_point and held.is_floating_point and stored.itemsize != held.itemsize
 
 
