@@ -31,3 +31,5 @@ class Execution:
     # sha256 of the loaded model's logits on a fixed input, before the save, in a forked child (lifecycle's forward
     # pass in a cell; asked for in a baseline); None: not asked for, or the forward pass raised.
     logits: str | None = None
+    # The Hub calls the save made (harness.run.fake_hub: {"repos": [...], "commits": [...]}); None: not recorded.
+    hub: dict[str, list[dict[str, Any]]] | None = None

@@ -55,6 +55,9 @@ class FailureClass(StrEnum):
     ROUND_TRIP = "round-trip"  # an in-memory load then save does not give the fixture's own tensors back
     RELOAD = "reload"  # the directory after the save, loaded back with from_pretrained, is not what the save wrote
     DIRECTORY_CHANGED = "directory-changed"  # a save that raised did not leave the target directory as it was
+    # A save with push_to_hub=True did not upload exactly what it wrote (to the repo it created, with the token it was
+    # given), or a save not asked to push (or not the main process) contacted the Hub (harness.judge.hub).
+    HUB_UPLOAD = "hub-upload"
     MODEL_CHANGED = "model-changed"  # the model after the save differs from the model before it
     # An offloaded tensor reads back from offload storage as another dtype or shape, or that storage does not list it
     OFFLOAD_READ = "offload-read"

@@ -34,7 +34,7 @@ from huggingface_hub import StateDictSplit
 from transformers import PreTrainedModel
 from transformers.core_model_loading import revert_weight_conversion
 
-from offload_conformance.reference_impl import quantized
+from offload_conformance.reference_impl import hub, quantized
 from offload_conformance.reference_impl.atomic import fsync_file, replace_directory
 from offload_conformance.reference_impl.files import (
     DEFAULT_MAX_SHARD_SIZE,
@@ -80,17 +80,24 @@ def save_pretrained(
     save_original_format: bool = True,
     state_dict: dict[str, torch.Tensor] | None = None,
     is_main_process: bool = True,
+    push_to_hub: bool = False,
+    token: str | None = None,
+    repo_id: str | None = None,
+    commit_message: str | None = None,
+    create_pr: bool = False,
 ) -> None:
     """Write what `model.save_pretrained(save_directory, max_shard_size=..., variant=...,
     save_original_format=..., state_dict=..., is_main_process=...)` writes for the same model held in memory,
     whatever of it is offloaded. Into a directory holding an earlier save, this variant's weight files and index
     come out as a save into an empty directory writes them (_kept); a model loaded from that directory still reads
     its offloaded tensors afterwards (_follow). On a process that is not the main one of a distributed run
-    (`is_main_process=False`) nothing is written or removed: the directory is only created, as upstream does."""
+    (`is_main_process=False`) nothing is written or removed: the directory is only created, as upstream does.
+    `push_to_hub` uploads what the save wrote, with a model card, to `repo_id` (the directory's name by default)."""
     target = _check(model, save_directory)
     if not is_main_process:
         target.mkdir(parents=True, exist_ok=True)
         return
+    push = hub.start(Path(save_directory), token, repo_id, commit_message, create_pr) if push_to_hub else None
     files = WeightFiles(variant)
     # What a caller would hand the model's own save_pretrained (an override of it runs: save_config).
     options: dict[str, object] = {"max_shard_size": max_shard_size}
@@ -125,6 +132,8 @@ def save_pretrained(
             split = _write_given(model, given, staging, max_shard_size, files, differs or "")
             given.clear()
             streamed = set()
+        if push is not None:
+            hub.write_card(push, model, staging)
         for small in staging.iterdir():
             if small.name not in streamed:
                 fsync_file(small)
@@ -141,6 +150,8 @@ def save_pretrained(
         raise
     for index, key, entry in moves:  # the model reads its offloaded tensors from where they are now
         index[key] = entry
+    if push is not None:
+        hub.upload(push, target)
 
 
 def _staging(target: Path) -> Path:

@@ -20,6 +20,7 @@ from offload_conformance.harness.judge.absolute import (
 )
 from offload_conformance.harness.judge.compare import Comparison, compare
 from offload_conformance.harness.judge.context import directory_changed, judged_apart, own_files, reload_differences
+from offload_conformance.harness.judge.hub import hub_differences
 from offload_conformance.harness.judge.offload_storage import offload_copies
 from offload_conformance.harness.judge.source import config_differences
 from offload_conformance.harness.outcomes import FailureClass, Grade, Outcome, Stage, ordered
@@ -64,9 +65,11 @@ def judge(
         if execution.unsupported is not None:
             detail = f"{prefix}{execution.unsupported}"
             return CellResult(outcome=Outcome.UNSUPPORTED, grade=None, classes=(), detail=detail, **common)
+    # What the save sent to the Hub (or should not have): on its own terms, whatever the baseline did.
+    hub = hub_differences(dict(cell.save_options), run.hub, run.save_dir, run.before)
     if not dict(cell.save_options).get("is_main_process", True):
         # Held to writing nothing: what the in-memory save did (or failed to do) plays no part.
-        return _error(run, common) if run.failure is not None else _not_main_process(run, require, common)
+        return _error(run, common) if run.failure is not None else _not_main_process(run, require, common, hub)
     if baseline.failure is not None and baseline.failure.stage is Stage.SAVE and fixture_dir is not None:
         # transformers loaded the fixture but could not save it in memory: the source checkpoint judges.
         against = f"source checkpoint: in-memory save raised {baseline.failure.type}: {baseline.failure.message}"
@@ -75,7 +78,7 @@ def judge(
             return _error(run, common)
         # The layout of a save that never succeeded in memory is unknown: named tensors are the standard.
         source = compare(fixture_dir, run.save_dir, weights_only=True)
-        own = _own_terms(run, max_shard_size) + offload_forward(cell, run, baseline)
+        own = _own_terms(run, max_shard_size) + offload_forward(cell, run, baseline) + hub
         return _compared(source, fixture_dir, run, own, common)
     if baseline.failure is not None:
         # transformers' own load failed: no correct checkpoint to compare with, whatever the IUT. The
@@ -99,7 +102,7 @@ def judge(
         own += reload_differences(run.reloaded)
     result = compare(baseline.save_dir, run.save_dir, ignore=ignored)
     common["fused_groups"] = _fused_groups(run.save_dir, variant, max_shard_size)
-    own += _own_terms(run, max_shard_size, ignored) + offload_forward(cell, run, baseline)
+    own += _own_terms(run, max_shard_size, ignored) + offload_forward(cell, run, baseline) + hub
     oversize = any(d.cls is FailureClass.SHARD_OVERSIZE for d in own)
     if oversize and shard_oversize(baseline.save_dir, max_shard_size):
         # The in-memory save breaks the limit itself (huggingface_hub plans views of one storage as one item:
@@ -120,12 +123,13 @@ def judge(
     return _verdict(result.grade, differences, require, len(differences) > len(result.differences), common)
 
 
-def _not_main_process(run: Execution, require: Grade, common: dict[str, Any]) -> CellResult:
+def _not_main_process(run: Execution, require: Grade, common: dict[str, Any], hub: list[Difference]) -> CellResult:
     """A save on a process that is not the main one (is_main_process=False, every rank of a distributed run but one)
-    writes, deletes and changes nothing: the target after it holds what it held before (nothing, in an empty
-    context; its in-memory baseline must be as empty, but a fault there is upstream's own and shows as this)."""
+    writes, deletes and changes nothing, on disk or on the Hub (`hub`): the target after it holds what it held
+    before (nothing, in an empty context; its in-memory baseline must be as empty, but a fault there is upstream's
+    own and shows as this)."""
     found = directory_changed(run.save_dir, run.before or {}, "a save with is_main_process=False")
-    differences = tuple(found) + tuple(run.model_changes)
+    differences = tuple(found) + tuple(hub) + tuple(run.model_changes)
     return _verdict(Grade.BYTES, differences, require, bool(differences), common)
 
 

@@ -707,6 +707,20 @@ def _faults() -> tuple[Fault, ...]:
             save=_ignoring("is_main_process"),
         ),
         Fault(
+            "ignores-push-to-hub",
+            "push_to_hub=True not honoured: nothing uploaded, no model card written",
+            F({C.HUB_UPLOAD, C.FILE_SET}),
+            save_options=(("push_to_hub", True),),
+            save=_ignoring("push_to_hub"),
+        ),
+        Fault(
+            "pushes-without-token",
+            "the token given for push_to_hub not passed to the Hub: the upload goes as whoever is logged in",
+            F({C.HUB_UPLOAD}),
+            save_options=(("push_to_hub", True),),
+            save=_ignoring("token"),
+        ),
+        Fault(
             "ignores-variant",
             "variant= not applied to the file names",
             F({C.SHARD_LAYOUT}),

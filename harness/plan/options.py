@@ -17,7 +17,22 @@ OWN_STATE_DICT = "own"  # state_dict=own: the model's own state_dict() passed ex
 # is_main_process=False: every process of a distributed run but one calls save_pretrained with it, and must write,
 # delete and change nothing (judge.verdict).
 NOT_MAIN_PROCESS = "is_main_process=False"
-SAVE_OPTIONS = ("variant=v1", "save_original_format=False", f"state_dict={OWN_STATE_DICT}", NOT_MAIN_PROCESS)
+# push_to_hub=True: the save uploads what it wrote, to a fake Hub in the cell (harness.run.fake_hub), with the token
+# and commit message below passed beside it; the repo is `repo_id` (the directory's name by default) in
+# HUB_NAMESPACE, as the Hub names a user's new repo; `create_pr=True` asks for a pull request.
+PUSH_TO_HUB = "push_to_hub=True"
+PUSH_AS_PR = "push_to_hub=True,repo_id=pushed,create_pr=True"
+HUB_TOKEN = "hf_offload_conformance_fake_token"
+HUB_MESSAGE = "offload-conformance: the save, pushed"
+HUB_NAMESPACE = "offload-conformance"
+SAVE_OPTIONS = (
+    "variant=v1",
+    "save_original_format=False",
+    f"state_dict={OWN_STATE_DICT}",
+    NOT_MAIN_PROCESS,
+    PUSH_TO_HUB,
+    PUSH_AS_PR,
+)
 
 
 class OptionError(ValueError):
@@ -25,16 +40,16 @@ class OptionError(ValueError):
 
 
 def parse(text: str) -> tuple[str, Any]:
-    """`variant=NAME`, `save_original_format=True|False`, `state_dict=own` or `is_main_process=True|False`, as a
-    (keyword, value) pair."""
+    """`variant=NAME`, `repo_id=NAME`, `state_dict=own`, or `save_original_format`, `is_main_process`, `push_to_hub`
+    or `create_pr` =True|False, as a (keyword, value) pair."""
     key, sep, value = text.partition("=")
     if not sep or not value:
         raise OptionError(f"--save-option {text!r}: expected KEY=VALUE, one of {', '.join(SAVE_OPTIONS)}")
-    if key == "variant":
+    if key in ("variant", "repo_id"):
         if not value.replace("_", "").replace("-", "").isalnum():
-            raise OptionError(f"--save-option {text!r}: a variant is letters, digits, '-' and '_'")
+            raise OptionError(f"--save-option {text!r}: a {key} is letters, digits, '-' and '_'")
         return key, value
-    if key in ("save_original_format", "is_main_process"):
+    if key in ("save_original_format", "is_main_process", "push_to_hub", "create_pr"):
         if value not in ("True", "False"):
             raise OptionError(f"--save-option {text!r}: expected True or False")
         return key, value == "True"
@@ -42,5 +57,15 @@ def parse(text: str) -> tuple[str, Any]:
         if value != OWN_STATE_DICT:
             raise OptionError(f"--save-option {text!r}: only state_dict={OWN_STATE_DICT} (the model's own)")
         return key, value
-    known = ", ".join(o.partition("=")[0] for o in SAVE_OPTIONS)
+    known = ", ".join(dict.fromkeys(part.partition("=")[0] for o in SAVE_OPTIONS for part in o.split(",")))
     raise OptionError(f"--save-option {text!r}: unknown option {key!r} (known: {known})")
+
+
+def parse_set(text: str) -> tuple[tuple[str, Any], ...]:
+    """One point of the save-option axis: KEY=VALUE, or several joined by commas (`push_to_hub=True,
+    is_main_process=False`: options a cell gets together), as (keyword, value) pairs."""
+    pairs = tuple(parse(part.strip()) for part in text.split(","))
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) < len(keys):
+        raise OptionError(f"--save-option {text!r}: an option given twice")
+    return pairs

@@ -22,8 +22,7 @@ from offload_conformance.harness.plan.extras import EXTRAS
 from offload_conformance.harness.plan.impls import BUILTIN, ImplError, resolve
 from offload_conformance.harness.plan.modes import MODES, Mode, UnknownMode
 from offload_conformance.harness.plan.modes import by_name as mode_by_name
-from offload_conformance.harness.plan.options import OptionError
-from offload_conformance.harness.plan.options import parse as parse_option
+from offload_conformance.harness.plan.options import OptionError, parse_set
 from offload_conformance.harness.plan.shards import FORCED
 from offload_conformance.harness.results import Shard
 
@@ -225,7 +224,7 @@ def _default_economies(selection: Selection, cells: list[Cell]) -> list[Cell]:
 def _option_sets(selection: Selection) -> list[SaveOptions]:
     """Each --max-shard-size with each --save-option (or none): the cells' save options, sorted by keyword."""
     try:
-        others = [(parse_option(o),) for o in selection.save_options] or [()]
+        others = [parse_set(o) for o in selection.save_options] or [()]
     except OptionError as e:
         raise PlanError(str(e)) from None
     sizes = [shard_options(s) for s in selection.shard_sizes or SHARD_SIZES]
@@ -262,7 +261,7 @@ def _extras(fixtures: list, selected_modes: list[Mode], impls: list[str], defaul
         chosen = [f for f in fixtures if f.name in extra.fixtures]
         ms = [m for m in selected_modes if m.name in extra.modes]
         sets = [
-            tuple(sorted(save_options(s) + ((parse_option(o),) if o else ())))
+            tuple(sorted(save_options(s) + (parse_set(o) if o else ())))
             for s in extra.shard_sizes
             for o in extra.options
         ]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from offload_conformance.harness.outcomes import Stage
-from offload_conformance.harness.plan.options import OWN_STATE_DICT
+from offload_conformance.harness.plan.options import HUB_MESSAGE, HUB_TOKEN, OWN_STATE_DICT
 from offload_conformance.harness.results import Failure
 from offload_conformance.harness.run.reach import paused, recorded
 
@@ -122,6 +122,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     from offload_conformance.harness.run.accelerate_load import AccelerateLoadUnsupported, accelerate_loaded
     from offload_conformance.harness.run.cost import measured
     from offload_conformance.harness.run.custom_code import CustomCodeUnsupported, custom_code_twin
+    from offload_conformance.harness.run.fake_hub import fake_hub
     from offload_conformance.harness.run.fp8_on_cpu import fp8_loading
     from offload_conformance.harness.run.from_config import FromConfigUnsupported, from_config_twin
     from offload_conformance.harness.run.lifecycle import before_save, forked_forward, snapshot
@@ -198,10 +199,17 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         options = dict(request["save_options"])
         if options.get("state_dict") == OWN_STATE_DICT:
             options["state_dict"] = model.state_dict()  # as a wrapper passes it: meta where a weight is offloaded
+        if options.get("push_to_hub"):
+            # as a user pushing passes them: every Hub call must carry the token, the commit the message
+            options |= {"token": HUB_TOKEN, "commit_message": HUB_MESSAGE}
+        # A pushed save is given its directory as a pathlib.Path, every other one as a str: scripts pass both, and
+        # only the push branch turns the argument into text (upstream's os.fspath, for the default repo_id).
+        target: str | Path = out if options.get("push_to_hub") else str(out)
         try:
-            with measured(model) as cost:  # its own setup (listing what is offloaded) is not the save's time
+            # Every save meets the fake Hub: one that was not asked to push must not contact it either.
+            with fake_hub() as report["hub"], measured(model) as cost:
                 t0 = time.perf_counter()
-                save(model, str(out), **options)
+                save(model, target, **options)
                 report["save_seconds"] = time.perf_counter() - t0
         finally:
             if before is not None:  # also after a save that raised: it must leave the model as it found it
@@ -252,6 +260,7 @@ PRELOAD = [
     "offload_conformance.harness.run.from_config",
     "offload_conformance.harness.run.custom_code",
     "offload_conformance.harness.run.oracles",
+    "offload_conformance.harness.run.fake_hub",
     "offload_conformance.reference_impl",
     "offload_conformance.harness.run.warm",  # last: what a cell's load would do first (see there)
 ]

@@ -208,4 +208,5 @@ def read_execution(workdir: Path, seconds: float = 0.0) -> Execution | None:
         reloaded=report.get("reloaded"),
         offload_dir=workdir / "offload",
         logits=report.get("logits"),
+        hub=report.get("hub"),
     )

@@ -23,6 +23,7 @@ NEW_PLACES = (
     "*save_original_format=*",
     "*state_dict=*",
     "*is_main_process=*",
+    "*push_to_hub=*",
     "*=per-tensor*",
 )
 PLACED = [f for f in FAULTS.values() if f.context != "empty" or f.save_options or f.shard_size]

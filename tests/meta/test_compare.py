@@ -106,8 +106,10 @@ def test_every_class_has_a_case() -> None:
     covered = set().union(*(c[2] for c in CASES)) | {"index"}  # index: see the sharded tests below
     # Cost classes: tests/cells/test_cost.py. Classes judged beside the comparison (the model around the save,
     # a save on its own terms, resave): tests/meta/test_lifecycle.py, placement tests/meta/test_placement.py; of a
-    # save into a directory that held files (reload, directory-changed): tests/meta/test_contexts.py.
+    # save into a directory that held files (reload, directory-changed): tests/meta/test_contexts.py; of the Hub a
+    # save pushes to (hub-upload): tests/meta/test_hub.py.
     beside = {
+        FailureClass.HUB_UPLOAD,
         FailureClass.RELOAD,
         FailureClass.DIRECTORY_CHANGED,
         FailureClass.MODEL_CHANGED,
