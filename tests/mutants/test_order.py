@@ -81,7 +81,7 @@ def test_after_the_first_look_each_fixture_not_met_comes_once_the_rarest_first()
     b first (one cell), before a's cells again. The qwen3_moe_as_float32 cells killed three survivors of
     `OffloadedWeightsLoader.__getitem__:186`-`187` (`dtype`, `offload-read`) that 16 cells of 960 had not met."""
     order = [f"a{i}" for i in range(1, 21)] + ["c0", "c1", "b1", "c2"]
-    fixture = lambda c: c[0]  # noqa: E731
+    fixture = lambda c: (c[0],)  # noqa: E731
     same = lambda c: 0  # noqa: E731
     looked = _second_look(order, 16, fixture, frozenset({"c0"}), same)
     assert looked == [f"a{i}" for i in range(1, 17)] + ["b1", "c1", "a17", "a18", "a19", "a20", "c0", "c2"]
@@ -89,6 +89,28 @@ def test_after_the_first_look_each_fixture_not_met_comes_once_the_rarest_first()
     assert _second_look(order, 0, fixture, frozenset(), same) == ["b1", "c0"] + [
         c for c in order if c not in ("b1", "c0")
     ]
+
+
+def test_the_second_look_meets_every_axis_the_rarest_values_first() -> None:
+    """Modes, options and contexts too, not only fixtures: the killers of `init_hook:303` and
+    `OffloadedWeightsLoader.__getitem__:186`-`187` (`llama-accelerate-disk+remove-hooks-reference`) and of
+    `accelerate_disk_offload:478:const:0` (`*-disk-full+existing_offload_folder`) are cells of a mode a few cells
+    have, which a look at fixtures alone put beyond the cap. A cell bringing two values not met outweighs one bringing
+    one; a value of fewer cells outweighs one of more."""
+    axes = {f"x{i}": ("llama", "disk-full", "", "upstream") for i in range(20)}
+    axes |= {
+        "hooks": ("llama", "accelerate-disk+remove-hooks", "", "upstream"),
+        "moe-1": ("qwen3_moe", "disk-full", "", "upstream"),
+        "moe-2": ("qwen3_moe", "disk-full", "", "reference"),
+        "both": ("deepseek_v3", "disk-full", "variant=v1", "upstream"),
+        "variant": ("llama", "disk-full", "variant=v1", "upstream"),
+    }
+    order = [f"x{i}" for i in range(16)] + ["moe-1", "moe-2", "variant", "x16", "hooks", "both", "x17"]
+    looked = _second_look(order, 16, axes.__getitem__, frozenset(), lambda c: 0)
+    # moe-2: reference (1 cell) + qwen3_moe (2 cells), as heavy as both: deepseek_v3 (1) + variant=v1 (2), and first
+    # in the order; hooks: its mode (1 cell). Then no cell brings a value not met: the rest keep their order.
+    assert looked[16:19] == ["moe-2", "both", "hooks"]
+    assert looked[19:] == ["moe-1", "variant", "x16", "x17"]
 
 
 def test_the_second_look_takes_the_cell_that_offloads_the_most_of_its_fixture() -> None:
@@ -101,7 +123,7 @@ def test_the_second_look_takes_the_cell_that_offloads_the_most_of_its_fixture() 
     assert min(buffers, key=_offloads_least).name == "experts-on-disk+offload_buffers"
     order = ["a1", "b-experts", "b-full", "b-partial"]
     rank = {"b-experts": 1, "b-full": 0, "b-partial": 1}
-    looked = _second_look(order, 1, lambda c: c[0], frozenset(), lambda c: rank.get(c, 0))
+    looked = _second_look(order, 1, lambda c: (c[0],), frozenset(), lambda c: rank.get(c, 0))
     assert looked == ["a1", "b-full", "b-experts", "b-partial"]
 
 

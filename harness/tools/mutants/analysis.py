@@ -13,13 +13,14 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import fnmatch
+import heapq
 import json
 import os
 import queue
 import random
 import shutil
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from typing import Any
 
 from offload_conformance.harness.outcomes import Oracle, OracleVerdict
 from offload_conformance.harness.plan import selection
-from offload_conformance.harness.plan.cells import Cell, safe_name
+from offload_conformance.harness.plan.cells import Cell, options_label, safe_name
 from offload_conformance.harness.plan.modes import BASELINE_MODE, Mode, Placement
 from offload_conformance.harness.results import erred
 from offload_conformance.harness.tools.mutants import equivalents, operators, reach_cache, targets, unreached
@@ -54,7 +55,7 @@ ROTATION = 4  # fixtures in a mutant's first round of cells (see _varied)
 NEAR = 12  # lines either side of a mutant whose executed subset makes a cell's way past it distinct (see _near)
 # The placements that put every tensor of the model in offload storage (the second look's first choice).
 WHOLE_ON_DISK = frozenset({Placement.DISK_FULL, Placement.MAP_ALL_DISK, Placement.ACCELERATE_DISK})
-FIRST_LOOK = 16  # a mutant's cells chosen by the lines they execute; then each fixture not met yet (see _second_look)
+FIRST_LOOK = 16  # a mutant's cells chosen by the lines they execute; then the axis values not met (see _second_look)
 
 
 class AnalysisError(ValueError):
@@ -209,7 +210,7 @@ def _without_runs(
             saving = _in_memory(order, by_id, reach.baseline_lines, (real, m.line), erring)
             order = _ahead(order, _firsts(saving, lambda c, t=m.target, n=m.line: _near(paths[(t, c)], n)))
             order = _second_look(
-                order, FIRST_LOOK, lambda c: by_id[c].fixture.name, erring, lambda c: _offloads_least(by_id[c].mode)
+                order, FIRST_LOOK, lambda c: _axes(by_id[c]), erring, lambda c: _offloads_least(by_id[c].mode)
             )
             to_run.append((m, order[: options.max_cells] if options.max_cells else order, len(order)))
     return results, to_run
@@ -236,24 +237,44 @@ def _by_fixture(order: list[str], fixture: Callable[[str], str]) -> list[str]:
 
 
 def _second_look(
-    order: list[str], first: int, fixture: Callable[[str], str], leave: frozenset[str], rank: Callable[[str], Any]
+    order: list[str],
+    first: int,
+    axes: Callable[[str], tuple[Hashable, ...]],
+    leave: frozenset[str],
+    rank: Callable[[str], Any],
 ) -> list[str]:
-    """`order` with, after its first `first` cells, one cell (not in `leave`) of each fixture those did not meet, the
-    fixture with the fewest cells first; of a fixture's cells, the first of the lowest `rank`. The lines a cell
-    executes do not show what its model holds: a persistent buffer under offload_buffers (DeepSeek's), a checkpoint
-    loaded in another dtype; with more fixtures than the first look has cells, a survivor of it meets every model
-    before any of them again."""
-    counts: dict[str, int] = defaultdict(int)
-    for c in order:
-        counts[fixture(c)] += 1
-    met = {fixture(c) for c in order[:first]}
-    picks: dict[str, str] = {}
-    for c in order[first:]:
-        f = fixture(c)
-        if c not in leave and f not in met and (f not in picks or rank(c) < rank(picks[f])):
-            picks[f] = c
-    rarest = sorted(picks, key=lambda f: counts[f])  # stable: as rare, first met first
-    return order[:first] + _ahead(order[first:], [picks[f] for f in rarest])
+    """`order` with, after its first `first` cells, the cells (not in `leave`) that bring what those did not meet:
+    each time the cell whose axis values (fixture, mode, save options, context, IUT: `axes`) not met yet are the
+    rarest among all the cells, a value of n cells weighing 1/n; of as heavy, the lowest `rank`, then the first.
+    Until no cell brings a value; the rest keep their order. The lines a cell executes do not show what its model
+    holds (a persistent buffer under offload_buffers, a checkpoint loaded in another dtype) nor how it was loaded or
+    saved (an offload_folder that exists, hooks removed before the save): a survivor of the first look meets every
+    model, mode, option and context the cap leaves room for, the rarest first, before any of them again."""
+    values = {c: tuple(enumerate(axes(c))) for c in order}  # (axis, value): a value of one axis is not another's
+    counts = Counter(v for vs in values.values() for v in vs)
+    met = {v for c in order[:first] for v in values[c]}
+
+    def gain(c: str) -> float:
+        return sum(1 / counts[v] for v in values[c] if v not in met)
+
+    # Lazy greedy: a cell's gain only falls as values are met, so a popped cell whose gain has not fallen is the best.
+    heap = [(-gain(c), rank(c), i, c) for i, c in enumerate(order[first:]) if c not in leave]
+    heapq.heapify(heap)
+    picks: list[str] = []
+    while heap:
+        pushed, r, i, c = heapq.heappop(heap)
+        fresh = gain(c)
+        if fresh > 0 and fresh != -pushed:
+            heapq.heappush(heap, (-fresh, r, i, c))
+        elif fresh > 0:
+            picks.append(c)
+            met.update(values[c])
+    return order[:first] + _ahead(order[first:], picks)
+
+
+def _axes(cell: Cell) -> tuple[str, ...]:
+    """What a cell is besides the lines it executes: its fixture, mode, save options, context and IUT."""
+    return cell.fixture.name, cell.mode.name, options_label(cell.save_options), str(cell.context), cell.impl
 
 
 def _offloads_least(mode: Mode) -> tuple[bool, bool]:
