@@ -120,6 +120,9 @@ EXTRAS = (
     Extra(("llama", "qwen3_moe"), ("disk-full+existing_offload_folder",)),
     # A pytorch_model.bin checkpoint (registry.EXTRA_FIXTURES): every offloaded weight is rewritten on load.
     Extra(("llama_bin",), ("disk-full", "disk-partial+offload_buffers")),
+    # One shard beside an index (registry.EXTRA_FIXTURES), as other tools write checkpoints: the disk offload must
+    # find the folder from the index's only file.
+    Extra(("llama_one_shard_index",), ("disk-full", "disk-partial+offload_buffers")),
     # A 0-d parameter (CLIP's logit_scale) in accelerate's disk offload: accelerate stores it with a shape of its own.
     # The reference only: upstream's save of accelerate's offload is a known crash, and accelerate's own state dict
     # skips a root module's parameters (accelerate_state_dict_skips_root_params.py), logit_scale among them.
