@@ -36,6 +36,8 @@ class Placement(StrEnum):
 
 
 BASELINE_MODE = "in-memory"
+# The placements that leave every weight in RAM (a twin rebuilt from the loaded model included).
+IN_RAM = frozenset({Placement.IN_MEMORY, Placement.FROM_CONFIG, Placement.CUSTOM_CODE})
 
 
 class Loader(StrEnum):
@@ -85,6 +87,11 @@ class Mode:
     # In the matrix when no --mode is given (the step variants cost a forward pass each: see _modes).
     default: bool = True
     offload_folder: OffloadFolder = OffloadFolder.NEW
+
+    @property
+    def in_ram_at_save(self) -> bool:
+        """Every weight in RAM when the save starts: loaded so, or put back there by the step (`+remove-hooks`)."""
+        return self.placement in IN_RAM or self.step is Step.REMOVE_HOOKS
 
     def load_kwargs(self, skeleton: nn.Module, offload_folder: Path) -> dict[str, object]:
         """from_pretrained keyword arguments; `skeleton` is the model built on the meta device."""

@@ -19,11 +19,10 @@ from typing import Any
 import torch
 
 from offload_conformance.harness.outcomes import FailureClass
-from offload_conformance.harness.plan.modes import Mode, Placement, Step
+from offload_conformance.harness.plan.modes import Mode, Placement
 from offload_conformance.harness.results import Difference
 from offload_conformance.harness.run.lifecycle import examples
 
-IN_MEMORY = frozenset({Placement.IN_MEMORY, Placement.FROM_CONFIG, Placement.CUSTOM_CODE})
 WHOLE_MODEL = frozenset({Placement.ACCELERATE_CPU, Placement.ACCELERATE_DISK})  # every tensor offloaded
 
 
@@ -50,7 +49,7 @@ def _offloaded(model: torch.nn.Module, mode: Mode) -> Iterator[tuple[str, torch.
     params = list(model.named_parameters(remove_duplicate=False))
     buffers = list(model.named_buffers(remove_duplicate=False))
     device_map = getattr(model, "hf_device_map", None)
-    if mode.placement in IN_MEMORY or mode.step is Step.REMOVE_HOOKS:  # the step puts every weight back in RAM
+    if mode.in_ram_at_save:
         offloaded_devices: frozenset[str] = frozenset()
     elif mode.placement in WHOLE_MODEL:
         device_map, offloaded_devices = {"": "offloaded"}, frozenset({"offloaded"})
