@@ -91,10 +91,11 @@ def save_pretrained(
     whatever of it is offloaded. Into a directory holding an earlier save, this variant's weight files and index
     come out as a save into an empty directory writes them (_kept); a model loaded from that directory still reads
     its offloaded tensors afterwards (_follow). On a process that is not the main one of a distributed run
-    (`is_main_process=False`) nothing is written or removed: the directory is only created, as upstream does.
+    (`is_main_process=False`, or a rank other than 0 of an initialized torch.distributed group) nothing is written or
+    removed: the directory is only created, as upstream does.
     `push_to_hub` uploads what the save wrote, with a model card, to `repo_id` (the directory's name by default)."""
     target = _check(model, save_directory)
-    if not is_main_process:
+    if not is_main_process or _rank() != 0:
         target.mkdir(parents=True, exist_ok=True)
         return
     push = hub.start(Path(save_directory), token, repo_id, commit_message, create_pr) if push_to_hub else None
@@ -152,6 +153,12 @@ def save_pretrained(
         index[key] = entry
     if push is not None:
         hub.upload(push, target)
+
+
+def _rank() -> int:
+    """This process's rank in the torch.distributed group it belongs to (0 outside one)."""
+    distributed = torch.distributed
+    return distributed.get_rank() if distributed.is_available() and distributed.is_initialized() else 0
 
 
 def _staging(target: Path) -> Path:

@@ -3,7 +3,8 @@
 With `push_to_hub=True` on the main process, as transformers documents it: one repo created, `repo_id` or named
 after the save directory, `exist_ok`; one commit to the repo the Hub answered with, with the message given, a pull
 request only when `create_pr=True`, adding every file the save wrote or changed with the bytes the directory holds
-after it, and nothing else; every call with the token the save was given. Any other save makes no Hub call at all.
+after it, and nothing else; every call with the token the save was given. Any other save (not asked to push, or not
+the process that writes: plan.options.writes) makes no Hub call at all.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from offload_conformance.harness.judge.checkpoint import file_digests
 from offload_conformance.harness.outcomes import FailureClass as C
-from offload_conformance.harness.plan.options import HUB_MESSAGE, HUB_NAMESPACE, HUB_TOKEN
+from offload_conformance.harness.plan.options import HUB_MESSAGE, HUB_NAMESPACE, HUB_TOKEN, writes
 from offload_conformance.harness.results import Difference
 
 EXAMPLES = 3
@@ -32,10 +33,10 @@ def hub_differences(
     if hub is None:
         return []
     repos, commits = hub["repos"], hub["commits"]
-    if not (options.get("push_to_hub") and options.get("is_main_process", True)):
+    if not (options.get("push_to_hub") and writes(options)):
         if not repos and not commits:
             return []
-        why = "with is_main_process=False" if options.get("push_to_hub") else "not asked to push"
+        why = "on a process that must not write" if options.get("push_to_hub") else "not asked to push"
         what = f"a save {why} contacted the Hub: {len(repos)} repos created, {len(commits)} commits"
         return [Difference(C.HUB_UPLOAD, what)]
     out: list[str] = []

@@ -27,6 +27,7 @@ from offload_conformance.harness.outcomes import FailureClass, Grade, Outcome, S
 from offload_conformance.harness.plan.budget import Budget
 from offload_conformance.harness.plan.cells import Cell
 from offload_conformance.harness.plan.modes import BASELINE_MODE, Loader, Placement
+from offload_conformance.harness.plan.options import writes
 from offload_conformance.harness.plan.shards import ShardSizeError, fused_groups, resolve
 from offload_conformance.harness.results import BaselineResult, CellResult, Difference, FusedGroups, Lifecycle
 
@@ -67,7 +68,7 @@ def judge(
             return CellResult(outcome=Outcome.UNSUPPORTED, grade=None, classes=(), detail=detail, **common)
     # What the save sent to the Hub (or should not have): on its own terms, whatever the baseline did.
     hub = hub_differences(dict(cell.save_options), run.hub, run.save_dir, run.before)
-    if not dict(cell.save_options).get("is_main_process", True):
+    if not writes(dict(cell.save_options)):
         # Held to writing nothing: what the in-memory save did (or failed to do) plays no part.
         return _error(run, common) if run.failure is not None else _not_main_process(run, require, common, hub)
     if baseline.failure is not None and baseline.failure.stage is Stage.SAVE and fixture_dir is not None:
@@ -124,11 +125,11 @@ def judge(
 
 
 def _not_main_process(run: Execution, require: Grade, common: dict[str, Any], hub: list[Difference]) -> CellResult:
-    """A save on a process that is not the main one (is_main_process=False, every rank of a distributed run but one)
-    writes, deletes and changes nothing, on disk or on the Hub (`hub`): the target after it holds what it held
-    before (nothing, in an empty context; its in-memory baseline must be as empty, but a fault there is upstream's
-    own and shows as this)."""
-    found = directory_changed(run.save_dir, run.before or {}, "a save with is_main_process=False")
+    """A save on a process that is not the one that writes (is_main_process=False, or rank 1 of a torch.distributed
+    group: every process of a distributed run but one) writes, deletes and changes nothing, on disk or on the Hub
+    (`hub`): the target after it holds what it held before (nothing, in an empty context; its in-memory baseline
+    must be as empty, but a fault there is upstream's own and shows as this)."""
+    found = directory_changed(run.save_dir, run.before or {}, "a save on a process that must not write")
     differences = tuple(found) + tuple(hub) + tuple(run.model_changes)
     return _verdict(Grade.BYTES, differences, require, bool(differences), common)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from offload_conformance.harness.plan.cells import DEFAULT_SHARDS, SMALL_SHARDS
 from offload_conformance.harness.plan.contexts import Context
-from offload_conformance.harness.plan.options import NOT_MAIN_PROCESS, PUSH_AS_PR, PUSH_TO_HUB, SAVE_OPTIONS
+from offload_conformance.harness.plan.options import NOT_MAIN_PROCESS, PUSH_AS_PR, PUSH_TO_HUB, RANK_1, SAVE_OPTIONS
 from offload_conformance.harness.plan.shards import PER_TENSOR, SPLIT_GROUPS
 
 SAVING_MODES = ("in-memory", "disk-partial", "disk-full+offload_buffers", "experts-on-disk")
@@ -50,16 +50,18 @@ EXTRAS = (
     Extra(
         ("qwen3_moe", "deepseek_v3", "mixtral", "llama", "hrm_text"),
         SAVING_MODES,
-        options=tuple(o for o in SAVE_OPTIONS if o not in (PUSH_TO_HUB, PUSH_AS_PR)),  # the Hub's: fewer cells, below
+        # the Hub's and rank 1's: fewer cells, below
+        options=tuple(o for o in SAVE_OPTIONS if o not in (RANK_1, PUSH_TO_HUB, PUSH_AS_PR)),
     ),
     Extra(("qwen3_moe", "deepseek_v3", "llama"), SAVING_MODES, (SMALL_SHARDS,), options=(SAVE_OPTIONS[0],)),
-    # A process that is not the main one, over an earlier sharded save: upstream's cleanup of stale shards must not
-    # run there (the main process's save replaces them).
+    # A process that is not the main one (told so, or rank 1 of a torch.distributed group, harness.run.distributed),
+    # over an earlier sharded save: upstream's cleanup of stale shards must not run there (rank 0's save replaces
+    # them).
     Extra(
         ("qwen3_moe", "llama"),
         ("in-memory", "disk-partial"),
         contexts=(Context.OVER_SHARDED,),
-        options=(NOT_MAIN_PROCESS,),
+        options=(NOT_MAIN_PROCESS, RANK_1),
     ),
     # Pushed to the Hub (a fake one in the cell, harness.run.fake_hub): it must receive exactly what the save wrote,
     # from the main process only, into the repo and as the kind of commit asked; over an earlier save, at least what
@@ -67,7 +69,7 @@ EXTRAS = (
     Extra(
         ("qwen3_moe", "llama"),
         ("in-memory", "disk-partial"),
-        options=(PUSH_TO_HUB, PUSH_AS_PR, f"{PUSH_TO_HUB},{NOT_MAIN_PROCESS}"),
+        options=(PUSH_TO_HUB, PUSH_AS_PR, f"{PUSH_TO_HUB},{NOT_MAIN_PROCESS}", f"{PUSH_TO_HUB},{RANK_1}"),
     ),
     Extra(("llama",), ("disk-partial",), options=(PUSH_TO_HUB,), contexts=(Context.OVER_SHARDED,)),
     Extra(("qwen3_moe", "qwen3_moe_tied", "mixtral", "deepseek_v3", "deepseek_v4"), SAVING_MODES, (PER_TENSOR,)),

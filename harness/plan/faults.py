@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import torch
 from huggingface_hub.constants import SAFETENSORS_INDEX_FILE
@@ -26,6 +27,7 @@ from offload_conformance.harness.outcomes import FailureClass as C
 from offload_conformance.harness.plan.contexts import Context
 from offload_conformance.harness.plan.options import OWN_STATE_DICT, Saver
 from offload_conformance.harness.plan.shards import PER_TENSOR, SPLIT_GROUPS
+from offload_conformance.reference_impl import save as reference_save
 from offload_conformance.reference_impl.files import DEFAULT_MAX_SHARD_SIZE
 from offload_conformance.reference_impl.offload import hooked_maps, owner_of, read_offloaded, unwrap
 from offload_conformance.reference_impl.simple import StateDict, checkpoint_state, prepare_target, write_checkpoint
@@ -334,6 +336,12 @@ def _ignoring(option: str) -> Saver:
         _reference(model, save_directory, **options)
 
     return save
+
+
+def _on_every_rank(model: Any, save_directory: str, **options: Any) -> None:
+    """The reference's save as if this process were rank 0, whatever torch.distributed says."""
+    with mock.patch.object(reference_save, "_rank", return_value=0):
+        _reference(model, save_directory, **options)
 
 
 def _given_meta_as_zeros(model: Any, save_directory: str, state_dict: StateDict | None = None, **options: Any) -> None:
@@ -705,6 +713,14 @@ def _faults() -> tuple[Fault, ...]:
             save_options=(("is_main_process", False),),
             context=Context.OVER_SHARDED,
             save=_ignoring("is_main_process"),
+        ),
+        Fault(
+            "saves-on-every-rank",
+            "the torch.distributed rank not checked: rank 1 writes too, and cleans the target",
+            F({C.DIRECTORY_CHANGED}),
+            save_options=(("rank", 1),),
+            context=Context.OVER_SHARDED,
+            save=_on_every_rank,
         ),
         Fault(
             "ignores-push-to-hub",

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from offload_conformance.harness.outcomes import Stage
-from offload_conformance.harness.plan.options import HUB_MESSAGE, HUB_TOKEN, OWN_STATE_DICT
+from offload_conformance.harness.plan.options import CELL_OPTIONS, HUB_MESSAGE, HUB_TOKEN, OWN_STATE_DICT
 from offload_conformance.harness.results import Failure
 from offload_conformance.harness.run.reach import paused, recorded
 
@@ -122,6 +122,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     from offload_conformance.harness.run.accelerate_load import AccelerateLoadUnsupported, accelerate_loaded
     from offload_conformance.harness.run.cost import measured
     from offload_conformance.harness.run.custom_code import CustomCodeUnsupported, custom_code_twin
+    from offload_conformance.harness.run.distributed import as_rank
     from offload_conformance.harness.run.fake_hub import fake_hub
     from offload_conformance.harness.run.fp8_on_cpu import fp8_loading
     from offload_conformance.harness.run.from_config import FromConfigUnsupported, from_config_twin
@@ -196,7 +197,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             # their writeback does not compete with the save (nor land on a `cp` timed later).
             os.sync()
         stage = Stage.SAVE
-        options = dict(request["save_options"])
+        options = {k: v for k, v in request["save_options"].items() if k not in CELL_OPTIONS}
         if options.get("state_dict") == OWN_STATE_DICT:
             options["state_dict"] = model.state_dict()  # as a wrapper passes it: meta where a weight is offloaded
         if options.get("push_to_hub"):
@@ -207,7 +208,8 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         target: str | Path = out if options.get("push_to_hub") else str(out)
         try:
             # Every save meets the fake Hub: one that was not asked to push must not contact it either.
-            with fake_hub() as report["hub"], measured(model) as cost:
+            rank = request["save_options"].get("rank", 0)
+            with as_rank(rank, offload.parent / "rendezvous"), fake_hub() as report["hub"], measured(model) as cost:
                 t0 = time.perf_counter()
                 save(model, target, **options)
                 report["save_seconds"] = time.perf_counter() - t0

@@ -24,6 +24,7 @@ NEW_PLACES = (
     "*state_dict=*",
     "*is_main_process=*",
     "*push_to_hub=*",
+    "*rank=*",
     "*=per-tensor*",
 )
 PLACED = [f for f in FAULTS.values() if f.context != "empty" or f.save_options or f.shard_size]

@@ -98,4 +98,4 @@ def test_a_save_that_is_not_the_main_process_s_must_leave_the_directory_as_it_wa
     changed = Execution(earlier, "", 1.0, before=before)  # every file rewritten since
     result = judge(cell, changed, _saved(tmp_path, "b"), Grade.BYTES, fixture_dir=earlier)
     assert (result.outcome, result.classes) == (Outcome.FAIL, ("directory-changed",))
-    assert "a save with is_main_process=False and left the directory changed" in result.detail
+    assert "a save on a process that must not write and left the directory changed" in result.detail
