@@ -27,6 +27,9 @@ def as_rank(rank: int, rendezvous: Path) -> Iterator[None]:
     if rank != 1:
         raise ValueError(f"rank={rank}: the cell runs as rank 0 or 1 of two processes")
     store = f"file://{rendezvous}"
+    # Both processes are on this machine: the loopback, whatever the host name resolves to (in a container, often
+    # nothing gloo can bind).
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     done_read, done_write = os.pipe()
     pid = os.fork()
     if pid == 0:  # rank 0: join, wait for the save to end, leave
