@@ -27,7 +27,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from offload_conformance.harness.outcomes import FailureClass as C
-from offload_conformance.harness.plan.shards import NaturalKey, natural_key
 from offload_conformance.harness.results import Difference
 
 RULE = "shard-plan"
@@ -36,6 +35,7 @@ NATURAL_ORDER = "natural order"
 GREEDY = "greedy packing"
 ONE_ITEM = "one storage, one item"
 _EXPERT = re.compile(r"^(?P<pre>.*\.experts)\.\d+\.(?P<post>.+)$")
+_TRAILING_DIGITS = re.compile(r"^(?P<text>.*?)(?P<digits>[0-9]+)$")
 _SHARD_FILE = re.compile(r"-(?P<k>\d{5})-of-(?P<n>\d{5})\.safetensors$")
 
 
@@ -50,6 +50,23 @@ class Item:
 
 # The items of one block searched over all orders; a larger block (none known) is not judged.
 MAX_BLOCK = 16
+
+
+NaturalKey = tuple[tuple[int, int | str, int], ...]
+
+
+def natural_key(name: str) -> NaturalKey:
+    """Dot-separated parts; an all-digit part sorts by its number and before any text part; a text part sorts by
+    its text, then by a number it ends with (`w2` before `w13`), a part without one first (`norm` before `norm1`)."""
+    key = []
+    for part in name.split("."):
+        if part.isdigit():
+            key.append((0, int(part), -1))
+        elif (m := _TRAILING_DIGITS.match(part)) is not None:
+            key.append((1, m["text"], int(m["digits"])))
+        else:
+            key.append((1, part, -1))
+    return tuple(key)  # type: ignore[arg-type]
 
 
 def place(item: Item) -> NaturalKey:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from offload_conformance.harness.plan.cells import DEFAULT_SHARDS, SMALL_SHARDS
 from offload_conformance.harness.plan.contexts import Context
 from offload_conformance.harness.plan.options import NOT_MAIN_PROCESS, PUSH_AS_PR, PUSH_TO_HUB, RANK_1, SAVE_OPTIONS
-from offload_conformance.harness.plan.shards import EXACT_FILL, PER_TENSOR, SPLIT_GROUPS
+from offload_conformance.harness.plan.shards import PER_TENSOR, SPLIT_GROUPS
 
 SAVING_MODES = ("in-memory", "disk-partial", "disk-full+offload_buffers", "experts-on-disk")
 HAND_WRITTEN_MAPS = ("map-head-on-disk", "map-routers-on-disk", "map-all-disk", "map-layer-split")
@@ -73,9 +73,6 @@ EXTRAS = (
     ),
     Extra(("llama",), ("disk-partial",), options=(PUSH_TO_HUB,), contexts=(Context.OVER_SHARDED,)),
     Extra(("qwen3_moe", "qwen3_moe_tied", "mixtral", "deepseek_v3", "deepseek_v4"), SAVING_MODES, (PER_TENSOR,)),
-    # A first shard that fills to the byte (llama's head and embedding: the same size, first in natural order): the
-    # planner closes a shard only when the next tensor would take it over the limit (judge.shard_plan holds it to that).
-    Extra(("llama",), ("in-memory", "disk-partial"), (EXACT_FILL,)),
     # Device maps users write by hand: a tied head apart from its embedding, routers on disk with their buffers in
     # RAM (or not), the whole model by name, a layer split below the layer level.
     Extra(

@@ -25,32 +25,9 @@ from offload_conformance.harness.results import FusedGroups
 
 PER_TENSOR = "per-tensor"  # every tensor a shard of its own (huggingface_hub gives a tensor over the limit one)
 SPLIT_GROUPS = cells.SPLIT_GROUPS  # smaller than every fused group: each one straddles a shard boundary
-# The bytes of the first two tensors in natural order: the first shard fills to the byte, where huggingface_hub's
-# planner must still add the second (it closes a shard only when the next tensor would take it *over* the limit).
-EXACT_FILL = "exact-fill"
-FORCED = (PER_TENSOR, SPLIT_GROUPS, EXACT_FILL)
+FORCED = (PER_TENSOR, SPLIT_GROUPS)
 _GROUP = re.compile(r"^(?P<pre>.*\.experts)\.\d+\.(?P<post>.+)$")
 _SPLIT_ON_LOAD = re.compile(r"(^|\.)(g?qkv|gate_up|w13)(_proj)?\.weight$")
-_TRAILING_DIGITS = re.compile(r"^(?P<text>.*?)(?P<digits>[0-9]+)$")
-
-
-NaturalKey = tuple[tuple[int, int | str, int], ...]
-
-
-def natural_key(name: str) -> NaturalKey:
-    """Dot-separated parts; an all-digit part sorts by its number and before any text part; a text part sorts by
-    its text, then by a number it ends with (`w2` before `w13`), a part without one first (`norm` before `norm1`).
-    transformers' `dot_natural_key` written again on purpose: judge.shard_plan holds the planner to it, and a forced
-    size derived from it must not move with the code under test."""
-    key = []
-    for part in name.split("."):
-        if part.isdigit():
-            key.append((0, int(part), -1))
-        elif (m := _TRAILING_DIGITS.match(part)) is not None:
-            key.append((1, m["text"], int(m["digits"])))
-        else:
-            key.append((1, part, -1))
-    return tuple(key)  # type: ignore[arg-type]
 
 
 class ShardSizeError(ValueError):
@@ -89,10 +66,6 @@ def resolve(size: object, fixture_dir: Path) -> object:
         if not sizes:
             raise ShardSizeError(f"max_shard_size={SPLIT_GROUPS}: the fixture has no fused group to split")
         return min(sizes.values()) - 1
-    if size == EXACT_FILL:
-        tensors = read_manifest(fixture_dir)["tensors"]
-        first = sorted(tensors, key=natural_key)[:2]  # type: ignore[arg-type]
-        return sum(_nbytes(tensors[n]["dtype"], tensors[n]["shape"]) for n in first)  # type: ignore[index]
     return size
 
 
