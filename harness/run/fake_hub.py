@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from unittest import mock
 
+from offload_conformance.fixtures.manifest import sha256_file
 from offload_conformance.harness.plan.options import HUB_NAMESPACE
 
 
@@ -26,7 +28,7 @@ def _digest(content: Any) -> str:
         return hashlib.sha256(content).hexdigest()
     if isinstance(content, io.IOBase):
         return hashlib.sha256(content.read()).hexdigest()
-    return hashlib.sha256(Path(content).read_bytes()).hexdigest()
+    return sha256_file(Path(content))
 
 
 @contextmanager
@@ -60,15 +62,8 @@ def fake_hub() -> Iterator[dict[str, list[dict[str, Any]]]]:
     def load(cls: Any, repo_id_or_path: Any, *args: Any, **kwargs: Any) -> Any:
         raise EntryNotFoundError(f"{repo_id_or_path} has no README.md (a new repo on the fake Hub)")
 
-    saved = HfApi.create_repo, HfApi.create_commit
-    own_load = ModelCard.__dict__.get("load")  # None: inherited from RepoCard
-    HfApi.create_repo, HfApi.create_commit = create_repo, create_commit  # type: ignore[method-assign]
-    ModelCard.load = classmethod(load)  # type: ignore[method-assign, assignment]
-    try:
+    with ExitStack() as patches:
+        patches.enter_context(mock.patch.object(HfApi, "create_repo", create_repo))
+        patches.enter_context(mock.patch.object(HfApi, "create_commit", create_commit))
+        patches.enter_context(mock.patch.object(ModelCard, "load", classmethod(load)))
         yield record
-    finally:
-        HfApi.create_repo, HfApi.create_commit = saved  # type: ignore[method-assign]
-        if own_load is None:
-            del ModelCard.load
-        else:
-            ModelCard.load = own_load  # type: ignore[method-assign]
