@@ -168,6 +168,18 @@ def _parser() -> argparse.ArgumentParser:
         "--mutant", action="append", metavar="PATTERN", help="only mutants whose id matches (fnmatch; repeatable)"
     )
     mu.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="mutants run in parallel")
+    mu.add_argument(
+        "--reimport",
+        action="store_true",
+        help="every worker imports the mutated packages (default: a mutant of a function that had not run before the"
+        " fork is patched into a process that imported them once, the same program; docs/mutants.md)",
+    )
+    mu.add_argument(
+        "--compare-patching",
+        action="store_true",
+        help="run each mutant that can be patched in both ways, patched and imported, and write patching.md: the"
+        " time of each and whether they judge alike (the benchmark of patching)",
+    )
     mu.add_argument("--equivalents", type=Path, help="equivalent mutants: lines of 'MUTANT-ID  # reason'")
     mu.add_argument("--min-score", type=float, metavar="X", help="exit 1 when the score is below X")
     mu.add_argument("--list", action="store_true", help="print the targets and mutant ids and exit, running nothing")
@@ -619,6 +631,8 @@ def _mutants(args: argparse.Namespace) -> int:
         raise UsageError("--jobs must be >= 1, --timeout > 0 and --max-cells >= 0")
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file, not a directory")
+    if args.reimport and args.compare_patching:
+        raise UsageError("--compare-patching runs each mutant patched too: it cannot be given with --reimport")
     options = analysis.Options(
         out=args.out.resolve(),
         targets=tuple(args.target or targets.TARGETS),
@@ -631,6 +645,8 @@ def _mutants(args: argparse.Namespace) -> int:
         equivalents=args.equivalents or equivalents.SHIPPED,
         max_cells=args.max_cells,
         mutants=tuple(args.mutant or ()),
+        patch=not args.reimport,
+        compare_patching=args.compare_patching,
     )
     try:
         if args.list:

@@ -96,3 +96,19 @@ def test_a_second_analysis_takes_the_reach_run_from_the_cache_and_judges_alike(a
     assert again["timing"]["reach_cached"]
     (mutant,) = again["mutants"]
     assert (mutant["status"], mutant["changes"]) == ("killed", _by_id(doc)[KILLABLE]["changes"])
+
+
+def test_a_mutant_patched_into_the_imported_package_is_judged_as_one_imported_from_the_overlay(
+    analysis: tuple[dict, Path],
+) -> None:
+    """hot.py: by default each mutant of the toy's body is patched into a server that imported the toy unmutated;
+    `--reimport` imports the mutated overlay in every worker. Both judge every mutant alike."""
+    doc, root = analysis
+    assert doc["timing"]["patched"] == doc["timing"]["mutants_run"] > 0
+    imported = _analyse(root, "reimported", "--reimport")
+    assert imported["timing"]["patched"] == 0
+
+    def verdicts(d: dict) -> list[tuple]:
+        return [(m["id"], m["status"], m["cells"], m["classes"], m["changes"]) for m in d["mutants"]]
+
+    assert verdicts(imported) == verdicts(doc)

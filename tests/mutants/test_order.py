@@ -184,7 +184,7 @@ def test_a_mutant_on_a_line_of_the_in_memory_save_meets_an_in_memory_cell_first(
         baseline_lines = {base: frozenset({(file, 5)} if baseline_runs_it else set())}
         lines = {c.cell_id: frozenset({(file, 5)}) for c in cells}  # every cell (or its baseline) executes line 5
         lines[offloaded[0].cell_id] |= {(file, 6)}  # a branch of its own past it
-        reach = Reach({c.cell_id: "pass" for c in cells}, {}, lines, {}, baseline_lines, {}, 0.0, cached=False)
+        reach = Reach({c.cell_id: "pass" for c in cells}, {}, lines, {}, baseline_lines, {}, {}, 0.0, cached=False)
         options = Options(out=tmp_path / "out")
         _, to_run = _without_runs(options, {target.name: target}, [mutant], cells, reach, {}, {}, overlay)  # type: ignore[arg-type]
         return to_run[0][1]

@@ -149,7 +149,7 @@ def test_markdown_sections() -> None:
     assert "accelerate 1.15.0 · torch 2.13.0 · transformers 5.24.0" in md
     # import share 120 / (120 + 360) = 25%; 8 mutants in 600 s = 0.8 per minute
     assert "600.0 s total, reach run 60.0 s, import share 25% (120.0 s of 480.0 s in mutant workers)" in md
-    assert "0.8 mutants/minute (8 mutants run)" in md
+    assert "0.8 mutants/minute (8 mutants run, 0 of them patched in)" in md
     assert "huggingface_hub.nope`: huggingface_hub has no attribute nope" in md
     assert f"`{STALE[0]}`" in md
     sections = [line for line in md.splitlines() if line.startswith("## ")]

@@ -19,7 +19,9 @@ import os
 import queue
 import random
 import shutil
+import sys
 import time
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +34,15 @@ from offload_conformance.harness.plan import selection
 from offload_conformance.harness.plan.cells import Cell, options_label, safe_name
 from offload_conformance.harness.plan.modes import BASELINE_MODE, Mode, Placement
 from offload_conformance.harness.results import erred
-from offload_conformance.harness.tools.mutants import equivalents, operators, reach_cache, targets, unreached
+from offload_conformance.harness.tools.mutants import (
+    equivalents,
+    hot,
+    operators,
+    patching_bench,
+    reach_cache,
+    targets,
+    unreached,
+)
 from offload_conformance.harness.tools.mutants.model import (
     Analysis,
     CellChange,
@@ -80,6 +90,10 @@ class Options:
     mutants: tuple[str, ...] = ()  # fnmatch patterns over mutant ids: analyse only these (e.g. to rerun survivors)
     jobs: int = 2
     equivalents: Path = equivalents.SHIPPED
+    # A mutant patched into a server that has imported the packages where that is the same program (hot.py);
+    # False: every worker imports the mutated overlay.
+    patch: bool = True
+    compare_patching: bool = False  # run each patchable mutant both ways too (patching_bench.py)
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,7 @@ class Reach:
     lines: dict[str, frozenset[tuple[str, int]]]  # cell -> (installed file, line), its baseline's included
     baselines: dict[str, str]  # baseline cell id -> the reach run's workdir (reused where a mutant is not reached)
     baseline_lines: dict[str, frozenset[tuple[str, int]]]
+    preloaded: dict[str, frozenset[int]]  # installed file -> its lines executed before any fork (worker.preloaded)
     fixture_dirs: dict[str, str]
     seconds: float
     cached: bool  # taken from reach_cache, not run
@@ -127,21 +142,37 @@ def analyse(options: Options, progress: Progress | None = None) -> Analysis:
     cells = selection.plan(options.wanted)
     for overlay in overlays:
         overlay.build()
-    zygote = Zygote(_packages(found))
+    servers = [Zygote(_packages(found))]
     try:
-        reach = _reach(zygote, overlays[0], options, cells, found)
+        reach = _reach(servers[0], overlays[0], options, cells, found)
         targeted = {t.name: t for t in found}
         results, to_run = _without_runs(options, targeted, chosen, cells, reach, listed, sources, overlays[0])
         for i, result in enumerate(results.values(), 1):
             if progress:
                 progress(i, len(chosen), result)
-        seconds = _run_mutants(zygote, overlays, options, cells, reach, sources, to_run, results, chosen, progress)
+        hot_plan = None
+        if options.patch and to_run:
+            warm = Overlay(options.out / "work" / "overlay-warm", _packages(found)).build()  # never mutated
+            overlays.append(warm)
+            servers.append(Zygote(_packages(found), warm.root, _modules(found)))
+            bodies = {t.name: hot.body(sources[t.file], t) for t in found}
+            hot_plan = _HotPlan(servers[-1], targeted, bodies, reach.preloaded)
+        runs = _Runs(servers[0], hot_plan, overlays[: options.jobs], options, cells, reach, sources)
+        seconds = _run_mutants(runs, to_run, results, chosen, progress)
     finally:
-        zygote.close()
+        for server in servers:
+            server.close()
         for overlay in overlays:
             shutil.rmtree(overlay.root, ignore_errors=True)
     ordered = tuple(results[m.id] for m in chosen)
-    timing = Timing(time.perf_counter() - t0, reach.seconds, *seconds, len(to_run), reach_cached=reach.cached)
+    timing = Timing(
+        time.perf_counter() - t0,
+        reach.seconds,
+        *seconds[:2],
+        len(to_run),
+        reach_cached=reach.cached,
+        patched=seconds[2],
+    )
     return Analysis(
         environment=_environment(found),
         cells=tuple(c.cell_id for c in cells),
@@ -351,45 +382,99 @@ def _in_memory(
     ]
 
 
+@dataclass(frozen=True)
+class _HotPlan:
+    """What deciding and running a patched mutant needs (hot.py)."""
+
+    server: Zygote  # imported the packages from an overlay no mutant is applied to
+    targets: dict[str, Target]
+    bodies: dict[str, tuple[int, range]]  # target -> where its body starts, its lines (hot.body)
+    preloaded: dict[str, frozenset[int]]
+
+
+@dataclass(frozen=True)
+class _Runs:
+    """What running one mutant's worker needs."""
+
+    server: Zygote
+    hot: _HotPlan | None
+    overlays: list[Overlay]
+    options: Options
+    cells: list[Cell]
+    reach: Reach
+    sources: dict[str, str]
+
+
 def _run_mutants(
-    zygote: Zygote,
-    overlays: list[Overlay],
-    options: Options,
-    cells: list[Cell],
-    reach: Reach,
-    sources: dict[str, str],
+    runs: _Runs,
     to_run: list[tuple[Mutant, list[str], int]],
     results: dict[str, MutantResult],
     chosen: list[Mutant],
     progress: Progress | None,
-) -> tuple[float, float]:
-    """Each mutant in a worker on a free overlay, `options.jobs` at a time; (import seconds, cell seconds)."""
+) -> tuple[float, float, int]:
+    """Each mutant in a worker on a free overlay, `options.jobs` at a time; (import seconds, cell seconds, mutants
+    patched in)."""
     slots: queue.Queue[Overlay] = queue.Queue()
-    for overlay in overlays:
+    for overlay in runs.overlays:
         slots.put(overlay)
 
-    def run(item: tuple[Mutant, list[str], int]) -> tuple[MutantResult, dict[str, Any]]:
+    comparisons: list[patching_bench.Comparison] = []
+
+    def run(item: tuple[Mutant, list[str], int]) -> tuple[MutantResult, dict[str, Any], bool]:
         mutant, reaching, reached = item
         overlay = slots.get()
         try:
-            with overlay.applied(mutant, operators.apply(sources[mutant.file], mutant)):
-                done = _run_worker(zygote, overlay, options, cells, reach, mutant, reaching)
+            with overlay.applied(mutant, operators.apply(runs.sources[mutant.file], mutant)):
+                patch = _patch(runs, overlay, mutant)
+                if patch and runs.options.compare_patching:
+                    timed = {}
+                    for way in (patch, None) if zlib.crc32(mutant.id.encode()) % 2 else (None, patch):
+                        t0 = time.perf_counter()
+                        done, patched = _run_worker(runs, overlay, mutant, reaching, way)
+                        timed[way is not None] = (done, patched, time.perf_counter() - t0)
+                    seconds = {way: timed[way][2] for way in timed}
+                    verdicts = {
+                        way: _verdict(_judged(mutant, reaching, reached, runs.reach, timed[way][0])) for way in timed
+                    }
+                    if timed[True][1]:  # the worker patched it (else both ran imported)
+                        comparisons.append(
+                            patching_bench.Comparison(
+                                mutant.id, seconds[True], seconds[False], verdicts[True], verdicts[False]
+                            )
+                        )
+                    done, patched, _ = timed[True]
+                else:
+                    done, patched = _run_worker(runs, overlay, mutant, reaching, patch)
         finally:
             slots.put(overlay)
-        return _judged(mutant, reaching, reached, reach, done), done
+        return _judged(mutant, reaching, reached, runs.reach, done), done, patched
 
     imported = ran = 0.0
-    partial = options.out / "work" / "mutants.partial.jsonl"  # each result as it comes: a run can be watched
-    with ThreadPoolExecutor(max_workers=options.jobs) as pool, partial.open("w") as log:
-        for result, done in pool.map(run, to_run):
+    patched = 0
+    partial = runs.options.out / "work" / "mutants.partial.jsonl"  # each result as it comes: a run can be watched
+    with ThreadPoolExecutor(max_workers=runs.options.jobs) as pool, partial.open("w") as log:
+        for result, done, hot_run in pool.map(run, to_run):
             log.write(json.dumps(dataclasses.asdict(result)) + "\n")
             log.flush()
             results[result.id] = result
             imported += done.get("import_seconds", 0.0)
             ran += done.get("cell_seconds", 0.0)
+            patched += hot_run
             if progress:
                 progress(len(results), len(chosen), result)
-    return imported, ran
+    if runs.options.compare_patching:
+        print(patching_bench.write(comparisons, runs.options.out), file=sys.stderr, flush=True)
+    return imported, ran, patched
+
+
+def _verdict(result: MutantResult) -> str:
+    """What a comparison of two runs of one mutant compares: its status and the cells whose verdict changed."""
+    return " ".join([result.status.value, *(f"{c.cell}:{c.after}" for c in result.changes)])
+
+
+def _modules(found: Iterable[Target]) -> tuple[str, ...]:
+    """The modules defining the targets: what the server of patched mutants imports beyond the cells' PRELOAD."""
+    return tuple(dict.fromkeys(hot.module_of(t.file) for t in found))
 
 
 def _packages(found: Iterable[Target]) -> tuple[str, ...]:
@@ -468,6 +553,7 @@ def _reach(zygote: Zygote, overlay: Overlay, options: Options, cells: list[Cell]
             reach=True,
             jobs=options.jobs,
             measure=measure,
+            modules=_modules(found),
             cells=planned,
             fixture_dirs=fixture_dirs,
         )
@@ -487,10 +573,18 @@ def _reach(zygote: Zygote, overlay: Overlay, options: Options, cells: list[Cell]
         lines=lines,
         baselines={b: v["workdir"] for b, v in done["baselines"].items()},
         baseline_lines=baseline_lines,
+        preloaded=_by_file(_real(done["preloaded"])),
         fixture_dirs=fixture_dirs,
         seconds=time.perf_counter() - t0,
         cached=cached,
     )
+
+
+def _by_file(lines: frozenset[tuple[str, int]]) -> dict[str, frozenset[int]]:
+    files: dict[str, set[int]] = defaultdict(set)
+    for f, n in lines:
+        files[f].add(n)
+    return {f: frozenset(ns) for f, ns in files.items()}
 
 
 def _real(reach: dict[str, list[int]]) -> frozenset[tuple[str, int]]:
@@ -518,32 +612,43 @@ def _varied(reaching: list[Cell]) -> list[str]:
     return [group[r].cell_id for r in range(max(map(len, rotated))) for group in rotated if r < len(group)]
 
 
+def _patch(runs: _Runs, overlay: Overlay, mutant: Mutant) -> dict[str, str] | None:
+    """The worker's instructions to patch `mutant` into the warm server (hot.py), or None where it must import."""
+    plan = runs.hot
+    real = os.path.realpath(overlay.original(mutant.file))
+    if plan is None or hot.reason_not_hot(mutant, *plan.bodies[mutant.target], plan.preloaded.get(real, frozenset())):
+        return None
+    target = plan.targets[mutant.target]
+    return {"qualname": target.qualname, "file": target.file, "mutated": str(overlay.path(mutant.file))}
+
+
 def _run_worker(
-    zygote: Zygote,
-    overlay: Overlay,
-    options: Options,
-    cells: list[Cell],
-    reach: Reach,
-    mutant: Mutant,
-    reaching: list[str],
-) -> dict[str, Any]:
+    runs: _Runs, overlay: Overlay, mutant: Mutant, reaching: list[str], patch: dict[str, str] | None
+) -> tuple[dict[str, Any], bool]:
+    """What the worker for `mutant` (applied to `overlay`) reported, and whether it ran patched into the warm server
+    (with `patch`); a mutant the worker finds it cannot patch runs again, importing the overlay."""
+    reach, options = runs.reach, runs.options
     real = os.path.realpath(overlay.original(mutant.file))
     running = set(reaching)
-    controls = {c.baseline.cell_id for c in cells if c.cell_id in running}
+    controls = {c.baseline.cell_id for c in runs.cells if c.cell_id in running}
     rerun = {b for b in controls if (real, mutant.line) in reach.baseline_lines.get(b, frozenset())}
-    job = _job(
-        overlay,
-        options,
-        options.out / "work" / "mutants" / safe_name(mutant.id),
-        reach=False,
-        cells=reaching,
-        before={c: reach.states[c] for c in reaching},
-        reuse={b: reach.baselines[b] for b in controls - rerun if b in reach.baselines},
-        fixture_dirs=reach.fixture_dirs,
-    )
-    done = _start(zygote, job, limit=(2 * len(reaching) + len(rerun) + 2) * options.timeout + 120)
-    shutil.rmtree(job.parent, ignore_errors=True)
-    return done
+    job = {
+        "reach": False,
+        "cells": reaching,
+        "before": {c: reach.states[c] for c in reaching},
+        "reuse": {b: reach.baselines[b] for b in controls - rerun if b in reach.baselines},
+        "fixture_dirs": reach.fixture_dirs,
+    }
+    out = options.out / "work" / "mutants" / safe_name(mutant.id)
+    limit = (2 * len(reaching) + len(rerun) + 2) * options.timeout + 120
+    done: dict[str, Any] = {}
+    if patch and runs.hot:
+        done = _start(runs.hot.server, _job(overlay, options, out, hot=patch, **job), limit)
+    hot_run = bool(done) and "not_hot" not in done
+    if not hot_run:
+        done = _start(runs.server, _job(overlay, options, out, **job), limit)
+    shutil.rmtree(out, ignore_errors=True)
+    return done, hot_run
 
 
 def _result(m: Mutant, status: Status, **rest: Any) -> MutantResult:

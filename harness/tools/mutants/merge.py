@@ -122,6 +122,7 @@ def _timing(parts: list[tuple[str, Analysis]]) -> Timing | None:
         cell_seconds=sum(t.cell_seconds for t in present),
         mutants_run=sum(t.mutants_run for t in present),
         reach_cached=all(t.reach_cached for t in present),
+        patched=sum(t.patched for t in present),
     )
 
 

@@ -112,6 +112,7 @@ class Timing:
     cell_seconds: float  # summed over mutant workers: cells and baselines executed
     mutants_run: int  # mutants that needed a worker (not unreached, not equivalent)
     reach_cached: bool = False  # the reach run was taken from an earlier analysis's (reach_cache.py)
+    patched: int = 0  # mutants run patched into a server that had imported the packages (hot.py), not imported
 
     @property
     def mutants_per_minute(self) -> float:

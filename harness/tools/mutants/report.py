@@ -103,7 +103,7 @@ def table(a: Analysis) -> list[list[str]]:
 
 
 def import_share(t: Timing) -> float | None:
-    """Of the mutant workers' time, the share spent starting interpreters and importing the overlay."""
+    """Of the mutant workers' time, the share spent importing the overlay (or patching a mutant in: hot.py)."""
     busy = t.import_seconds + t.cell_seconds
     return t.import_seconds / busy if busy else None
 
@@ -116,7 +116,7 @@ def timing_line(t: Timing) -> str:
     return (
         f"{t.total_seconds:.1f} s total, {reach}, import share {share_text}"
         f" ({t.import_seconds:.1f} s of {busy:.1f} s in mutant workers),"
-        f" {t.mutants_per_minute:.1f} mutants/minute ({t.mutants_run} mutants run)"
+        f" {t.mutants_per_minute:.1f} mutants/minute ({t.mutants_run} mutants run, {t.patched} of them patched in)"
     )
 
 

@@ -169,17 +169,17 @@ def _resolve(name: str) -> list[Target]:
     if inspect.isclass(owner):
         found = []
         for key, raw in vars(owner).items():
-            fn = _function(raw)
-            if fn and (fn := _unwrap(fn, key)).__code__.co_qualname == f"{owner.__qualname__}.{key}":
+            fn = function_of(raw)
+            if fn and (fn := unwrap(fn, key)).__code__.co_qualname == f"{owner.__qualname__}.{key}":
                 found.append(_target(f"{name}.{key}", fn))
         if not found:
             raise _Missing(f"class {owner.__qualname__} defines no function in its body")
         return found
-    fn = _function(owner)
+    fn = function_of(owner)
     if fn is None:
         what = "no Python source" if callable(owner) else "not a function or class"
         raise _Missing(f"{what}: {type(owner).__name__}")
-    return [_target(name, _unwrap(fn, rest[-1]))]
+    return [_target(name, unwrap(fn, rest[-1]))]
 
 
 def _import_longest(parts: list[str]) -> tuple[Any, list[str]]:
@@ -196,7 +196,7 @@ def _import_longest(parts: list[str]) -> tuple[Any, list[str]]:
     raise _Missing(f"no module {parts[0]}")
 
 
-def _function(raw: Any) -> Any:
+def function_of(raw: Any) -> Any:
     """The function object behind a class attribute or module member, or None when there is none."""
     if isinstance(raw, staticmethod | classmethod):
         raw = raw.__func__
@@ -207,7 +207,7 @@ def _function(raw: Any) -> Any:
     return raw if inspect.isfunction(raw) else None
 
 
-def _unwrap(fn: Any, name: str) -> Any:
+def unwrap(fn: Any, name: str) -> Any:
     """Through decorators (`__wrapped__`) down to the def called `name`, the outermost such: a def decorated with
     `functools.wraps(other)` is itself, not `other`. The code object's qualname tells, wraps does not rewrite it."""
     return inspect.unwrap(fn, stop=lambda f: getattr(getattr(f, "__code__", None), "co_name", None) == name)

@@ -9,7 +9,8 @@ Two kinds of run:
 - reach (the unmutated run): every cell and baseline, in parallel through the runner's fork server, with
   coverage of the target files and the alternative oracles; the verdicts every mutant is compared with.
 - mutant: the cells that reach the mutated line, one at a time, each forked from this process (which has
-  imported what the fork server would: a second interpreter's imports would cost more than the cells);
+  imported what the fork server would: a second interpreter's imports would cost more than the cells; or, forked
+  from a server that imported the unmutated packages, has patched the mutant's function in: hot.py);
   baselines that do not reach the line are the reach run's, read back. It stops at the first confirmed
   verdict change.
 """
@@ -20,6 +21,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,13 @@ def main(job_path: str) -> None:
     os.setsid()
     os.chdir(out)  # a mutated save writing to a relative path (a swapped save_directory) writes here, not in a cwd
     t0 = time.perf_counter()
-    if stale := [p for p in job["packages"] if p in sys.modules]:
+    if hot := job.get("hot"):  # forked from a server that imported the unmutated packages (hot.py)
+        from offload_conformance.harness.tools.mutants.hot import patch
+
+        if reason := patch(hot["qualname"], hot["file"], hot["mutated"]):
+            _write(out, {"not_hot": reason})
+            return
+    elif stale := [p for p in job["packages"] if p in sys.modules]:
         _write(out, {"crash": f"imported before the overlay was on the path: {', '.join(stale)}"})
         return
     sys.path.insert(0, job["overlay"])
@@ -116,7 +124,7 @@ def _reach(job: dict[str, Any]) -> dict[str, Any]:
 
     runner.execute = execute  # type: ignore[method-assign]
     result = runner.run(planned)
-    shared = preloaded(job["measure"])
+    shared = preloaded(job["measure"], job["modules"])
     records = [_record(r, executions[f"cells/{r.cell_id}"], r.seconds) for r in result.cells]
     for record in records:
         record["reach"] = _lines(read_reach(executions[f"cells/{record['cell']}"].save_dir.parent), shared)
@@ -126,7 +134,12 @@ def _reach(job: dict[str, Any]) -> dict[str, Any]:
         if kind == "baselines":
             workdir = execution.save_dir.parent
             baselines[cell_id] = {"workdir": str(workdir), "reach": _lines(read_reach(workdir), shared)}
-    return {"cells": records, "baselines": baselines, "cell_seconds": time.perf_counter() - t0}
+    return {
+        "cells": records,
+        "baselines": baselines,
+        "preloaded": {f: sorted(lines) for f, lines in shared.items()},
+        "cell_seconds": time.perf_counter() - t0,
+    }
 
 
 # Run in a fresh interpreter, under reach.recorded (REACH_ENV set): what the fork server every cell is forked from
@@ -137,15 +150,19 @@ from pathlib import Path
 from offload_conformance.harness.run.reach import recorded
 with recorded(Path(sys.argv[1])):
     from offload_conformance.harness.run.cell import PRELOAD
-    for module in PRELOAD:
-        __import__(module)
+    for module in [*PRELOAD, *sys.argv[2:]]:
+        try:
+            __import__(module)
+        except Exception:
+            pass
 """
 
 
-def preloaded(measure: list[str]) -> dict[str, frozenset[int]]:
+def preloaded(measure: list[str], modules: Sequence[str] = ()) -> dict[str, frozenset[int]]:
     """The lines of `measure` executed before a cell forks: the imports of the fork server (a default argument, a
     decorator) and its warm-up (harness.run.warm builds transformers' conversion mapping once, so the ops' __init__
-    run there). Every cell inherits that work, and a mutant there changes every cell; a cell's own coverage, started
+    run there), then of the target modules `modules` (which the server a patched mutant forks from imports too,
+    zygote.py). Every cell inherits that work, and a mutant there changes every cell; a cell's own coverage, started
     after the fork, does not see it. Nothing when it cannot be measured."""
     import subprocess
     import tempfile
@@ -155,7 +172,8 @@ def preloaded(measure: list[str]) -> dict[str, frozenset[int]]:
 
     with tempfile.TemporaryDirectory() as workdir:
         env = {**os.environ, REACH_ENV: json.dumps(measure)}
-        subprocess.run([sys.executable, "-c", _PRELOAD_REACH, workdir], env=env, capture_output=True, timeout=600)
+        command = [sys.executable, "-c", _PRELOAD_REACH, workdir, *modules]
+        subprocess.run(command, env=env, capture_output=True, timeout=600)
         return read_reach(Path(workdir))
 
 

@@ -1,8 +1,9 @@
-"""A server that has imported what no mutant changes (torch and the rest: over half a worker's imports) and forks one
-worker per job path read on stdin, answering with the worker's pid. multiprocessing's fork server would not do: its
+"""A server that has imported what no mutant changes (torch and the rest: over half a worker's imports), or everything
+from an unmutated overlay (a warm server, for workers that patch their mutant in: hot.py), and forks one worker
+per job path read on stdin, answering with the worker's pid. multiprocessing's fork server would not do: its
 children import the parent's `__main__` (the CLI, which imports huggingface_hub) before the overlay is on the path.
 
-Nothing here may import transformers, accelerate or huggingface_hub (worker.py says why).
+Nothing here may import transformers, accelerate or huggingface_hub at module level (worker.py says why).
 """
 
 from __future__ import annotations
@@ -72,14 +73,25 @@ def _independent(modules: list[str], packages: tuple[str, ...]) -> list[str]:
     return [m for m in modules if m.split(".")[0] not in dependent]
 
 
-def serve(packages: tuple[str, ...]) -> None:
+def serve(packages: tuple[str, ...], warm: str = "", modules: tuple[str, ...] = ()) -> None:
+    """Fork a worker per job path on stdin. With `warm` (an unmutated overlay), the server imports the packages from
+    it (the cells' PRELOAD and the target `modules`), for workers that patch their mutant in (hot.py); without, it
+    imports only what no mutant changes."""
     # Workers run torch ops (the judge) and then fork cells: an OpenMP pool started in a parent hangs a forked
     # child's first parallel op, so none is ever started (the cells run single-threaded anyway, as in `run`).
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
-    for module in [*worker.ZYGOTE_PRELOAD, *_independent(_learned(packages), packages)]:
+    if warm:
+        sys.path.insert(0, warm)  # before anything imports a target package
+        os.environ["PYTHONPATH"] = os.pathsep.join([warm, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        from offload_conformance.harness.run.cell import PRELOAD
+
+        preload = [*worker.ZYGOTE_PRELOAD, *PRELOAD, *modules]  # as worker.preloaded measures them
+    else:
+        preload = [*worker.ZYGOTE_PRELOAD, *_independent(_learned(packages), packages)]
+    for module in preload:
         with contextlib.suppress(Exception):
             __import__(module)
-    if imported := [p for p in packages if p in sys.modules]:
+    if not warm and (imported := [p for p in packages if p in sys.modules]):
         sys.exit(f"zygote: preloading imported a target package: {', '.join(imported)}")
     signal.signal(signal.SIGCHLD, _reap)
     for line in sys.stdin:
@@ -103,8 +115,10 @@ class ZygoteError(RuntimeError):
 class Zygote:
     """The orchestrator's handle: `run(job, limit)` forks a worker and waits for it (or kills it at `limit`)."""
 
-    def __init__(self, packages: tuple[str, ...]) -> None:
-        command = [sys.executable, "-m", "offload_conformance.harness.tools.mutants.zygote", *packages]
+    def __init__(self, packages: tuple[str, ...], warm: Path | None = None, modules: tuple[str, ...] = ()) -> None:
+        command = [sys.executable, "-m", "offload_conformance.harness.tools.mutants.zygote", ",".join(packages)]
+        if warm is not None:
+            command += [str(warm), *modules]
         self._proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self._lock = threading.Lock()
 
@@ -142,5 +156,5 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-if __name__ == "__main__":
-    serve(tuple(sys.argv[1:]))
+if __name__ == "__main__":  # PACKAGES (comma-separated) [WARM-OVERLAY MODULE...]
+    serve(tuple(sys.argv[1].split(",")), *sys.argv[2:3], modules=tuple(sys.argv[3:]))
