@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import fnmatch
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -67,10 +68,11 @@ def _take(args: list[str], flag: str) -> tuple[str | None, list[str]]:
 
 
 def _cache_env(session: nox.Session) -> dict[str, str]:
-    # Fixtures are cached per session venv unless the user points elsewhere.
+    # Fixtures (and the mutation analysis's reach run) are cached per session venv unless the user points
+    # elsewhere. nox's session.env holds only what the session sets: the user's variable is in os.environ.
     return {
         **ENV,
-        "OFFLOAD_CONFORMANCE_CACHE": session.env.get("OFFLOAD_CONFORMANCE_CACHE")
+        "OFFLOAD_CONFORMANCE_CACHE": os.environ.get("OFFLOAD_CONFORMANCE_CACHE")
         or str(Path(session.virtualenv.location) / "offload-conformance-cache"),
     }
 

@@ -46,8 +46,11 @@ def test_what_decides_the_run_changes_the_key(package: Path) -> None:
     assert key != reach_cache.key(CELLS[:1], DIRS, 30.0, {"pkg": package})
     assert key != reach_cache.key(CELLS, {"a": "/cache/a-456"}, 30.0, {"pkg": package})
     assert key != reach_cache.key(CELLS, DIRS, 60.0, {"pkg": package})
-    (package / "mod.py").write_text("x = 2\n")  # an edited checkout: same size, another mtime
-    os.utime(package / "mod.py", ns=(1, 1))
+    before = (package / "mod.py").stat()
+    os.utime(package / "mod.py", ns=(1, 1))  # the same release installed again: other times, same bytes
+    assert key == reach_cache.key(CELLS, DIRS, 30.0, {"pkg": package})
+    (package / "mod.py").write_text("x = 2\n")  # an edited checkout: same size, another text
+    assert (package / "mod.py").stat().st_size == before.st_size
     assert key != reach_cache.key(CELLS, DIRS, 30.0, {"pkg": package})
 
 

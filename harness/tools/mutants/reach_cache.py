@@ -2,9 +2,10 @@
 rerun of survivors with `--mutant`) starts at its mutants instead of spending minutes re-running every cell.
 
 An entry is keyed by everything that decides the run's verdicts and lines: the cells and fixtures, the per-cell
-timeout, every installed distribution's version, the size and modification time of every file of the packages the
-overlay copies (so an edited checkout is a new key), and the text of the harness's own modules (so a fresh clone of
-the same commit hits the entry). It holds the worker's report and the baselines' saves that mutants reuse as
+timeout, every installed distribution's version, the content of every file of the packages the overlay copies (so
+an edited checkout is a new key, and the same release installed again, as on a fresh CI runner, is the same key:
+about a second to hash), and the text of the harness's own modules (so a fresh clone of the same commit hits the
+entry). It holds the worker's report and the baselines' saves that mutants reuse as
 controls. Lines are recorded under the installed files' real paths, so an entry does not depend on the overlay.
 """
 
@@ -46,8 +47,10 @@ def key(cells: list[str], fixture_dirs: dict[str, str], timeout: float, packages
         for directory, dirs, files in os.walk(source):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")
             for f in sorted(files):
-                stat = (Path(directory) / f).stat()
-                add(name, os.path.relpath(Path(directory) / f, source), stat.st_size, stat.st_mtime_ns)
+                if f.endswith((".pyc", ".pyo")):
+                    continue
+                path = Path(directory) / f
+                add(name, os.path.relpath(path, source), hashlib.sha256(path.read_bytes()).hexdigest())
     for part in OWN:
         own = Path(importlib.import_module(f"offload_conformance.{part}").__file__ or "").parent
         for module in sorted(own.rglob("*.py")):
