@@ -101,14 +101,21 @@ def test_a_second_analysis_takes_the_reach_run_from_the_cache_and_judges_alike(a
 def test_a_mutant_patched_into_the_imported_package_is_judged_as_one_imported_from_the_overlay(
     analysis: tuple[dict, Path],
 ) -> None:
-    """hot.py: by default each mutant of the toy's body is patched into a server that imported the toy unmutated;
-    `--reimport` imports the mutated overlay in every worker. Both judge every mutant alike."""
+    """hot.py: by default each mutant of the toy's body is patched into a server that imported the toy unmutated.
+    `--compare-patching` runs each both ways, patched and importing the mutated overlay (as `--reimport` does):
+    the imported runs give every mutant the status the patched analysis gave it."""
     doc, root = analysis
     assert doc["timing"]["patched"] == doc["timing"]["mutants_run"] > 0
-    imported = _analyse(root, "reimported", "--reimport")
-    assert imported["timing"]["patched"] == 0
+    compared = _analyse(root, "compared", "--compare-patching")
+    rows = json.loads((root / "compared" / "patching.json").read_text())
+    ran = {m["id"]: m for m in doc["mutants"] if m["status"] not in ("unreached", "equivalent")}
+    assert sorted(r["mutant"] for r in rows) == sorted(ran)
+    for row in rows:
+        status, *changed = row["imported_verdict"].split("; ")
+        assert status == ran[row["mutant"]]["status"], row
+        assert changed == [f"{c['cell']}:{c['after']}" for c in ran[row["mutant"]]["changes"]], row
 
     def verdicts(d: dict) -> list[tuple]:
         return [(m["id"], m["status"], m["cells"], m["classes"], m["changes"]) for m in d["mutants"]]
 
-    assert verdicts(imported) == verdicts(doc)
+    assert verdicts(compared) == verdicts(doc)

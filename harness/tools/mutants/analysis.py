@@ -427,22 +427,8 @@ def _run_mutants(
             with overlay.applied(mutant, operators.apply(runs.sources[mutant.file], mutant)):
                 patch = _patch(runs, overlay, mutant)
                 if patch and runs.options.compare_patching:
-                    timed = {}
-                    for way in (patch, None) if zlib.crc32(mutant.id.encode()) % 2 else (None, patch):
-                        t0 = time.perf_counter()
-                        done, patched = _run_worker(runs, overlay, mutant, reaching, way)
-                        timed[way is not None] = (done, patched, time.perf_counter() - t0)
-                    seconds = {way: timed[way][2] for way in timed}
-                    verdicts = {
-                        way: _verdict(_judged(mutant, reaching, reached, runs.reach, timed[way][0])) for way in timed
-                    }
-                    if timed[True][1]:  # the worker patched it (else both ran imported)
-                        comparisons.append(
-                            patching_bench.Comparison(
-                                mutant.id, seconds[True], seconds[False], verdicts[True], verdicts[False]
-                            )
-                        )
-                    done, patched, _ = timed[True]
+                    done, patched, comparison = _both_ways(runs, overlay, item, patch)
+                    comparisons.extend([comparison] if comparison else [])
                 else:
                     done, patched = _run_worker(runs, overlay, mutant, reaching, patch)
         finally:
@@ -467,9 +453,28 @@ def _run_mutants(
     return imported, ran, patched
 
 
+def _both_ways(
+    runs: _Runs, overlay: Overlay, item: tuple[Mutant, list[str], int], patch: dict[str, str]
+) -> tuple[dict[str, Any], bool, patching_bench.Comparison | None]:
+    """`--compare-patching`: the mutant patched in and imported, one after the other (which first alternates by its
+    id); the patched run's report, whether it was patched, and the comparison (None where the worker could not
+    patch it: both ran imported)."""
+    mutant, reaching, reached = item
+    runs_of: dict[bool, tuple[dict[str, Any], bool, float]] = {}
+    for way in (patch, None) if zlib.crc32(mutant.id.encode()) % 2 else (None, patch):
+        t0 = time.perf_counter()
+        done, patched = _run_worker(runs, overlay, mutant, reaching, way)
+        runs_of[way is not None] = (done, patched, time.perf_counter() - t0)
+    (done, patched, seconds), (imported, _, imported_seconds) = runs_of[True], runs_of[False]
+    if not patched:
+        return done, False, None
+    verdicts = [_verdict(_judged(mutant, reaching, reached, runs.reach, d)) for d in (done, imported)]
+    return done, True, patching_bench.Comparison(mutant.id, seconds, imported_seconds, *verdicts)
+
+
 def _verdict(result: MutantResult) -> str:
     """What a comparison of two runs of one mutant compares: its status and the cells whose verdict changed."""
-    return " ".join([result.status.value, *(f"{c.cell}:{c.after}" for c in result.changes)])
+    return "; ".join([result.status.value, *(f"{c.cell}:{c.after}" for c in result.changes)])
 
 
 def _modules(found: Iterable[Target]) -> tuple[str, ...]:
