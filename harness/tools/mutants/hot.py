@@ -23,28 +23,31 @@ Nothing here imports transformers, accelerate or huggingface_hub (worker.py says
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 import types
-from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 from offload_conformance.harness.tools.mutants import targets
 from offload_conformance.harness.tools.mutants.model import Mutant, Target
+from offload_conformance.harness.tools.mutants.operators import Source
 
 
 def body(source: str, target: Target) -> tuple[int, range]:
     """The character offset where `target`'s body starts (after a docstring) and the lines it spans."""
-    fn = next(d for d in targets.function_defs(ast.parse(source), target.qualname) if d.lineno == target.first_line)
+    fn = next(d for d in targets.function_defs(_tree(source), target.qualname) if d.lineno == target.first_line)
     statements = fn.body
     if isinstance(statements[0], ast.Expr) and isinstance(getattr(statements[0], "value", None), ast.Constant):
         statements = statements[1:] or statements  # a body that is only a docstring: nothing to patch past it
     first = statements[0]
-    lines = source.split("\n")
-    starts = list(accumulate([0] + [len(line) + 1 for line in lines]))
-    text = lines[first.lineno - 1]
-    col = first.col_offset if text.isascii() else len(text.encode()[: first.col_offset].decode())
-    return starts[first.lineno - 1] + col, range(first.lineno, (fn.end_lineno or fn.lineno) + 1)
+    return Source(source).offset(first.lineno, first.col_offset), range(first.lineno, (fn.end_lineno or fn.lineno) + 1)
+
+
+@functools.cache
+def _tree(source: str) -> ast.Module:
+    """A file's parse, once for all its targets."""
+    return ast.parse(source)
 
 
 def reason_not_hot(mutant: Mutant, body_start: int, body_lines: range, preloaded: frozenset[int]) -> str | None:

@@ -53,7 +53,7 @@ class _Edit:
     after: str
 
 
-class _Source:
+class Source:
     """The file's text, with ast positions (UTF-8 byte columns) turned into character offsets."""
 
     def __init__(self, text: str) -> None:
@@ -102,7 +102,7 @@ class _Source:
 
 def mutants(target: Target, source: str) -> list[Mutant]:
     """Every single-site mutant of `target`, whose file has the text `source`; each compiles and differs."""
-    src = _Source(source)
+    src = Source(source)
     fn = next((d for d in function_defs(ast.parse(source), target.qualname) if d.lineno == target.first_line), None)
     if fn is None:
         raise ValueError(f"no def of {target.qualname} at line {target.first_line} of {target.file}")
@@ -164,7 +164,7 @@ def _walk(fn: ast.AST) -> Iterator[tuple[ast.AST, ast.AST, bool]]:
         yield from visit(s, s, False)
 
 
-def _edits(src: _Source, node: ast.AST, stmt: ast.AST, loop: bool, bounds: set[int]) -> Iterator[_Edit]:
+def _edits(src: Source, node: ast.AST, stmt: ast.AST, loop: bool, bounds: set[int]) -> Iterator[_Edit]:
     if isinstance(node, ast.If | ast.While | ast.IfExp):
         yield _negate(src, node.test)
     elif isinstance(node, ast.comprehension):
@@ -199,11 +199,11 @@ def _edits(src: _Source, node: ast.AST, stmt: ast.AST, loop: bool, bounds: set[i
         yield src.stmt(node, "pass", "remove-stmt", "pass")
 
 
-def _negate(src: _Source, test: ast.expr) -> _Edit:
+def _negate(src: Source, test: ast.expr) -> _Edit:
     return src.expr(test, f"not ({src.seg(test)})", True, "negate-cond", ast.UnaryOp(ast.Not(), test))
 
 
-def _boolop(src: _Source, node: ast.BoolOp) -> Iterator[_Edit]:
+def _boolop(src: Source, node: ast.BoolOp) -> Iterator[_Edit]:
     """Each operand dropped (with its operator token), then `and` <-> `or` on every token; the rest kept verbatim."""
     (start, end), values = src.span(node), node.values
     tokens = [src.find(_TOKEN, a, b) for a, b in pairwise(values)]
@@ -220,7 +220,7 @@ def _boolop(src: _Source, node: ast.BoolOp) -> Iterator[_Edit]:
     yield _Edit(tokens[0][0], tokens[-1][1], text, "and-or", _show(node), _show(_copy(node, op=swapped)))
 
 
-def _call(src: _Source, node: ast.Call, stmt: ast.AST) -> Iterator[_Edit]:
+def _call(src: Source, node: ast.Call, stmt: ast.AST) -> Iterator[_Edit]:
     args = node.args
     one = len(args) == 1 and not isinstance(args[0], ast.Starred) and all(k.arg for k in node.keywords)
     if one and not (isinstance(stmt, ast.Expr) and stmt.value is node):  # removing the statement covers that
@@ -250,7 +250,7 @@ def _call(src: _Source, node: ast.Call, stmt: ast.AST) -> Iterator[_Edit]:
         yield src.expr(default, "None", True, "default-none", "None")
 
 
-def _key(src: _Source, key: ast.AST | None) -> Iterator[_Edit]:
+def _key(src: Source, key: ast.AST | None) -> Iterator[_Edit]:
     """A non-empty string key, `_mutant` appended to it (its quotes kept)."""
     if isinstance(key, ast.Constant) and isinstance(key.value, str) and key.value:
         literal = src.seg(key)
@@ -259,7 +259,7 @@ def _key(src: _Source, key: ast.AST | None) -> Iterator[_Edit]:
         yield src.expr(key, new, True, "dict-key", repr(key.value + "_mutant"))
 
 
-def _slice(src: _Source, node: ast.Slice) -> Iterator[_Edit]:
+def _slice(src: Source, node: ast.Slice) -> Iterator[_Edit]:
     """Drop the lower bound, drop the upper bound, an integer bound + 1."""
     lower, upper = (src.seg(b) if b else "" for b in (node.lower, node.upper))
     variants = [(node.lower, "", upper), (node.upper, lower, "")]
@@ -275,7 +275,7 @@ def _slice(src: _Source, node: ast.Slice) -> Iterator[_Edit]:
             yield _Edit(start, end, text + pad, "slice-bound", src.seg(node), text)
 
 
-def _return_early(src: _Source, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> list[tuple[_Edit, int]]:
+def _return_early(src: Source, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> list[tuple[_Edit, int]]:
     """`return None` in place of the first statement: the rest is dead code and keeps its lines. Not in generators."""
     body = _body(fn)
     if not body or any(isinstance(n, ast.Yield | ast.YieldFrom) for n in _own_nodes(fn)):
