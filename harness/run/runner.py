@@ -95,10 +95,18 @@ class Runner:
         return self.judge(cell, self.execute(cell))
 
     def _cell(
-        self, cell: Cell, baseline: Future[Execution] | None, earlier: Future[Execution] | None = None
+        self,
+        cell: Cell,
+        baseline: Future[Execution] | None,
+        earlier: Future[Execution] | None = None,
+        ran: Future[Execution] | None = None,
     ) -> CellResult:
-        """Run and judge one cell (in a pool thread: its resave, if any, follows at once)."""
-        execution = self.execute(cell, earlier=earlier.result() if earlier is not None else None)
+        """Run and judge one cell (in a pool thread: its resave, if any, follows at once); `ran`: the cell already
+        runs as a control."""
+        if ran is not None:
+            execution = ran.result()
+        else:
+            execution = self.execute(cell, earlier=earlier.result() if earlier is not None else None)
         return self.judge(cell, execution, baseline.result() if baseline is not None else None)
 
     def run(self, cells: list[Cell], progress: Progress | None = None) -> RunResult:
@@ -108,13 +116,22 @@ class Runner:
             self.fixture_dir(spec)
         wanted = {c.baseline for c in cells} | {c.earlier for c in cells if c.earlier is not None}
         controls = sorted(wanted - self._baselines.keys(), key=lambda c: c.cell_id)
+        # A control that is a planned cell too (the in-memory upstream save into an empty directory) runs once, as
+        # the cell: the same load and save, and its lifecycle check reports the logits a baseline does.
+        planned = set(cells)
         # Baselines and cells are independent executions: all go to the pool at once, and a cell is
         # judged in the pool thread that ran it, once its baseline is done. Baselines are submitted first, so a
         # cell that waits for one waits for a baseline that is running or done, never for a queued one.
         with ThreadPoolExecutor(max_workers=self.settings.jobs) as pool:
-            base_futures = {c: pool.submit(self.execute, c, "baselines") for c in controls}
+            base_futures = {c: pool.submit(self.execute, c, "cells" if c in planned else "baselines") for c in controls}
             cell_futures = {
-                pool.submit(self._cell, c, base_futures.get(c.baseline), c.earlier and base_futures.get(c.earlier)): c
+                pool.submit(
+                    self._cell,
+                    c,
+                    base_futures.get(c.baseline),
+                    c.earlier and base_futures.get(c.earlier),
+                    base_futures.get(c),
+                ): c
                 for c in cells
             }
             judged: dict[Cell, CellResult] = {}
