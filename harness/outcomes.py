@@ -67,6 +67,9 @@ class FailureClass(StrEnum):
     # The model as loaded for the save computes other logits than the same checkpoint loaded in memory (its
     # baseline), or its forward pass raises where that one runs: what the save reads is not what a user computes with.
     OFFLOAD_FORWARD = "offload-forward"
+    # The fixture loaded in memory computes other logits than the model that wrote it (a generated fixture records
+    # them): a load conversion its save undoes gives the files back and a user a wrong model (harness.judge.verdict).
+    LOAD_FIDELITY = "load-fidelity"
     RESAVE = "resave"  # the save, loaded back in the same mode and saved again, gives other bytes
     READ_AMPLIFICATION = "read-amplification"
     MEMORY_BUDGET = "memory-budget"
@@ -100,6 +103,7 @@ LIFECYCLE_CLASSES = frozenset(
         FailureClass.OFFLOAD_READ,
         FailureClass.PLACEMENT,
         FailureClass.OFFLOAD_FORWARD,
+        FailureClass.LOAD_FIDELITY,
         FailureClass.RESAVE,
     }
 )

@@ -8,6 +8,7 @@ from typing import Any
 
 from huggingface_hub.serialization._base import parse_size_to_int
 
+from offload_conformance.fixtures.manifest import FixtureError, read_manifest
 from offload_conformance.harness.execution import Execution
 from offload_conformance.harness.judge.absolute import (
     UPSTREAM_MAX_SHARD_SIZE,
@@ -115,6 +116,8 @@ def judge(
         own += dropped_on_load(fixture_dir, baseline.save_dir, run.save_dir)
         if cell.mode.name == BASELINE_MODE:
             own += round_trip(fixture_dir, baseline.save_dir, run.save_dir, ignored)
+    if fixture_dir is not None and not dequantized and cell.mode.name == BASELINE_MODE:
+        own += load_fidelity(fixture_dir, run)
     if fixture_dir is not None and original_format and max_shard_size is not None and _from_pretrained(cell):
         own += shard_plan(fixture_dir, run.save_dir, max_shard_size, variant, ignored)  # type: ignore[arg-type]
     own += (budget or Budget()).violations(run.cost)
@@ -164,6 +167,26 @@ def offload_forward(cell: Cell, run: Execution, baseline: Execution) -> list[Dif
     else:
         what = "the forward pass gives other logits than on the model loaded in memory"
     return [Difference(FailureClass.OFFLOAD_FORWARD, what)]
+
+
+def load_fidelity(fixture_dir: Path, run: Execution) -> list[Difference]:
+    """Class load-fidelity: the fixture loaded in memory computes, before the save, other logits than the model that
+    wrote it (a generated fixture's recipe records them: fixtures.forward, the same input, one thread). A load
+    conversion that its save reverts (an interleave undone the wrong way round, both ways) gives the checkpoint back
+    byte for byte, and every offloaded cell computes what the in-memory one does: only the writer's logits show it.
+    Only for a fixture with a record, in a cell whose forward pass ran."""
+    try:
+        expected = read_manifest(fixture_dir).get("recipe", {}).get("logits")  # type: ignore[union-attr]
+    except FixtureError:
+        return []
+    if not expected or run.lifecycle is None or run.lifecycle.forward_refused or run.logits == expected:
+        return []
+    if run.logits is None:
+        skipped = run.lifecycle.forward_skipped
+        what = f"the forward pass fails on the model loaded in memory, not on the one that wrote the fixture: {skipped}"
+    else:
+        what = "the model loaded in memory gives other logits than the model that wrote the fixture"
+    return [Difference(FailureClass.LOAD_FIDELITY, what)]
 
 
 def _from_pretrained(cell: Cell) -> bool:

@@ -15,7 +15,6 @@ Written here, not taken from reference_impl: the judge must not share code with 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import select
@@ -27,11 +26,11 @@ from typing import Any
 
 import torch
 
+from offload_conformance.fixtures.forward import digest, forward_logits, text_config
 from offload_conformance.harness.outcomes import FailureClass
 from offload_conformance.harness.plan.modes import Step
 from offload_conformance.harness.results import Difference
 
-FORWARD_TOKENS = 8
 FORWARD_TIMEOUT = 120.0  # seconds for the forked forward pass; a tiny fixture takes well under one
 EXAMPLES = 3  # names spelled out per kind of change
 
@@ -62,14 +61,6 @@ class Snapshot:
     hooks: dict[str, str]  # module name -> its accelerate hook(s), described
     device_map: dict[str, str] | None
     forward: Forward
-
-
-def digest(t: torch.Tensor) -> str:
-    """sha256 of a tensor's bytes, whatever its dtype (float8, bool, ... are viewed as bytes)."""
-    flat = t.detach().reshape(-1).contiguous()
-    if flat.device.type != "cpu":
-        flat = flat.cpu()
-    return hashlib.sha256(flat.view(torch.uint8).numpy().tobytes()).hexdigest()
 
 
 def _hooks(hook: Any) -> list[Any]:
@@ -162,23 +153,6 @@ def tensors(model: torch.nn.Module) -> Iterator[tuple[str, TensorState]]:
         del value
 
 
-def _text_config(model: torch.nn.Module) -> Any:
-    config = model.config  # type: ignore[union-attr]
-    return config.get_text_config() if hasattr(config, "get_text_config") else config
-
-
-def forward_logits(model: torch.nn.Module) -> torch.Tensor:
-    """Logits of a forward pass on a fixed input (the same token ids in every cell of a fixture)."""
-    vocab = int(getattr(_text_config(model), "vocab_size", None) or 2)
-    ids = ((torch.arange(FORWARD_TOKENS) * 7 + 3) % vocab).unsqueeze(0)
-    with torch.no_grad():
-        out = model(input_ids=ids)
-    logits = getattr(out, "logits", None)
-    if not isinstance(logits, torch.Tensor):
-        raise TypeError(f"{type(out).__name__} has no logits")
-    return logits
-
-
 def before_save(model: torch.nn.Module, step: Step) -> None:
     """What a user does between the load and the save (plan.modes.Step)."""
     if step is Step.TRAIN_EVAL:
@@ -190,7 +164,7 @@ def before_save(model: torch.nn.Module, step: Step) -> None:
     elif step is Step.FORWARD:
         forward_logits(model)
     elif step is Step.RESIZE:
-        model.resize_token_embeddings(_text_config(model).vocab_size)  # type: ignore[operator]
+        model.resize_token_embeddings(text_config(model).vocab_size)  # type: ignore[operator]
     elif step is Step.REMOVE_HOOKS:
         from accelerate.hooks import remove_hook_from_submodules
 

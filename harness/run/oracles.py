@@ -8,7 +8,7 @@ from the cell, because the cell's model is offloaded and has been through the sa
 - `logits`: transformers' test_save_offloaded_model (tests/utils/test_modeling_utils.py) checks the reloaded save
   with `torch.allclose(presaved_output, postsaved_output)`: torch's defaults, rtol=1e-5 and atol=1e-8 (its atol=1e-4
   is only for offloaded vs on-device, which has no counterpart here). Same tolerances here, on the fixed input of
-  `lifecycle.forward_logits`.
+  `fixtures.forward.forward_logits`.
 - `state-dict`: llm-compressor's test_model_reload: the same names, and per tensor the same dtype, shape and
   `torch.equal` values (bytes where torch.equal has no kernel for the dtype, e.g. float8 on CPU).
 - `names`: the names the reload took from the save are the names the reference took from the source. A name the
@@ -25,9 +25,9 @@ from typing import Any
 
 import torch
 
+from offload_conformance.fixtures.forward import forward_logits
 from offload_conformance.harness.outcomes import Oracle, OracleVerdict
 from offload_conformance.harness.run.fp8_on_cpu import fp8_loading
-from offload_conformance.harness.run.lifecycle import forward_logits
 
 
 def _all(verdict: OracleVerdict) -> dict[str, str]:

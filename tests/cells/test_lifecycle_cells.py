@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,24 @@ def test_forward_modes_and_resave(tmp_path: Path) -> None:
     assert fp8.lifecycle.forward_skipped is not None and fp8.lifecycle.forward_skipped.startswith("forward pass raised")
     fp8_fwd = result["deepseek_v3_fp8-disk-full+offload_buffers+forward-reference"]
     assert fp8_fwd.outcome == "unsupported" and "forward raised" in fp8_fwd.detail
+
+
+def test_load_fidelity_holds_the_in_memory_load_to_the_model_that_wrote_the_fixture(tmp_path: Path) -> None:
+    """gen_bert's recipe records the writer's logits, which its in-memory load reproduces bit for bit. Its checkpoint
+    with one embedding row changed (as a load conversion would change it, the manifest left as it was) is loaded and
+    saved back byte for byte, so round-trip and the offloaded cells see nothing: load-fidelity fails it."""
+    from safetensors.torch import load_file, save_file
+
+    spec = by_name("gen_bert")
+    fixture = generate(spec)
+    assert read_manifest(fixture)["recipe"]["logits"]  # type: ignore[index]
+    changed = tmp_path / "changed"
+    shutil.copytree(fixture, changed)
+    tensors = load_file(changed / "model.safetensors")
+    tensors["bert.embeddings.word_embeddings.weight"][3] += 0.5  # token id 3 is the fixed input's first
+    save_file(tensors, changed / "model.safetensors", metadata={"format": "pt"})
+    cells = plan([spec], [mode("in-memory")], ["upstream"])
+    for fixture_dir, expected in ((fixture, ()), (changed, ("load-fidelity",))):
+        out = tmp_path / fixture_dir.name
+        (cell,) = run_cells(cells, out, fixture_dirs={spec: fixture_dir}).cells
+        assert cell.classes == expected, cell.detail

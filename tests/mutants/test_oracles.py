@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from offload_conformance.fixtures import by_name, generate
+from offload_conformance.fixtures.forward import FORWARD_TOKENS
 from offload_conformance.harness.outcomes import Oracle, OracleVerdict
 from offload_conformance.harness.plan.cells import Cell
 from offload_conformance.harness.plan.modes import by_name as mode
-from offload_conformance.harness.run.lifecycle import FORWARD_TOKENS
 from offload_conformance.harness.run.process import execute
 from tests import broken_impls
 
