@@ -154,6 +154,7 @@ EXTRAS = (
     # exact sizes where one more byte moves a boundary of qwen3_moe's plan: its 16 KiB tensors fill a 16.384KB shard
     # exactly, and two fill 32.768KB, one byte less closes it after one.
     Extra(("llama_12_layers",), ("in-memory",), (SMALL_SHARDS,)),
+    Extra(("qwen3_moe_12_layers",), ("in-memory",), (SMALL_SHARDS,), impls=("upstream",)),
     # The same plan in a save that sorts the names itself (the reference, of accelerate's offload): the one cell that
     # kills `dot_natural_key:1506:remove-call:0` and `revert_weight_conversion:2057:remove-call:1` (layers.10 sorted
     # before layers.2 moves a shard boundary), survivors of the full analysis.

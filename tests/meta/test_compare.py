@@ -107,7 +107,8 @@ def test_every_class_has_a_case() -> None:
     # Cost classes: tests/cells/test_cost.py. Classes judged beside the comparison (the model around the save,
     # a save on its own terms, resave): tests/meta/test_lifecycle.py, placement tests/meta/test_placement.py; of a
     # save into a directory that held files (reload, directory-changed): tests/meta/test_contexts.py; of the Hub a
-    # save pushes to (hub-upload): tests/meta/test_hub.py.
+    # save pushes to (hub-upload): tests/meta/test_hub.py; the load against the fixture's writer (load-fidelity):
+    # tests/meta/test_load_fidelity.py.
     beside = {
         FailureClass.HUB_UPLOAD,
         FailureClass.RELOAD,
@@ -116,6 +117,7 @@ def test_every_class_has_a_case() -> None:
         FailureClass.OFFLOAD_READ,
         FailureClass.PLACEMENT,
         FailureClass.OFFLOAD_FORWARD,
+        FailureClass.LOAD_FIDELITY,
         FailureClass.RESAVE,
         FailureClass.SHARD_OVERSIZE,
         FailureClass.DROPPED_ON_LOAD,
