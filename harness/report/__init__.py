@@ -17,9 +17,9 @@ def write_reports(result: RunResult, out: Path) -> None:
 
     md = markdown.markdown(result)
     (out / "summary.md").write_text(md)
-    (out / "report.html").write_text(html.html_report(result))
+    drawn = picture.png(result, out / "matrix.png")  # once: the page embeds the same picture
+    (out / "report.html").write_text(html.html_report(result, (out / "matrix.png").read_bytes() if drawn else None))
     junit.write(result, out / "junit.xml")
-    picture.png(result, out / "matrix.png")
     step = os.environ.get("GITHUB_STEP_SUMMARY")
     if step:
         with open(step, "a", encoding="utf-8") as f:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import html
-import tempfile
-from pathlib import Path
 
 from offload_conformance.harness.environment import describe_transformers
 from offload_conformance.harness.outcomes import Outcome
@@ -187,18 +185,15 @@ def _cells(result: RunResult) -> str:
     return "".join(parts)
 
 
-def _picture(result: RunResult) -> str:
-    from offload_conformance.harness.report.picture import png
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "matrix.png"
-        if not png(result, path):
-            return "<p>(matrix.png needs matplotlib: the <code>report</code> extra)</p>"
-        data = base64.b64encode(path.read_bytes()).decode()
+def _picture(png: bytes | None) -> str:
+    if png is None:
+        return "<p>(matrix.png needs matplotlib: the <code>report</code> extra)</p>"
+    data = base64.b64encode(png).decode()
     return f"<h2>Matrix picture</h2><img alt='the matrix as a picture' src='data:image/png;base64,{data}'>"
 
 
-def html_report(result: RunResult, picture: bool = True) -> str:
+def html_report(result: RunResult, png: bytes | None = None) -> str:
+    """The page; `png`: matrix.png's bytes, drawn once by the caller (harness.report.picture), embedded."""
     summary = " · ".join(f"{o}: {n}" for o, n in counts(result).items() if n)
     known = sum(c.known_failure for c in result.cells)
     return "".join(
@@ -214,6 +209,6 @@ def html_report(result: RunResult, picture: bool = True) -> str:
             _filters(result),
             _matrix(result),
             _cells(result),
-            _picture(result) if picture else "",
+            _picture(png),
         ]
     )

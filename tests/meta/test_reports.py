@@ -108,3 +108,14 @@ def test_results_round_trip_through_json(tmp_path: Path) -> None:
     assert again == original
     assert again.cells[0].outcome is Outcome.FAIL and again.cells[-1].baseline_failure == crash
     assert json.loads((tmp_path / "results.json").read_text())["cells"][0]["classes"] == ["shard-layout"]
+
+
+def test_the_page_embeds_the_matrix_png_it_writes_beside_it(tmp_path: Path) -> None:
+    """The picture is drawn once (a second drawing cost the default matrix's run about 16 s): report.html carries
+    matrix.png's own bytes."""
+    import base64
+
+    pytest.importorskip("matplotlib", reason="matrix.png is the report extra's")
+    write_reports(CAND, tmp_path)
+    embedded = (tmp_path / "report.html").read_text().split("data:image/png;base64,")[1].split("'")[0]
+    assert base64.b64decode(embedded) == (tmp_path / "matrix.png").read_bytes()
