@@ -46,7 +46,8 @@ with tempfile.TemporaryDirectory() as tmp:
     src = generate(spec, root=Path(tmp))
     auto = getattr(transformers, read_manifest(src)["spec"]["auto_class"])
     auto.from_pretrained(src, dtype=torch.bfloat16).save_pretrained(Path(tmp, "in-memory"), max_shard_size=SHARD)
-    print("in-memory save: index total_size %d, shards hold %d" % totals(Path(tmp, "in-memory")))
+    declared, held = totals(Path(tmp, "in-memory"))
+    print(f"in-memory save: index total_size {declared}, shards hold {held}")
     model = auto.from_pretrained(
         src, dtype=torch.bfloat16, device_map="auto", max_memory={"cpu": 1}, offload_folder=os.path.join(tmp, "off")
     )
