@@ -16,6 +16,9 @@
   an in-memory cell would compare a save with itself; a wrong revert mapping (internal names saved, a prefix
   doubled) is shared by every save of the release, and only the fixture shows it.
 
+- weight file names (class `shard-layout`): the save's weights files and index carry the names transformers gives
+  its variant (with none, `model.safetensors` and its shards); the in-memory save would share a dropped variant.
+
 - `shard-plan` (class `shard-layout`): a sharded save puts each tensor in the shard the in-memory save's planner
   must (greedy packing in natural name order, judge.shard_plan), recomputed from the save's names and sizes. Only
   where the saved names give the planner's order: a model loaded by from_pretrained, saved in its original format,
@@ -150,6 +153,27 @@ def _not_in_baseline(fixture_dir: Path, baseline_dir: Path, _sig: object) -> tup
     return tuple(
         (n, str(t["sha256"])) for n, t in sorted(tensors.items()) if n not in names and t["sha256"] not in digests
     )
+
+
+def weight_file_names(save_dir: Path, variant: str | None, ignored: frozenset[str] = frozenset()) -> list[Difference]:
+    """Class `shard-layout`: a weights file or index the save wrote under another name than transformers gives the
+    save's variant (`model.v1.safetensors`, `model.v1-00001-of-00002.safetensors`, `model.safetensors.index.v1.json`;
+    context.own_files). The in-memory save names its files the same way, so only this shows a save that drops the
+    variant everywhere; files `ignored` are not the save's (judge.context)."""
+    own = own_files(variant)
+    wrong = sorted(
+        p.name
+        for p in save_dir.iterdir()
+        if p.is_file() and p.name not in ignored and _weights_or_index(p.name) and not own(p.name)
+    )
+    if not wrong:
+        return []
+    asked = f"variant={variant!r}" if variant else "no variant"
+    return [Difference(C.SHARD_LAYOUT, f"{n}: not a name of a save with {asked}", file=n) for n in wrong]
+
+
+def _weights_or_index(name: str) -> bool:
+    return name.endswith(".safetensors") or (".safetensors.index" in name and name.endswith(".json"))
 
 
 def dropped_on_load(fixture_dir: Path, baseline_dir: Path, save_dir: Path) -> list[Difference]:

@@ -18,6 +18,7 @@ from offload_conformance.harness.judge.absolute import (
     shard_headers,
     shard_oversize,
     shard_plan,
+    weight_file_names,
 )
 from offload_conformance.harness.judge.compare import Comparison, compare
 from offload_conformance.harness.judge.context import directory_changed, judged_apart, own_files, reload_differences
@@ -80,7 +81,7 @@ def judge(
             return _error(run, common)
         # The layout of a save that never succeeded in memory is unknown: named tensors are the standard.
         source = compare(fixture_dir, run.save_dir, weights_only=True)
-        own = _own_terms(run, max_shard_size) + offload_forward(cell, run, baseline) + hub
+        own = _own_terms(run, max_shard_size, variant) + offload_forward(cell, run, baseline) + hub
         return _compared(source, fixture_dir, run, own, common)
     if baseline.failure is not None:
         # transformers' own load failed: no correct checkpoint to compare with, whatever the IUT. The
@@ -104,7 +105,7 @@ def judge(
         own += reload_differences(run.reloaded)
     result = compare(baseline.save_dir, run.save_dir, ignore=ignored)
     common["fused_groups"] = _fused_groups(run.save_dir, variant, max_shard_size)
-    own += _own_terms(run, max_shard_size, ignored) + offload_forward(cell, run, baseline) + hub
+    own += _own_terms(run, max_shard_size, variant, ignored) + offload_forward(cell, run, baseline) + hub
     oversize = any(d.cls is FailureClass.SHARD_OVERSIZE for d in own)
     if oversize and shard_oversize(baseline.save_dir, max_shard_size):
         # The in-memory save breaks the limit itself (huggingface_hub plans views of one storage as one item:
@@ -143,10 +144,13 @@ def _reads_in_place(cell: Cell) -> bool:
     return cell.mode.loader is Loader.TRANSFORMERS and cell.mode.placement is not Placement.ACCELERATE_DISK
 
 
-def _own_terms(run: Execution, max_shard_size: object, ignored: frozenset[str] = frozenset()) -> list[Difference]:
+def _own_terms(
+    run: Execution, max_shard_size: object, variant: str | None, ignored: frozenset[str] = frozenset()
+) -> list[Difference]:
     """What is wrong with the save, or with the model after it, whatever the baseline says (files `ignored` are
     not the save's: judge.context)."""
     out = shard_oversize(run.save_dir, max_shard_size, ignored)  # type: ignore[arg-type]
+    out += weight_file_names(run.save_dir, variant, ignored)
     out += index_bookkeeping(run.save_dir, run.parameters, ignored)
     return out + list(run.model_changes)
 

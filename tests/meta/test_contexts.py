@@ -234,3 +234,22 @@ def test_a_router_map_is_not_planned_for_a_model_without_experts() -> None:
     assert any(i.startswith("qwen3_moe-map-routers-on-disk") for i in ids)
     assert not any(i.startswith("llama-map-routers-on-disk") for i in ids)
     assert any(i.startswith("llama-map-layer-split") for i in ids)
+
+
+def test_a_variant_save_under_the_plain_names_is_shard_layout_though_its_baseline_agrees(tmp_path: Path) -> None:
+    """The in-memory save of the same release names its files the same way (a variant dropped everywhere): only the
+    names transformers gives a variant show it (`save_pretrained:3548:remove-stmt:0`)."""
+    cell = Cell(QWEN, mode("in-memory"), "upstream", (("max_shard_size", 200), ("variant", "v1")))
+    plain = write(tmp_path / "plain", base_tensors(), max_shard_size=200)
+    result = judge(cell, _run(plain, None), _run(plain, None), Grade.BYTES)
+    assert result.outcome is Outcome.FAIL and result.classes == (C.SHARD_LAYOUT,)
+    assert "model.safetensors.index.json: not a name of a save with variant='v1'" in result.detail
+    named = tmp_path / "named"
+    named.mkdir()
+    for f in plain.iterdir():  # the names _add_variant gives, written out (the index's weight_map too)
+        name = f.name.replace("model-", "model.v1-").replace("index.json", "index.v1.json")
+        (named / name).write_bytes(f.read_bytes().replace(b'"model-', b'"model.v1-'))
+    renamed = judge(cell, _run(named, None), _run(named, None), Grade.BYTES)
+    assert renamed.outcome is Outcome.PASS, renamed.detail
+    unnamed = dataclasses.replace(cell, save_options=(("max_shard_size", 200),))
+    assert judge(unnamed, _run(plain, None), _run(plain, None), Grade.BYTES).outcome is Outcome.PASS
