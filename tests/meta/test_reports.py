@@ -110,12 +110,22 @@ def test_results_round_trip_through_json(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "results.json").read_text())["cells"][0]["classes"] == ["shard-layout"]
 
 
-def test_the_page_embeds_the_matrix_png_it_writes_beside_it(tmp_path: Path) -> None:
+def test_the_page_embeds_the_matrix_png_it_writes_beside_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The picture is drawn once (a second drawing cost the default matrix's run about 16 s): report.html carries
-    matrix.png's own bytes."""
+    matrix.png's own bytes, and says the extra is missing where none was drawn."""
     import base64
 
-    pytest.importorskip("matplotlib", reason="matrix.png is the report extra's")
+    from offload_conformance.harness.report import picture
+
+    def png(result: RunResult, path: Path) -> bool:
+        path.write_bytes(b"\x89PNG drawn once")
+        return True
+
+    monkeypatch.setattr(picture, "png", png)
     write_reports(CAND, tmp_path)
     embedded = (tmp_path / "report.html").read_text().split("data:image/png;base64,")[1].split("'")[0]
-    assert base64.b64decode(embedded) == (tmp_path / "matrix.png").read_bytes()
+    assert base64.b64decode(embedded) == (tmp_path / "matrix.png").read_bytes() == b"\x89PNG drawn once"
+    monkeypatch.setattr(picture, "png", lambda result, path: False)
+    (tmp_path / "none").mkdir()
+    write_reports(CAND, tmp_path / "none")
+    assert "needs matplotlib" in (tmp_path / "none" / "report.html").read_text()
