@@ -160,6 +160,8 @@ def weight_file_names(save_dir: Path, variant: str | None, ignored: frozenset[st
     save's variant (`model.v1.safetensors`, `model.v1-00001-of-00002.safetensors`, `model.safetensors.index.v1.json`;
     context.own_files). The in-memory save names its files the same way, so only this shows a save that drops the
     variant everywhere; files `ignored` are not the save's (judge.context)."""
+    if not save_dir.is_dir():
+        return []  # nothing written: the comparison says what is missing
     own = own_files(variant)
     wrong = sorted(
         p.name

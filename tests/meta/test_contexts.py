@@ -253,3 +253,11 @@ def test_a_variant_save_under_the_plain_names_is_shard_layout_though_its_baselin
     assert renamed.outcome is Outcome.PASS, renamed.detail
     unnamed = dataclasses.replace(cell, save_options=(("max_shard_size", 200),))
     assert judge(unnamed, _run(plain, None), _run(plain, None), Grade.BYTES).outcome is Outcome.PASS
+
+
+def test_a_save_that_wrote_no_directory_is_judged_by_the_comparison(tmp_path: Path) -> None:
+    """No target directory at all (a save that wrote nothing): what is missing, not an error of the judge."""
+    baseline = write(tmp_path / "baseline", base_tensors())
+    cell = Cell(QWEN, DISK, "upstream", (("variant", "v1"),))
+    result = judge(cell, _run(tmp_path / "never-written", None), _run(baseline, None), Grade.BYTES)
+    assert result.outcome is Outcome.FAIL and C.FILE_SET in result.classes
