@@ -80,6 +80,11 @@ class Runner:
             self._baselines[control] = self.execute(control, "baselines")
         return self._baselines[control]
 
+    def controls(self) -> dict[Cell, Execution]:
+        """Every control executed so far (baselines, earlier saves): for one that is a planned cell, that cell's
+        execution (run)."""
+        return dict(self._baselines)
+
     def judge(self, cell: Cell, execution: Execution, baseline: Execution | None = None) -> CellResult:
         s = self.settings
         baseline = baseline or self.baseline(cell)

@@ -19,8 +19,9 @@ QWEN = fixture("qwen3_moe")
 SHARDS = (("max_shard_size", "24KB"),)
 
 
-def _run(cells: list[Cell], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[list[str], dict]:
-    """Run `cells` with executions recorded instead of made; (what was executed, cell -> (execution, baseline))."""
+def _run(cells: list[Cell], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[list[str], dict, dict]:
+    """Run `cells` with executions recorded instead of made; (what was executed, cell -> (execution, baseline), the
+    runner's controls)."""
     executed: list[str] = []
     judged: dict[str, tuple[Execution, Execution | None]] = {}
 
@@ -35,16 +36,18 @@ def _run(cells: list[Cell], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     monkeypatch.setattr(Runner, "execute", execute)
     monkeypatch.setattr(Runner, "judge", judge)
     monkeypatch.setattr(runner_module, "baseline_result", lambda fixture_dir, execution: execution)
-    Runner(tmp_path, Settings(jobs=2), {QWEN: tmp_path}).run(cells)
-    return executed, judged
+    runner = Runner(tmp_path, Settings(jobs=2), {QWEN: tmp_path})
+    runner.run(cells)
+    return executed, judged, runner.controls()
 
 
 def test_an_in_memory_cell_is_its_cells_baseline_and_runs_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     in_memory = Cell(QWEN, mode("in-memory"), "upstream")
     disk = Cell(QWEN, mode("disk-full"), "upstream")
-    executed, judged = _run([disk, in_memory], monkeypatch, tmp_path)
+    executed, judged, controls = _run([disk, in_memory], monkeypatch, tmp_path)
     assert sorted(executed) == [f"cells/{disk.cell_id}", f"cells/{in_memory.cell_id}"]
     mine = judged[in_memory.cell_id][0]
+    assert controls == {in_memory: mine}  # what the mutants' reach run records as the baseline's
     assert judged[disk.cell_id][1] is mine
     assert judged[in_memory.cell_id][1] is mine
 
@@ -56,10 +59,11 @@ def test_a_control_not_planned_runs_as_a_baseline_once(monkeypatch: pytest.Monke
         Cell(QWEN, mode("disk-partial"), "upstream", SHARDS),
         Cell(QWEN, mode("disk-full"), "upstream", SHARDS, Context.OVER_SINGLE),
     ]
-    executed, judged = _run(cells, monkeypatch, tmp_path)
+    executed, judged, controls = _run(cells, monkeypatch, tmp_path)
     baseline, earlier = cells[0].baseline, cells[2].earlier
     assert earlier is not None
     assert sorted(e for e in executed if e.startswith("baselines/")) == sorted(
         [f"baselines/{baseline.cell_id}", f"baselines/{earlier.cell_id}"]
     )
     assert len({id(judged[c.cell_id][1]) for c in cells}) == 1
+    assert set(controls) == {baseline, earlier}

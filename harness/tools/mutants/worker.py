@@ -129,13 +129,9 @@ def _reach(job: dict[str, Any]) -> dict[str, Any]:
     for record in records:
         record["reach"] = _lines(read_reach(executions[f"cells/{record['cell']}"].save_dir.parent), shared)
     baselines = {}
-    # A control that is a planned cell ran once, as the cell (Runner.run): its execution is the baseline's.
-    controls = {c.baseline.cell_id for c in planned} | {c.earlier.cell_id for c in planned if c.earlier is not None}
-    for key, execution in executions.items():
-        kind, _, cell_id = key.partition("/")
-        if kind == "baselines" or cell_id in controls:
-            workdir = execution.save_dir.parent
-            baselines[cell_id] = {"workdir": str(workdir), "reach": _lines(read_reach(workdir), shared)}
+    for control, execution in runner.controls().items():
+        workdir = execution.save_dir.parent
+        baselines[control.cell_id] = {"workdir": str(workdir), "reach": _lines(read_reach(workdir), shared)}
     return {
         "cells": records,
         "baselines": baselines,
