@@ -472,9 +472,9 @@ def _both_ways(
     return done, True, patching_bench.Comparison(mutant.id, seconds, imported_seconds, *verdicts)
 
 
-def _verdict(result: MutantResult) -> str:
+def _verdict(result: MutantResult) -> patching_bench.Verdict:
     """What a comparison of two runs of one mutant compares: its status and the cells whose verdict changed."""
-    return "; ".join([result.status.value, *(f"{c.cell}:{c.after}" for c in result.changes)])
+    return patching_bench.Verdict(result.status.value, tuple((c.cell, c.after) for c in result.changes))
 
 
 def _modules(found: Iterable[Target]) -> tuple[str, ...]:

@@ -14,12 +14,23 @@ from offload_conformance.harness.report.regions import markdown_rows
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """What a comparison of two runs of one mutant compares: its status and each changed cell's verdict after."""
+
+    status: str
+    changes: tuple[tuple[str, str], ...]  # (cell, its verdict under the mutant)
+
+    def __str__(self) -> str:
+        return "; ".join([self.status, *(f"{cell}:{after}" for cell, after in self.changes)])
+
+
+@dataclass(frozen=True)
 class Comparison:
     mutant: str
     patched_seconds: float  # the worker's wall time, patched into the warm server
     imported_seconds: float  # the worker's wall time, importing the mutated overlay
-    patched_verdict: str  # status and changed cells, as judged
-    imported_verdict: str
+    patched_verdict: Verdict
+    imported_verdict: Verdict
 
     @property
     def same(self) -> bool:
