@@ -125,6 +125,10 @@ EXTRAS = (
     # One shard beside an index (registry.EXTRA_FIXTURES), as other tools write checkpoints: the disk offload must
     # find the folder from the index's only file.
     Extra(("llama_one_shard_index",), ("disk-full", "disk-partial+offload_buffers")),
+    # A config.json without `architectures` (registry.EXTRA_FIXTURES): the save must name the class it saved. The
+    # reference writes it itself, so its cells kill `save_pretrained:3449:remove-stmt:0` (architectures never set:
+    # the in-memory save then drops them as well).
+    Extra(("llama_no_architectures",), ("in-memory", "disk-partial")),
     # A 0-d parameter (CLIP's logit_scale) in accelerate's disk offload: accelerate stores it with a shape of its own.
     # The reference only: upstream's save of accelerate's offload is a known crash, and accelerate's own state dict
     # skips a root module's parameters (accelerate_state_dict_skips_root_params.py), logit_scale among them.

@@ -81,11 +81,23 @@ def test_cache_is_reused(tmp_path: Path) -> None:
         ({"architecture": "nope"}, "unknown architecture"),
         ({"dtype": "int8"}, "dtype"),
         ({"num_hidden_layers": 0}, "num_hidden_layers"),
+        ({"config_omits": ("model_type",)}, "config_omits"),
     ],
 )
 def test_impossible_specs_are_refused(tmp_path: Path, changes: dict[str, object], message: str) -> None:
     with pytest.raises(SpecError, match=message):
         generate(FixtureSpec(**{**SPEC.to_json(), **changes, "extra": ()}), tmp_path)
+
+
+def test_config_omits_leaves_the_key_out_and_only_that(tmp_path: Path) -> None:
+    import json
+
+    bare = FixtureSpec(**{**SPEC.to_json(), "name": "bare", "extra": (), "config_omits": ("architectures",)})
+    assert FixtureSpec.from_json(json.loads(json.dumps(bare.to_json()))) == bare
+    assert "config_omits" not in SPEC.to_json()  # the other fixtures' cache keys stay as they were
+    full = json.loads((generate(SPEC, tmp_path) / "config.json").read_text())
+    config = json.loads((generate(bare, tmp_path) / "config.json").read_text())
+    assert "architectures" in full and config == {k: v for k, v in full.items() if k != "architectures"}
 
 
 def test_transformers_loads_fixture_without_missing_keys(tmp_path: Path) -> None:
