@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from offload_conformance.fixtures import DEFAULT_FIXTURES
+from offload_conformance.fixtures import DEFAULT_FIXTURES, registry
 from offload_conformance.harness.plan import selection
 from offload_conformance.harness.plan.cells import Cell
 from offload_conformance.harness.plan.modes import by_name
@@ -15,6 +15,7 @@ from offload_conformance.harness.tools.mutants.analysis import (
     Options,
     Reach,
     _ahead,
+    _axes,
     _by_fixture,
     _covering,
     _erring,
@@ -29,6 +30,8 @@ from offload_conformance.harness.tools.mutants.analysis import (
     _without_runs,
 )
 from offload_conformance.harness.tools.mutants.model import Mutant, Target
+
+IMPLS = ("upstream", "reference")
 
 
 def test_every_distinct_path_through_the_target_comes_before_any_repeat() -> None:
@@ -125,6 +128,23 @@ def test_the_second_look_takes_the_cell_that_offloads_the_most_of_its_fixture() 
     rank = {"b-experts": 1, "b-full": 0, "b-partial": 1}
     looked = _second_look(order, 1, lambda c: (c[0],), frozenset(), lambda c: rank.get(c, 0))
     assert looked == ["a1", "b-full", "b-experts", "b-partial"]
+
+
+def test_a_fixture_met_in_part_is_met_again_whole_on_disk() -> None:
+    """The sixth analysis: qwen3_moe_as_float32's experts-on-disk cell came 6th (by its lines), so its fixture was met,
+    and the disk-full cell that kills `__getitem__:186`-`187` came 120th of 805, past the cap, every value of it met
+    by then. Whole on disk is a value of its own: the second look takes that cell first."""
+    as_float32, llama = (registry.by_name(n) for n in ("qwen3_moe_as_float32", "llama"))
+    partial, whole = (Cell(as_float32, by_name(m), "upstream") for m in ("experts-on-disk", "disk-full"))
+    first = [partial, *(Cell(llama, by_name(m), i) for m in ("disk-full", "disk-partial") for i in IMPLS)]
+    later = [Cell(llama, by_name("in-memory"), i) for i in IMPLS]
+    cells = {c.cell_id: c for c in [*first, *later, whole]}
+    order = list(cells)
+    looked = _second_look(order, len(first), lambda c: _axes(cells[c]), frozenset(), lambda c: 0)
+    assert looked[len(first)] == whole.cell_id
+    # By fixture name alone (the rule before), the cell brings nothing not met: it stays last.
+    named = lambda c: (cells[c].fixture.name, *_axes(cells[c])[1:])  # noqa: E731
+    assert _second_look(order, len(first), named, frozenset(), lambda c: 0)[-1] == whole.cell_id
 
 
 def test_a_path_is_the_lines_of_the_target_s_span_in_its_file() -> None:
