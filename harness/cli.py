@@ -614,7 +614,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _mutants(args: argparse.Namespace) -> int:
-    from offload_conformance.harness.tools.mutants import analysis, equivalents, report, targets
+    from offload_conformance.harness.tools.mutants import analysis, equivalents, killers, report, targets
 
     wanted = selection.Selection(
         fixtures=tuple(args.fixture or ()),
@@ -654,7 +654,7 @@ def _mutants(args: argparse.Namespace) -> int:
             return 0
         args.out.mkdir(parents=True, exist_ok=True)
         result = analysis.analyse(options, _mutant_progress)
-    except (equivalents.EquivalentsError, analysis.AnalysisError) as e:
+    except (equivalents.EquivalentsError, killers.KillersError, analysis.AnalysisError) as e:
         raise UsageError(str(e)) from None
     report.write(result, args.out)
     print(report.summary(result))

@@ -6,10 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from offload_conformance.fixtures import DEFAULT_FIXTURES, registry
 from offload_conformance.harness.plan import selection
 from offload_conformance.harness.plan.cells import Cell
 from offload_conformance.harness.plan.modes import by_name
+from offload_conformance.harness.tools.mutants import killers
 from offload_conformance.harness.tools.mutants.analysis import (
     NEAR,
     Options,
@@ -211,3 +214,43 @@ def test_a_mutant_on_a_line_of_the_in_memory_save_meets_an_in_memory_cell_first(
 
     assert order(False)[0] != memory.cell_id
     assert order(True)[0] == memory.cell_id
+
+
+def test_the_cell_that_killed_a_mutant_before_leads_its_cells(tmp_path: Path) -> None:
+    """killers.txt: a mutant's listed killer comes first, ahead of every other rule, where it reaches the mutant; a
+    listed cell that does not reach it (or no longer exists) is passed over; a malformed line is one error."""
+    fixture = DEFAULT_FIXTURES[0]
+    cells = [Cell(fixture, by_name(m), "upstream") for m in ("disk-full", "disk-partial", "in-memory")]
+    source = tmp_path / "pkg" / "mod.py"
+    source.parent.mkdir()
+    source.write_text("def f():\n" + "    x = 1\n" * 9)
+    target = Target("pkg.mod.f", "pkg", "pkg/mod.py", "f", 1, 10)
+    mutant = Mutant("pkg.mod.f:5:const:0", target.name, target.file, 5, "const", "`1` -> `2`", 0, 1, "2")
+    lines = {c.cell_id: frozenset({(str(source), 5)}) for c in cells[:2]}  # the in-memory cell does not reach it
+    reach = Reach(
+        {c.cell_id: "pass" for c in cells},
+        {},
+        lines | {cells[2].cell_id: frozenset()},
+        {},
+        {},
+        {},
+        {},
+        0.0,
+        cached=False,
+    )
+    overlay = SimpleNamespace(original=lambda name: source)
+
+    def order(listed: str) -> list[str]:
+        path = tmp_path / "killers.txt"
+        path.write_text(listed)
+        options = Options(out=tmp_path / "out", killers=path)
+        _, to_run = _without_runs(options, {target.name: target}, [mutant], cells, reach, {}, {}, overlay)  # type: ignore[arg-type]
+        return to_run[0][1]
+
+    plain = order("")
+    assert order(f"{mutant.id}  {plain[-1]}  # killed it in a targeted run\n") == [plain[-1], *plain[:-1]]
+    assert order(f"{mutant.id}  {cells[2].cell_id}\n{mutant.id}  gone-cell\n") == plain
+    assert killers.load(None) == {}
+    (tmp_path / "bad.txt").write_text("one-field-only\n")
+    with pytest.raises(killers.KillersError, match=r"bad.txt:1: expected `MUTANT-ID  CELL-ID`"):
+        killers.load(tmp_path / "bad.txt")

@@ -37,6 +37,7 @@ from offload_conformance.harness.results import erred
 from offload_conformance.harness.tools.mutants import (
     equivalents,
     hot,
+    killers,
     operators,
     patching_bench,
     reach_cache,
@@ -90,6 +91,7 @@ class Options:
     mutants: tuple[str, ...] = ()  # fnmatch patterns over mutant ids: analyse only these (e.g. to rerun survivors)
     jobs: int = 2
     equivalents: Path = equivalents.SHIPPED
+    killers: Path | None = killers.SHIPPED  # the cell that killed each mutant before leads its cells (killers.py)
     # A mutant patched into a server that has imported the packages where that is the same program (hot.py);
     # False: every worker imports the mutated overlay.
     patch: bool = True
@@ -204,6 +206,7 @@ def _without_runs(
     path through the target (_paths); after FIRST_LOOK cells, a cell of each fixture not met (_second_look); then the
     rest, the fixtures in turn (_by_fixture, _varied)."""
     by_id = {c.cell_id: c for c in cells}
+    hints = killers.load(options.killers)
     results: dict[str, MutantResult] = {}
     to_run: list[tuple[Mutant, list[str], int]] = []
     paths: dict[tuple[str, str], tuple[int, ...]] = {}
@@ -243,6 +246,8 @@ def _without_runs(
             order = _second_look(
                 order, FIRST_LOOK, lambda c: _axes(by_id[c]), erring, lambda c: _offloads_least(by_id[c].mode)
             )
+            # Ahead of everything, the cells that killed this mutant before (killers.txt), where they reach it.
+            order = _ahead(order, [c for c in hints.get(m.id, ()) if c in order])
             to_run.append((m, order[: options.max_cells] if options.max_cells else order, len(order)))
     return results, to_run
 
