@@ -136,7 +136,8 @@ def test_the_second_look_takes_the_cell_that_offloads_the_most_of_its_fixture() 
 def test_a_fixture_met_in_part_is_met_again_whole_on_disk() -> None:
     """The sixth analysis: qwen3_moe_as_float32's experts-on-disk cell came 6th (by its lines), so its fixture was met,
     and the disk-full cell that kills `__getitem__:186`-`187` came 120th of 805, past the cap, every value of it met
-    by then. Whole on disk is a value of its own: the second look takes that cell first."""
+    by then. Whole on disk is a value of its own: the second look takes a cell of it first (which one, upstream's or
+    the reference's, the other axes decide: killers.txt names the one that kills)."""
     as_float32, llama = (registry.by_name(n) for n in ("qwen3_moe_as_float32", "llama"))
     partial, whole = (Cell(as_float32, by_name(m), "upstream") for m in ("experts-on-disk", "disk-full"))
     first = [partial, *(Cell(llama, by_name(m), i) for m in ("disk-full", "disk-partial") for i in IMPLS)]

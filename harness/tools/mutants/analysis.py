@@ -311,8 +311,9 @@ def _second_look(
 def _axes(cell: Cell) -> tuple[Hashable, ...]:
     """What a cell is besides the lines it executes: its fixture (and whether the whole of it goes through offload
     storage), mode, save options, context and IUT. A fixture met by a cell that offloads part of it is not met
-    whole on disk: the qwen3_moe_as_float32 cell that kills `OffloadedWeightsLoader.__getitem__:186`-`187` is its
-    disk-full one, and its experts-on-disk cell comes first by the lines it executes."""
+    whole on disk: what a model holds shows where all of it is read back from offload storage. (In the seventh
+    analysis this met qwen3_moe_as_float32 whole on disk by its reference cell, which reads that storage its own
+    way; the upstream cell that kills `OffloadedWeightsLoader.__getitem__:186`-`187` is in killers.txt.)"""
     fixture = (cell.fixture.name, cell.mode.placement in WHOLE_ON_DISK)
     return fixture, cell.mode.name, options_label(cell.save_options), str(cell.context), cell.impl
 
