@@ -2,7 +2,8 @@
 
 A mutant runs at most `--max-cells` of the hundreds of cells reaching its line, chosen by the lines they execute and
 the values they bring (analysis._second_look); a kill made once by a cell the order then leaves past the cap is lost
-(the sixth analysis lost six so, the seventh three cells that kill survivors were each past the 32nd). As PIT's
+(the seventh analysis lost six of the sixth's kills so, and the cells that kill three survivors of both came
+past the 32nd). As PIT's
 history does, the cell that killed a mutant in a full analysis or a targeted run leads that mutant's cells. Only the
 order changes: a kill still counts only when the run sees the verdict change, and a listed cell that no longer
 reaches the mutant (or no longer exists) is passed over.
