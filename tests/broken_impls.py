@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -134,3 +135,13 @@ def rename_one(model: Any, save_directory: str, **options: Any) -> None:
     index = Path(save_directory) / "model.safetensors.index.json"
     if index.exists():
         index.write_text(index.read_text().replace(f'"{RENAMED[0]}"', f'"{RENAMED[1]}"'))
+
+
+def stale_config_dtype(model: Any, save_directory: str, **options: Any) -> None:
+    """A correct save whose config.json keeps the dtype the model was loaded in after a cast (as
+    `save_pretrained:3445` removed does): float32 for weights saved in bf16."""
+    save_pretrained(model, save_directory, **options)
+    path = Path(save_directory) / "config.json"
+    config = json.loads(path.read_text())
+    config["dtype"] = "float32"
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

@@ -129,6 +129,10 @@ EXTRAS = (
     # reference writes it itself, so its cells kill `save_pretrained:3449:remove-stmt:0` (architectures never set:
     # the in-memory save then drops them as well).
     Extra(("llama_no_architectures",), ("in-memory", "disk-partial")),
+    # Loaded in float32 and cast back to bf16 before the save (registry.EXTRA_FIXTURES): config.json must name the
+    # dtype saved. The reference stamps it itself, so its cell kills `save_pretrained:3445:remove-stmt:0` (the loaded
+    # config's float32 kept). In memory only: accelerate refuses to cast an offloaded model.
+    Extra(("qwen3_moe_cast_back",), ("in-memory", "from-config")),
     # A 0-d parameter (CLIP's logit_scale) in accelerate's disk offload: accelerate stores it with a shape of its own.
     # The reference only: upstream's save of accelerate's offload is a known crash, and accelerate's own state dict
     # skips a root module's parameters (accelerate_state_dict_skips_root_params.py), logit_scale among them.

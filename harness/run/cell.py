@@ -173,6 +173,13 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         except (FromConfigUnsupported, CustomCodeUnsupported, AccelerateLoadUnsupported) as e:
             report["unsupported"] = asdict(Failure(Stage.LOAD, type(e).__name__, str(e)))
             return report
+        if spec.get("save_dtype"):
+            # Before accelerate's own offloading (after_load): a model dispatched with offloaded modules refuses it.
+            try:
+                model.to(getattr(torch, spec["save_dtype"]))  # type: ignore[arg-type]
+            except (RuntimeError, ValueError) as e:
+                report["unsupported"] = asdict(Failure(Stage.LOAD, "CastRefused", f"mode {mode.name}: {e}"))
+                return report
         mode.after_load(model, offload)
         report["load_seconds"] = time.perf_counter() - t0
         report["hf_device_map"] = getattr(model, "hf_device_map", None)

@@ -80,7 +80,7 @@ def test_only_transformers_own_disk_loads_are_held_to_it(tmp_path: Path) -> None
     assert judge(cell, empty, baseline, Grade.BYTES, fixture_dir=fixture_dir).outcome is Outcome.PASS
 
 
-def test_load_dtype_is_checked_and_absent_from_other_fixtures_keys() -> None:
+def test_load_and_save_dtypes_are_checked_and_absent_from_other_fixtures_keys() -> None:
     plain = FixtureSpec(name="x", architecture="llama")
     assert "load_dtype" not in plain.to_json()  # the cache keys of every fixture without one stay as they were
     assert plain.loaded_dtype == "bfloat16"
@@ -90,6 +90,12 @@ def test_load_dtype_is_checked_and_absent_from_other_fixtures_keys() -> None:
     assert FixtureSpec.from_json(cast.to_json()) == cast
     with pytest.raises(SpecError, match="load_dtype 'float64' is not one of"):
         FixtureSpec(name="x", architecture="llama", load_dtype="float64")
+    assert "save_dtype" not in plain.to_json()
+    back = fixture("qwen3_moe_cast_back")
+    assert (back.loaded_dtype, back.save_dtype) == ("float32", "bfloat16")
+    assert FixtureSpec.from_json(back.to_json()) == back
+    with pytest.raises(SpecError, match="save_dtype 'int8' is not one of"):
+        FixtureSpec(name="x", architecture="llama", save_dtype="int8")
 
 
 def test_a_bin_checkpoint_is_listed_and_never_read_in_place(tmp_path: Path) -> None:
