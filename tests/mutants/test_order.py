@@ -31,6 +31,7 @@ from offload_conformance.harness.tools.mutants.analysis import (
     _second_look,
     _varied,
     _without_runs,
+    stale,
 )
 from offload_conformance.harness.tools.mutants.model import Mutant, Target
 
@@ -210,7 +211,7 @@ def test_a_mutant_on_a_line_of_the_in_memory_save_meets_an_in_memory_cell_first(
         lines[offloaded[0].cell_id] |= {(file, 6)}  # a branch of its own past it
         reach = Reach({c.cell_id: "pass" for c in cells}, {}, lines, {}, baseline_lines, {}, {}, 0.0, cached=False)
         options = Options(out=tmp_path / "out")
-        _, to_run = _without_runs(options, {target.name: target}, [mutant], cells, reach, {}, {}, overlay)  # type: ignore[arg-type]
+        _, to_run = _without_runs(options, {target.name: target}, [mutant], cells, reach, {}, {}, {}, overlay)  # type: ignore[arg-type]
         return to_run[0][1]
 
     assert order(False)[0] != memory.cell_id
@@ -244,8 +245,9 @@ def test_the_cell_that_killed_a_mutant_before_leads_its_cells(tmp_path: Path) ->
     def order(listed: str) -> list[str]:
         path = tmp_path / "killers.txt"
         path.write_text(listed)
-        options = Options(out=tmp_path / "out", killers=path)
-        _, to_run = _without_runs(options, {target.name: target}, [mutant], cells, reach, {}, {}, overlay)  # type: ignore[arg-type]
+        hints = killers.load(path)
+        options = Options(out=tmp_path / "out")
+        _, to_run = _without_runs(options, {target.name: target}, [mutant], cells, reach, {}, hints, {}, overlay)  # type: ignore[arg-type]
         return to_run[0][1]
 
     plain = order("")
@@ -255,3 +257,13 @@ def test_the_cell_that_killed_a_mutant_before_leads_its_cells(tmp_path: Path) ->
     (tmp_path / "bad.txt").write_text("one-field-only\n")
     with pytest.raises(killers.KillersError, match=r"bad.txt:1: expected `MUTANT-ID  CELL-ID`"):
         killers.load(tmp_path / "bad.txt")
+
+
+def test_a_listed_id_no_mutant_has_is_stale_only_for_a_target_analysed() -> None:
+    """equivalent.txt and killers.txt: an id of an analysed target that no mutant has any more (its line moved) is
+    stale; one of a target the run leaves out (`--target`) is not."""
+    target = Target("pkg.mod.f", "pkg", "pkg/mod.py", "f", 1, 10)
+    mutant = Mutant("pkg.mod.f:5:const:0", target.name, target.file, 5, "const", "`1` -> `2`", 0, 1, "2")
+    listed = [mutant.id, "pkg.mod.f:9:const:0", "pkg.mod.g:5:const:0", "pkg.mod.f_other:5:const:0"]
+    assert stale(listed, [mutant], [target]) == ("pkg.mod.f:9:const:0",)
+    assert stale(listed, [], []) == ()

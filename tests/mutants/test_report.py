@@ -88,6 +88,7 @@ UNREACHED = (
     UnreachedLine(HUB, "hub/ser.py", 7, "torch.cuda.synchronize()", "GPU-only: needs a CUDA device", 1),
 )
 STALE = ("transformers.modeling_utils.PreTrainedModel.save_pretrained:999:compare:0",)
+STALE_KILLERS = ("transformers.modeling_utils.PreTrainedModel.save_pretrained:998:remove-stmt:0",)
 WHOLE = Analysis(
     environment={"transformers": "5.24.0", "accelerate": "1.15.0", "torch": "2.13.0"},
     cells=CELLS,
@@ -96,6 +97,7 @@ WHOLE = Analysis(
     mutants=MUTANTS,
     unreached=UNREACHED,
     stale_equivalents=STALE,
+    stale_killers=STALE_KILLERS,
     # 8 mutants needed a worker (13 minus 4 unreached minus 1 equivalent)
     timing=Timing(total_seconds=600.0, reach_seconds=60.0, import_seconds=120.0, cell_seconds=360.0, mutants_run=8),
 )
@@ -151,7 +153,7 @@ def test_markdown_sections() -> None:
     assert "600.0 s total, reach run 60.0 s, import share 25% (120.0 s of 480.0 s in mutant workers)" in md
     assert "0.8 mutants/minute (8 mutants run, 0 of them patched in)" in md
     assert "huggingface_hub.nope`: huggingface_hub has no attribute nope" in md
-    assert f"`{STALE[0]}`" in md
+    assert f"`{STALE[0]}`" in md and f"`{STALE_KILLERS[0]}`" in md
     sections = [line for line in md.splitlines() if line.startswith("## ")]
     assert sections == [
         "## Per target",
@@ -159,6 +161,7 @@ def test_markdown_sections() -> None:
         "## Timing",
         "## Missing targets (1)",
         "## Stale equivalents (1)",
+        "## Stale killers (1)",
         "## Survivors (3)",
         "## Unreached lines (3 lines, 4 mutants)",
         "## Killed by crash (1)",
@@ -188,9 +191,11 @@ def test_markdown_sections() -> None:
 
 
 def test_empty_lists_say_none() -> None:
-    a = dataclasses.replace(WHOLE, mutants=MUTANTS[:2], unreached=(), missing=(), stale_equivalents=(), timing=None)
+    a = dataclasses.replace(
+        WHOLE, mutants=MUTANTS[:2], unreached=(), missing=(), stale_equivalents=(), stale_killers=(), timing=None
+    )
     md = report.markdown(a)
-    assert "## Missing targets" not in md and "## Stale equivalents" not in md
+    assert "## Missing targets" not in md and "## Stale equivalents" not in md and "## Stale killers" not in md
     assert "## Survivors (0)\n\nNone." in md and "## Unreached lines (0 lines, 0 mutants)\n\nNone." in md
     assert "## Timing\n\nNot recorded." in md
 

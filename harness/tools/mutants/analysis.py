@@ -140,6 +140,7 @@ def analyse(options: Options, progress: Progress | None = None) -> Analysis:
     t0 = time.perf_counter()
     found, missing, sources, every, overlays = _generated(options)
     listed = equivalents.load(options.equivalents)
+    hints = killers.load(options.killers)
     chosen, shard = _chosen(every, options)
     cells = selection.plan(options.wanted)
     for overlay in overlays:
@@ -148,7 +149,7 @@ def analyse(options: Options, progress: Progress | None = None) -> Analysis:
     try:
         reach = _reach(servers[0], overlays[0], options, cells, found)
         targeted = {t.name: t for t in found}
-        results, to_run = _without_runs(options, targeted, chosen, cells, reach, listed, sources, overlays[0])
+        results, to_run = _without_runs(options, targeted, chosen, cells, reach, listed, hints, sources, overlays[0])
         for i, result in enumerate(results.values(), 1):
             if progress:
                 progress(i, len(chosen), result)
@@ -182,12 +183,22 @@ def analyse(options: Options, progress: Progress | None = None) -> Analysis:
         missing=tuple(missing),
         mutants=ordered,
         unreached=_unreached_lines(ordered, sources),
-        stale_equivalents=tuple(sorted(set(listed) - {m.id for m in every})),
+        stale_equivalents=stale(listed, every, found),
+        stale_killers=stale(hints, every, found),
         timing=timing,
         shard=shard,
         sample=options.sample,
         seed=options.seed if options.sample else None,
     )
+
+
+def stale(listed: Iterable[str], every: list[Mutant], found: list[Target]) -> tuple[str, ...]:
+    """The ids a file lists (equivalent.txt, killers.txt) that belong to a target analysed here but that no mutant
+    of it has any more: its source moved (another release) or changed. Ids of targets a run leaves out (`--target`)
+    are not stale."""
+    analysed = {t.name for t in found}
+    ids = {m.id for m in every}
+    return tuple(sorted(i for i in set(listed) if i.rsplit(":", 3)[0] in analysed and i not in ids))
 
 
 def _without_runs(
@@ -197,6 +208,7 @@ def _without_runs(
     cells: list[Cell],
     reach: Reach,
     listed: dict[str, str],
+    hints: dict[str, tuple[str, ...]],
     sources: dict[str, str],
     overlay: Overlay,
 ) -> tuple[dict[str, MutantResult], list[tuple[Mutant, list[str], int]]]:
@@ -206,7 +218,6 @@ def _without_runs(
     path through the target (_paths); after FIRST_LOOK cells, a cell of each fixture not met (_second_look); then the
     rest, the fixtures in turn (_by_fixture, _varied)."""
     by_id = {c.cell_id: c for c in cells}
-    hints = killers.load(options.killers)
     results: dict[str, MutantResult] = {}
     to_run: list[tuple[Mutant, list[str], int]] = []
     paths: dict[tuple[str, str], tuple[int, ...]] = {}

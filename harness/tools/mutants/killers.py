@@ -6,7 +6,8 @@ the values they bring (analysis._second_look); a kill made once by a cell the or
 past the 32nd). As PIT's
 history does, the cell that killed a mutant in a full analysis or a targeted run leads that mutant's cells. Only the
 order changes: a kill still counts only when the run sees the verdict change, and a listed cell that no longer
-reaches the mutant (or no longer exists) is passed over.
+reaches the mutant (or no longer exists) is passed over, and an id no mutant of an analysed target has any more
+(another release, a moved line) is reported stale, as equivalent.txt's are (analysis.stale).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from offload_conformance.harness.tools.mutants import report
@@ -136,9 +136,6 @@ def merge(parts: Sequence[Analysis], labels: Sequence[str] | None = None) -> Ana
     _same_run(ordered)
     mutants = _mutants(ordered, planned)
     ids = {m.id for m in mutants}
-    # A part may list as stale the equivalents another part's mutants have: stale only if stale in every part.
-    stale = [i for i in ordered[0][1].stale_equivalents if i not in ids]
-    stale = [i for i in stale if all(i in a.stale_equivalents for _, a in ordered)]
     first = ordered[0][1]
     return Analysis(
         environment=dict(first.environment),
@@ -147,12 +144,21 @@ def merge(parts: Sequence[Analysis], labels: Sequence[str] | None = None) -> Ana
         missing=first.missing,
         mutants=mutants,
         unreached=_unreached(ordered, mutants),
-        stale_equivalents=tuple(stale),
+        stale_equivalents=_stale(ordered, ids, lambda a: a.stale_equivalents),
+        stale_killers=_stale(ordered, ids, lambda a: a.stale_killers),
         timing=_timing(ordered),
         shard=None,
         sample=first.sample,
         seed=first.seed,
     )
+
+
+def _stale(
+    ordered: Sequence[tuple[str, Analysis]], ids: set[str], listed: Callable[[Analysis], tuple[str, ...]]
+) -> tuple[str, ...]:
+    """A part may list as stale an id another part's mutants have: stale only if stale in every part."""
+    first = [i for i in listed(ordered[0][1]) if i not in ids]
+    return tuple(i for i in first if all(i in listed(a) for _, a in ordered))
 
 
 def is_mutants(path: Path) -> bool:

@@ -137,6 +137,7 @@ class Analysis:
     mutants: tuple[MutantResult, ...]
     unreached: tuple[UnreachedLine, ...] = ()
     stale_equivalents: tuple[str, ...] = ()  # listed ids that no mutant of this run has
+    stale_killers: tuple[str, ...] = ()  # killers.txt's ids that no mutant of this run has
     timing: Timing | None = None
     shard: ShardPart | None = None
     sample: int | None = None
@@ -183,6 +184,7 @@ class Analysis:
             mutants=tuple(_mutant(m) for m in d["mutants"]),
             unreached=tuple(UnreachedLine(**u) for u in d.get("unreached", ())),
             stale_equivalents=tuple(d.get("stale_equivalents", ())),
+            stale_killers=tuple(d.get("stale_killers", ())),
             timing=Timing(**{k: v for k, v in timing.items() if k != "mutants_per_minute"}) if timing else None,
             shard=ShardPart(d["shard"]["index"], d["shard"]["count"], tuple(d["shard"]["planned"]))
             if d.get("shard")

@@ -245,6 +245,8 @@ def summary(a: Analysis) -> str:
         lists += f", {plural(len(a.missing), 'missing target')}"
     if a.stale_equivalents:
         lists += f", {plural(len(a.stale_equivalents), 'stale equivalent')}"
+    if a.stale_killers:
+        lists += f", {plural(len(a.stale_killers), 'stale killer')}"
     text += ["", scope_line(a).replace("`", "") + ".", lists + " (mutants.md lists them)."]
     if a.timing:
         text.append(f"Timing: {timing_line(a.timing)}.")
@@ -308,6 +310,10 @@ def markdown(a: Analysis) -> str:
         lines += [f"## Stale equivalents ({len(a.stale_equivalents)})", ""]
         lines += ["Listed in equivalent.txt, but no mutant of this run has the id:", ""]
         lines += [*(f"- {_code(i)}" for i in a.stale_equivalents), ""]
+    if a.stale_killers:
+        lines += [f"## Stale killers ({len(a.stale_killers)})", ""]
+        lines += ["Listed in killers.txt, but no mutant of this run has the id (rewrite it from this run):", ""]
+        lines += [*(f"- {_code(i)}" for i in a.stale_killers), ""]
 
     lines += _md_section(
         "Survivors",
@@ -496,6 +502,7 @@ def html(a: Analysis) -> str:
     timing = f"Timing: {_e(timing_line(a.timing))}<br>" if a.timing else ""
     missing = "".join(f"<li><code>{_e(t.name)}</code>: {_e(t.reason)}</li>" for t in a.missing)
     stale = "".join(f"<li><code>{_e(i)}</code></li>" for i in a.stale_equivalents)
+    stale_killers = "".join(f"<li><code>{_e(i)}</code></li>" for i in a.stale_killers)
     cells = "".join(f"<li><code>{_e(c)}</code></li>" for c in a.cells)
     return "".join(
         [
@@ -509,6 +516,10 @@ def html(a: Analysis) -> str:
             f"<h2>Stale equivalents ({len(a.stale_equivalents)})</h2>"
             f"<p>Listed in equivalent.txt, but no mutant of this run has the id:</p><ul>{stale}</ul>"
             if a.stale_equivalents
+            else "",
+            f"<h2>Stale killers ({len(a.stale_killers)})</h2>"
+            f"<p>Listed in killers.txt, but no mutant of this run has the id:</p><ul>{stale_killers}</ul>"
+            if a.stale_killers
             else "",
             _filters(a),
             _html_section(
