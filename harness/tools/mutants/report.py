@@ -253,6 +253,19 @@ def summary(a: Analysis) -> str:
     return "\n".join(line.rstrip() for line in text)
 
 
+# The files whose entries a run can find stale (analysis.stale), by section title: what the section says of them.
+_STALE_TEXT = {
+    "Stale equivalents": "Listed in equivalent.txt, but no mutant of this run has the id",
+    "Stale killers": "Listed in killers.txt, but no mutant of this run has the id (rewrite it from this run)",
+}
+
+
+def _stale_lists(a: Analysis) -> list[tuple[str, tuple[str, ...]]]:
+    """The non-empty stale lists, each under its section title."""
+    lists = [("Stale equivalents", a.stale_equivalents), ("Stale killers", a.stale_killers)]
+    return [(title, ids) for title, ids in lists if ids]
+
+
 # ---- mutants.md ----
 
 
@@ -306,14 +319,8 @@ def markdown(a: Analysis) -> str:
     if a.missing:
         lines += [f"## Missing targets ({len(a.missing)})", "", "Named, but not found in the installed packages:", ""]
         lines += [*(f"- {_code(t.name)}: {t.reason}" for t in a.missing), ""]
-    if a.stale_equivalents:
-        lines += [f"## Stale equivalents ({len(a.stale_equivalents)})", ""]
-        lines += ["Listed in equivalent.txt, but no mutant of this run has the id:", ""]
-        lines += [*(f"- {_code(i)}" for i in a.stale_equivalents), ""]
-    if a.stale_killers:
-        lines += [f"## Stale killers ({len(a.stale_killers)})", ""]
-        lines += ["Listed in killers.txt, but no mutant of this run has the id (rewrite it from this run):", ""]
-        lines += [*(f"- {_code(i)}" for i in a.stale_killers), ""]
+    for title, ids in _stale_lists(a):
+        lines += [f"## {title} ({len(ids)})", "", f"{_STALE_TEXT[title]}:", "", *(f"- {_code(i)}" for i in ids), ""]
 
     lines += _md_section(
         "Survivors",
@@ -501,8 +508,12 @@ def html(a: Analysis) -> str:
     env = f"Environment: {_e(environment_line(a))}<br>"
     timing = f"Timing: {_e(timing_line(a.timing))}<br>" if a.timing else ""
     missing = "".join(f"<li><code>{_e(t.name)}</code>: {_e(t.reason)}</li>" for t in a.missing)
-    stale = "".join(f"<li><code>{_e(i)}</code></li>" for i in a.stale_equivalents)
-    stale_killers = "".join(f"<li><code>{_e(i)}</code></li>" for i in a.stale_killers)
+    stale = "".join(
+        f"<h2>{title} ({len(ids)})</h2><p>{_e(_STALE_TEXT[title])}:</p><ul>"
+        + "".join(f"<li><code>{_e(i)}</code></li>" for i in ids)
+        + "</ul>"
+        for title, ids in _stale_lists(a)
+    )
     cells = "".join(f"<li><code>{_e(c)}</code></li>" for c in a.cells)
     return "".join(
         [
@@ -513,14 +524,7 @@ def html(a: Analysis) -> str:
             f"<p>{_e(scope_line(a).replace('`', ''))}.<br>{env}{timing}</p>",
             f"<details><summary>The {len(a.cells)} cells</summary><ul>{cells}</ul></details>" if a.cells else "",
             f"<h2>Missing targets ({len(a.missing)})</h2><ul>{missing}</ul>" if a.missing else "",
-            f"<h2>Stale equivalents ({len(a.stale_equivalents)})</h2>"
-            f"<p>Listed in equivalent.txt, but no mutant of this run has the id:</p><ul>{stale}</ul>"
-            if a.stale_equivalents
-            else "",
-            f"<h2>Stale killers ({len(a.stale_killers)})</h2>"
-            f"<p>Listed in killers.txt, but no mutant of this run has the id:</p><ul>{stale_killers}</ul>"
-            if a.stale_killers
-            else "",
+            stale,
             _filters(a),
             _html_section(
                 "Survivors",
